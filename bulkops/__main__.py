@@ -1,0 +1,5 @@
+"""``python -m bulkops``: the same as the ``bulkops`` console script."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,290 @@
+"""Shared entity logic for emulator handlers: ids from names, metadata, rules, references.
+
+Stored objects are exactly the API's response shape (no hidden fields), so a
+snapshot is the API's own data and a seed can be written by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any, NoReturn
+
+from aiohttp import web
+
+from .http import GENERIC_400, api_error, now_ms, project
+from .state import new_base_id
+
+__all__ = [
+    "CONDITION_TYPES",
+    "SEGMENT_CONDITION_TYPES",
+    "check_name",
+    "field_error",
+    "get_or_404",
+    "id_from_name",
+    "new_metadata",
+    "normalize_rules",
+    "referenced_ids",
+    "require_fields",
+    "rule_id",
+]
+
+CONDITION_TYPES = frozenset(
+    {
+        "app_version",
+        "browser_name",
+        "browser_version",
+        "country",
+        "custom_field",
+        "email",
+        "environment_tier",
+        "fails_gate",
+        "fails_segment",
+        "ip_address",
+        "locale",
+        "os_name",
+        "os_version",
+        "passes_gate",
+        "passes_segment",
+        "public",
+        "time",
+        "unit_id",
+        "user_id",
+        "url",
+        "javascript",
+        "device_model",
+        "target_app",
+    }
+)
+SEGMENT_CONDITION_TYPES = frozenset(
+    {
+        "app_version",
+        "browser_name",
+        "browser_version",
+        "country",
+        "custom_field",
+        "email",
+        "environment_tier",
+        "fails_segment",
+        "ip_address",
+        "os_name",
+        "os_version",
+        "passes_segment",
+        "unit_id",
+        "user_id",
+    }
+)
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_\-. ]*$")
+ID_PATTERN = re.compile(r"^[a-zA-Z0-9_\-.]*$")
+
+
+def field_error(prop: str, message: str, status: int = 400) -> NoReturn:
+    """Raise a 400 ``Bad Request Exception`` with one ``errors[]`` entry naming ``prop``."""
+    api_error(status, "Bad Request Exception", [{"property": prop, "errorMessage": message}])
+
+
+def require_fields(body: Any, *names: str) -> dict[str, Any]:
+    """Check ``body`` is an object holding ``names``; 400 naming the first missing one."""
+    if not isinstance(body, dict):
+        api_error(
+            400, GENERIC_400, [{"property": "body", "errorMessage": "Expected a JSON object"}]
+        )
+    for name in names:
+        if body.get(name) is None:
+            field_error(name, f"{name} is required")
+    return body
+
+
+def id_from_name(name: str) -> str:
+    """The service's id derivation: lower case, spaces to underscores ("A Gate" → ``a_gate``)."""
+    return name.strip().lower().replace(" ", "_")
+
+
+def check_name(value: Any, prop: str = "name", *, pattern: re.Pattern[str] = NAME_PATTERN) -> str:
+    """Validate a name or id: a string of 3–100 allowed characters."""
+    if not isinstance(value, str):
+        field_error(prop, f"Expected string, received {type(value).__name__}")
+    if not 3 <= len(value) <= 100:
+        field_error(prop, f"{prop} must be between 3 and 100 characters")
+    if not pattern.match(value):
+        field_error(prop, f"{prop} contains characters that are not allowed")
+    return value
+
+
+def new_metadata(
+    request: web.Request, obj_id: str, name: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Common metadata of a newly created config object (version 1, creator = CONSOLE API)."""
+    ts = now_ms(request)
+    return {
+        "id": obj_id,
+        "name": name,
+        "description": body.get("description") or "",
+        "idType": body.get("idType") or "userID",
+        "lastModifierID": "console_api",
+        "lastModifiedTime": ts,
+        "lastModifierEmail": None,
+        "lastModifierName": "CONSOLE API",
+        "creatorID": body.get("creatorID") or "console_api",
+        "createdTime": ts,
+        "creatorName": "CONSOLE API",
+        "creatorEmail": body.get("creatorEmail"),
+        "tags": list(body.get("tags") or []),
+        "targetApps": list(body.get("targetApps") or []),
+        "holdoutIDs": [],
+        "team": body.get("team"),
+        "teamID": body.get("teamID"),
+        "owner": {
+            "ownerID": "console_api",
+            "ownerType": "SDK_KEY",
+            "ownerName": "CONSOLE API",
+            "ownerEmail": "",
+        },
+        "version": 1,
+    }
+
+
+def get_or_404(request: web.Request, kind: str, obj_id: str, label: str) -> dict[str, Any]:
+    """The stored object ``kind/obj_id`` of the caller's project, or 404 ``"<label> not found."``."""
+    obj = project(request).store(kind).get(obj_id)
+    if obj is None:
+        api_error(404, f"{label} not found.")
+    return obj
+
+
+def rule_id(base_id: str, pass_percentage: float, n: int = 1) -> str:
+    """The rule ``id``: ``baseID:<pass percentage, 2 decimals>:<n>``."""
+    return f"{base_id}:{float(pass_percentage):.2f}:{n}"
+
+
+def _check_percentage(value: Any, prop: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        field_error(prop, f"Expected number, received {type(value).__name__}")
+    if not 0 <= value <= 100:
+        field_error(prop, "passPercentage must be between 0 and 100")
+    if abs(round(value * 100) - value * 100) > 1e-6:
+        field_error(prop, "passPercentage must be a multiple of 0.01")
+    return float(value)
+
+
+def normalize_rules(
+    rules: Any,
+    *,
+    existing: Iterable[dict[str, Any]] = (),
+    allowed_types: frozenset[str] = CONDITION_TYPES,
+    require_pass_percentage: bool = True,
+    environments: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Validate a rule list and give each rule its server-owned ``id``/``baseID``.
+
+    A rule that carries the ``id`` or ``baseID`` of one of ``existing`` keeps its
+    ``baseID``; its ``id`` suffix changes only if the pass percentage changed. New
+    rules get a fresh base id. Errors are the service's 400s: duplicate names,
+    unknown rule ids, bad condition types, bad percentages, unknown environments.
+    """
+    if not isinstance(rules, list):
+        field_error("rules", "Expected array")
+    by_id: dict[str, dict[str, Any]] = {}
+    for old in existing:
+        by_id[str(old.get("id"))] = old
+        by_id[str(old.get("baseID"))] = old
+    known_envs = set(environments) if environments is not None else None
+    names: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for index, raw in enumerate(rules):
+        prop = f"rules[{index}]"
+        if not isinstance(raw, dict):
+            field_error(prop, "Expected object")
+        rule = dict(raw)
+        name = rule.get("name")
+        if not isinstance(name, str) or not name:
+            field_error(f"{prop}.name", "Rule name is required")
+        if name in names:
+            api_error(
+                400,
+                "Duplicate rule name(s) given",
+                [{"property": "rules", "errorMessage": f"Duplicate rule name: {name}"}],
+            )
+        names.add(name)
+        if "passPercentage" in rule or require_pass_percentage:
+            rule["passPercentage"] = _check_percentage(
+                rule.get("passPercentage"), f"{prop}.passPercentage"
+            )
+        conditions = rule.get("conditions")
+        if not isinstance(conditions, list):
+            field_error(f"{prop}.conditions", "Expected array")
+        rule["conditions"] = [
+            _check_condition(c, f"{prop}.conditions[{i}]", allowed_types)
+            for i, c in enumerate(conditions)
+        ]
+        envs = rule.get("environments")
+        if envs is not None:
+            if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
+                field_error(f"{prop}.environments", "Expected array of strings or null")
+            if known_envs is not None:
+                unknown = [e for e in envs if e not in known_envs]
+                if unknown:
+                    field_error(
+                        f"{prop}.environments", f"Unknown environment(s): {', '.join(unknown)}"
+                    )
+        rule.setdefault("environments", None)
+        given = rule.pop("id", None) or rule.pop("baseID", None)
+        rule.pop("baseID", None)
+        old: dict[str, Any] | None = by_id.get(str(given)) if given is not None else None
+        if given is not None and old is None and existing:
+            api_error(
+                400,
+                "A provided rule ID does not match an existing rule ID",
+                [{"property": "rules", "errorMessage": f"Unknown rule id {given}"}],
+            )
+        base = str(old["baseID"]) if old else new_base_id()
+        pct = float(rule.get("passPercentage", 100))
+        if old is not None and float(old.get("passPercentage", 100)) == pct:
+            rule["id"] = old["id"]
+        else:
+            n = (
+                int(str(old["id"]).rsplit(":", 1)[-1]) + 1
+                if old is not None and str(old["id"]).count(":") == 2
+                else 1
+            )
+            rule["id"] = rule_id(base, pct, n)
+        rule["baseID"] = base
+        out.append(rule)
+    return out
+
+
+def _check_condition(raw: Any, prop: str, allowed: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        field_error(prop, "Expected object")
+    ctype = raw.get("type")
+    if ctype not in allowed:
+        field_error(f"{prop}.type", f"Invalid condition type {ctype!r}")
+    cond = dict(raw)
+    if ctype == "custom_field" and not cond.get("field"):
+        field_error(f"{prop}.field", "field is required for custom_field conditions")
+    target = cond.get("targetValue")
+    if target is not None and not isinstance(target, str | int | float | list):
+        field_error(f"{prop}.targetValue", "targetValue must be a string, number or array")
+    return cond
+
+
+_REFERENCE_TYPES = {
+    "passes_gate": "gate",
+    "fails_gate": "gate",
+    "passes_segment": "segment",
+    "fails_segment": "segment",
+}
+
+
+def referenced_ids(rules: Iterable[dict[str, Any]], kind: str) -> Iterator[str]:
+    """Ids of the ``kind`` ("gate" or "segment") objects that ``rules`` reference."""
+    for rule in rules or ():
+        for cond in rule.get("conditions") or ():
+            if _REFERENCE_TYPES.get(str(cond.get("type"))) != kind:
+                continue
+            target = cond.get("targetValue")
+            values = target if isinstance(target, list) else [target]
+            for value in values:
+                if isinstance(value, str) and value:
+                    yield value

@@ -1,0 +1,9 @@
+"""Emulator handlers: users."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
