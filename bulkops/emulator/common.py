@@ -186,9 +186,9 @@ def normalize_rules(
     if not isinstance(rules, list):
         field_error("rules", "Expected array")
     by_id: dict[str, dict[str, Any]] = {}
-    for old in existing:
-        by_id[str(old.get("id"))] = old
-        by_id[str(old.get("baseID"))] = old
+    for prev in existing:
+        by_id[str(prev.get("id"))] = prev
+        by_id[str(prev.get("baseID"))] = prev
     known_envs = set(environments) if environments is not None else None
     names: set[str] = set()
     out: list[dict[str, Any]] = []
