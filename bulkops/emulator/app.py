@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..quota import ID_LIST_CLASS, MUTATION_CLASS
 from .handlers import ROUTE_TABLES
 from .http import PREFIX, STATE, api_error
 from .state import EmulatorState
@@ -31,7 +32,7 @@ def quota_class(method: str, path: str) -> str | None:
     """The quota class a request spends: ``mutation``, ``id_list``, or None for reads."""
     if method not in MUTATING:
         return None
-    return "id_list" if _ID_LIST_PATH.match(path) else "mutation"
+    return ID_LIST_CLASS if _ID_LIST_PATH.match(path) else MUTATION_CLASS
 
 
 _GENERIC = {

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, ID_LIST_CLASS, QuotaWindow
+
 __all__ = [
     "COLLECTIONS",
     "SNAPSHOT_FORMAT",
@@ -100,38 +102,6 @@ def new_base_id(rng: random.Random | None = None) -> str:
     if rng is not None:
         return "".join(rng.choice(_BASE62) for _ in range(22))
     return "".join(secrets.choice(_BASE62) for _ in range(22))
-
-
-@dataclass(frozen=True)
-class QuotaWindow:
-    """At most ``limit`` attempts in any ``seconds``-long window (before time scaling)."""
-
-    limit: int
-    seconds: float
-
-    @classmethod
-    def parse(cls, text: str) -> QuotaWindow:
-        """Parse ``100/10s``, ``900/15m`` or ``5000/1h``."""
-        try:
-            count, span = text.strip().split("/")
-            unit = span[-1]
-            mult = {"s": 1, "m": 60, "h": 3600}[unit] if unit in "smh" else 1
-            number = float(span[:-1] if unit in "smh" else span)
-            window = cls(int(count), number * mult)
-        except (ValueError, KeyError, IndexError) as exc:
-            raise ValueError(
-                f"bad quota {text!r}: expected COUNT/SPAN like 100/10s or 900/15m"
-            ) from exc
-        if window.limit < 1 or window.seconds <= 0:
-            raise ValueError(f"bad quota {text!r}: count and span must be positive")
-        return window
-
-    def __str__(self) -> str:
-        return f"{self.limit}/{self.seconds:g}s"
-
-
-DEFAULT_QUOTA = (QuotaWindow(100, 10), QuotaWindow(900, 900))
-DEFAULT_ID_LIST_QUOTA = (QuotaWindow(12, 10), QuotaWindow(900, 900))
 
 
 class Quota:
@@ -345,7 +315,7 @@ class EmulatorState:
         """The sliding-window quota for one (project, class)."""
         quota = project.quotas.get(klass)
         if quota is None:
-            windows = self.id_list_quota if klass == "id_list" else self.quota
+            windows = self.id_list_quota if klass == ID_LIST_CLASS else self.quota
             quota = project.quotas[klass] = Quota(windows, self.time_scale)
         return quota
 
