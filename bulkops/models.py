@@ -10,14 +10,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ApiModel",
+    "AuditLogEntry",
     "Condition",
+    "DynamicConfig",
+    "Environment",
+    "Experiment",
+    "ExperimentOverrides",
     "Gate",
+    "Holdout",
+    "Key",
+    "Layer",
+    "LayerOverrides",
     "Overrides",
     "Rule",
+    "Segment",
+    "Tag",
+    "TargetApp",
+    "Team",
+    "UnitIdType",
+    "User",
     "dump",
 ]
 
@@ -84,3 +99,147 @@ class Overrides(ApiModel):
     passingCustomIDs: list[str] | None = None
     failingCustomIDs: list[str] | None = None
     environmentOverrides: list[dict[str, Any]] = []
+
+
+class ConfigBase(ApiModel):
+    """Metadata shared by gates, configs, segments, experiments, layers and holdouts."""
+
+    id: str
+    name: str | None = None
+    description: str | None = None
+    idType: str | None = None
+    tags: list[str] = []
+    lastModifiedTime: int | None = None
+    createdTime: int | None = None
+    creatorName: str | None = None
+    version: int | None = None
+
+
+class DynamicConfig(ConfigBase):
+    """A dynamic config: rules with return values and a default value."""
+
+    isEnabled: bool | None = None
+    status: str | None = None
+    rules: list[Rule] = []
+    defaultValue: Any = None
+    schema_: str | None = Field(default=None, alias="schema")
+
+
+class Segment(ConfigBase):
+    """A segment: ``id_list``, ``rule_based``, ``user_store_id_list`` or ``analysis_list``."""
+
+    type: str | None = None
+    isEnabled: bool | None = None
+    count: int | None = None
+    rules: list[Rule] | None = None
+
+
+class Tag(ApiModel):
+    """A tag (configs reference tags by name)."""
+
+    id: str | None = None
+    name: str
+    description: str | None = None
+    isCore: bool | None = None
+
+
+class Experiment(ConfigBase):
+    """An experiment."""
+
+    status: str | None = None
+    groups: list[dict[str, Any]] = []
+    layerID: str | None = None
+    targetingGateID: str | None = None
+    allocation: float | None = None
+    hypothesis: str | None = None
+
+
+class ExperimentOverrides(ApiModel):
+    """Experiment overrides: gate/segment overrides and per-group id overrides."""
+
+    overrides: list[dict[str, Any]] = []
+    userIDOverrides: list[dict[str, Any]] = []
+
+
+class Layer(ConfigBase):
+    """A layer (a universe experiments share)."""
+
+    isImplicitLayer: bool | None = None
+    parameters: list[dict[str, Any]] = []
+
+
+class LayerOverrides(ApiModel):
+    """Layer overrides: conditional and id overrides."""
+
+    conditionalOverrides: list[dict[str, Any]] = []
+    idOverrides: list[dict[str, Any]] = []
+
+
+class Holdout(ConfigBase):
+    """A holdout."""
+
+    isEnabled: bool | None = None
+    passPercentage: float | None = None
+    gateIDs: list[str] = []
+    experimentIDs: list[str] = []
+    layerIDs: list[str] = []
+    isGlobal: bool | None = None
+
+
+class TargetApp(ApiModel):
+    """A target app."""
+
+    id: str | None = None
+    name: str
+
+
+class UnitIdType(ApiModel):
+    """A custom unit id type."""
+
+    name: str
+    description: str | None = None
+
+
+class Environment(ApiModel):
+    """A project environment."""
+
+    name: str
+    id: str | None = None
+    isProduction: bool | None = None
+    requiresReview: bool | None = None
+
+
+class Key(ApiModel):
+    """An API key. Its ``key`` is a secret: the repr hides it."""
+
+    key: str = Field(repr=False)
+    type: str | None = None
+    description: str | None = None
+    scopes: list[str] = []
+    status: str | None = None
+
+
+class Team(ApiModel):
+    """A team."""
+
+    id: str | None = None
+    name: str
+
+
+class User(ApiModel):
+    """A project member."""
+
+    email: str
+    role: str | None = None
+
+
+class AuditLogEntry(ApiModel):
+    """One audit-log entry."""
+
+    id: str
+    name: str | None = None
+    actionType: str | None = None
+    changeLog: str | None = None
+    date: str | None = None
+    time: str | None = None
+    updatedBy: str | None = None
