@@ -101,6 +101,23 @@ class ConsoleClient:
         self._base_path = base.path.rstrip("/")
         # One namespace per API group (see bulkops.resources).
         self.gates = resources.Gates(self)
+        self.dynamic_configs = resources.DynamicConfigs(self)
+        self.segments = resources.Segments(self)
+        self.tags = resources.Tags(self)
+        self.target_apps = resources.TargetApps(self)
+        self.unit_id_types = resources.UnitIdTypes(self)
+        self.environments = resources.Environments(self)
+        self.project = resources.ProjectInfo(self)
+        self.audit_logs = resources.AuditLogs(self)
+        self.experiments = resources.Experiments(self)
+        self.warehouse_native = resources.WarehouseNative(self)
+        self.layers = resources.Layers(self)
+        self.holdouts = resources.Holdouts(self)
+        self.ingestions = resources.Ingestions(self)
+        self.users = resources.Users(self)
+        self.teams = resources.Teams(self)
+        self.alerts = resources.Alerts(self)
+        self.keys = resources.Keys(self)
 
     def __repr__(self) -> str:
         return f"ConsoleClient(base_url={self.settings.base_url!r})"

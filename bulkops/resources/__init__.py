@@ -9,6 +9,36 @@ models or plain data.
 from __future__ import annotations
 
 from ._base import Resource, encode_id
+from .admin import Alerts, Keys
+from .dynamic_configs import DynamicConfigs
+from .experiments import Experiments, WarehouseNative
 from .gates import Gates
+from .holdouts import Holdouts
+from .ingestions import Ingestions
+from .layers import Layers
+from .metadata import AuditLogs, Environments, ProjectInfo, Tags, TargetApps, UnitIdTypes
+from .segments import Segments
+from .users import Teams, Users
 
-__all__ = ["Gates", "Resource", "encode_id"]
+__all__ = [
+    "Alerts",
+    "AuditLogs",
+    "DynamicConfigs",
+    "Environments",
+    "Experiments",
+    "Gates",
+    "Holdouts",
+    "Ingestions",
+    "Keys",
+    "Layers",
+    "ProjectInfo",
+    "Resource",
+    "Segments",
+    "Tags",
+    "TargetApps",
+    "Teams",
+    "UnitIdTypes",
+    "Users",
+    "WarehouseNative",
+    "encode_id",
+]
