@@ -207,7 +207,9 @@ class ConsoleClient:
                 if not retryable or attempt + 1 >= attempts:
                     raise
                 delay = _read_retry_delay(attempt, exc)
-                log.debug("request.retry", method=request.method, path=request.path, delay=delay)
+                log.debug(
+                    "request.retry", method=request.method, path=redact(request.path), delay=delay
+                )
                 await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -230,7 +232,13 @@ class ConsoleClient:
             message = str(body.get("message") or message)
             raw_errors = body.get("errors")
             if isinstance(raw_errors, list):
-                errors = [e for e in raw_errors if isinstance(e, dict)]
+                # Field errors may echo the key too (str(exc) shows them).
+                secret_value = self.settings.api_key.get_secret_value()
+                errors = [
+                    {k: redact(v, secret_value) if isinstance(v, str) else v for k, v in e.items()}
+                    for e in raw_errors
+                    if isinstance(e, dict)
+                ]
         elif response.content:
             message = response.content[:200].decode("utf-8", "replace")
         secret = self.settings.api_key.get_secret_value()

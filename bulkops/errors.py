@@ -87,7 +87,7 @@ class ApiError(BulkOpsError):
     def __init__(self, message: str, *, method: str, path: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.method = method
-        self.path = path
+        self.path = redact(path)  # key paths (/keys/{id}) hold a key value
 
 
 class TransportError(ApiError):

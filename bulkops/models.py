@@ -70,6 +70,7 @@ class Rule(ApiModel):
     id: str | None = None
     baseID: str | None = None
     returnValue: Any = None
+    returnValueJson5: str | None = None
 
 
 class Gate(ApiModel):
@@ -122,6 +123,7 @@ class DynamicConfig(ConfigBase):
     status: str | None = None
     rules: list[Rule] = []
     defaultValue: Any = None
+    defaultValueJson5: str | None = None
     schema_: str | None = Field(default=None, alias="schema")
 
 
@@ -130,6 +132,7 @@ class Segment(ConfigBase):
 
     type: str | None = None
     isEnabled: bool | None = None
+    status: str | None = None
     count: int | None = None
     rules: list[Rule] | None = None
 
@@ -152,6 +155,12 @@ class Experiment(ConfigBase):
     targetingGateID: str | None = None
     allocation: float | None = None
     hypothesis: str | None = None
+    controlGroupID: str | None = None
+    launchedGroupID: str | None = None
+    startTime: float | None = None
+    endTime: float | None = None
+    decisionTime: float | None = None
+    decisionReason: str | None = None
 
 
 class ExperimentOverrides(ApiModel):
@@ -184,6 +193,7 @@ class Holdout(ConfigBase):
     experimentIDs: list[str] = []
     layerIDs: list[str] = []
     isGlobal: bool | None = None
+    targetingGateID: str | None = None
 
 
 class TargetApp(ApiModel):
@@ -191,6 +201,7 @@ class TargetApp(ApiModel):
 
     id: str | None = None
     name: str
+    description: str | None = None
 
 
 class UnitIdType(ApiModel):
@@ -207,15 +218,20 @@ class Environment(ApiModel):
     id: str | None = None
     isProduction: bool | None = None
     requiresReview: bool | None = None
+    requiresReleasePipeline: bool | None = None
+    requiredReviewGroupID: str | None = None
 
 
 class Key(ApiModel):
     """An API key. Its ``key`` is a secret: the repr hides it."""
 
-    key: str = Field(repr=False)
+    key: str | None = Field(default=None, repr=False)
     type: str | None = None
     description: str | None = None
     scopes: list[str] = []
+    environments: list[str] = []
+    primaryTargetApp: str | None = None
+    secondaryTargetApps: list[str] | None = None
     status: str | None = None
 
 
@@ -224,12 +240,17 @@ class Team(ApiModel):
 
     id: str | None = None
     name: str
+    description: str | None = None
+    members: list[User] = []
+    admins: list[User] = []
 
 
 class User(ApiModel):
     """A project member."""
 
     email: str
+    firstName: str | None = None
+    lastName: str | None = None
     role: str | None = None
 
 
@@ -243,3 +264,7 @@ class AuditLogEntry(ApiModel):
     date: str | None = None
     time: str | None = None
     updatedBy: str | None = None
+    updatedByUserID: str | None = None
+    changes: dict[str, Any] = {}
+    tags: list[str] = []
+    targetID: str | None = None

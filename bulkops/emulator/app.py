@@ -1,4 +1,22 @@
-"""The emulator's aiohttp application: middlewares (log, auth, quota, faults) and routes."""
+"""The emulator's aiohttp application: middlewares (log, auth, quota, faults) and routes.
+
+Every request under ``/console/v1`` goes through one pipeline, in this order:
+
+1. **auth** — unknown key → 401 (the message shows only a key prefix), read-only
+   key on a mutation → 403, unsupported ``STATSIG-API-VERSION`` → 400;
+2. **quota** — mutations spend the project's ``mutation`` or ``id_list`` quota
+   (:func:`quota_class`); over it → 429. Rejected attempts count, as on the service;
+3. **faults** — one seeded draw per mutation (:class:`~.state.Faults`) picks at
+   most one of ``429``, ``429-retry-after``, ``500-before``, ``500-after``,
+   ``reset-before``, ``reset-after``, ``hang-after``. The ``-after`` faults run the
+   handler first, so the change is applied but the client does not learn it;
+4. the handler.
+
+Each request then writes one request-log line (``time, method, path, status,
+applied, fault, project``; ``status`` 0 for a dropped connection) and, when
+``state.capture`` is a list, one exchange record with the bodies and the
+matched route template (the conformance tests read those).
+"""
 
 from __future__ import annotations
 
@@ -14,16 +32,20 @@ from aiohttp import web
 
 from ..quota import ID_LIST_CLASS, MUTATION_CLASS
 from .handlers import ROUTE_TABLES
-from .http import PREFIX, STATE, api_error
+from .http import APPLIED, PREFIX, PROJECT, STATE, api_error
 from .state import EmulatorState
 
-__all__ = ["FAULT_RNG", "create_app", "quota_class"]
+__all__ = ["FAULT", "FAULT_RNG", "create_app", "quota_class", "retry_after_value"]
 
 FAULT_RNG = web.AppKey("fault_rng", random.Random)
+# The fault injected into this request (``quota`` when the quota rejected it); unset when none.
+FAULT = web.RequestKey("fault", str)
 API_VERSION = "20240601"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Segment id-list mutations have their own quota (12/10 s and 900/15 min in the spec).
 _ID_LIST_PATH = re.compile(r"^/console/v1/segments/[^/]+/(id_list(/reset)?|add_ids|remove_ids)$")
+# What an injected ``429-retry-after`` asks the client to wait, before time scaling.
+_RETRY_AFTER_SECONDS = 2.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,6 +55,18 @@ def quota_class(method: str, path: str) -> str | None:
     if method not in MUTATING:
         return None
     return ID_LIST_CLASS if _ID_LIST_PATH.match(path) else MUTATION_CLASS
+
+
+def retry_after_value(seconds: float, time_scale: float) -> str:
+    """The ``Retry-After`` header for a wait of ``seconds``, shrunk by ``time_scale``.
+
+    Whole seconds at real time (as HTTP has it); at a time scale the value becomes a
+    decimal (``0.02``) so a rehearsal is not slowed by a one-second floor.
+    """
+    scaled = max(seconds / time_scale, 0.001)
+    if scaled >= 1:
+        return str(round(scaled))
+    return f"{scaled:.3f}".rstrip("0").rstrip(".")
 
 
 _GENERIC = {
@@ -58,9 +92,9 @@ def _auth(request: web.Request, st: EmulatorState) -> None:
     version = request.headers.get("STATSIG-API-VERSION")
     if version not in (None, "", API_VERSION):
         api_error(400, f"Unsupported STATSIG-API-VERSION {version!r}; supported: {API_VERSION}")
+    request[PROJECT] = st.projects[info.project_id]
     if info.read_only and request.method in MUTATING:
         api_error(403, "Forbidden resource")
-    request["project"] = st.projects[info.project_id]
 
 
 def _draw_fault(request: web.Request, st: EmulatorState) -> str | None:
@@ -68,6 +102,7 @@ def _draw_fault(request: web.Request, st: EmulatorState) -> str | None:
     if not faults.any or (request.method not in MUTATING and not faults.on_reads):
         return None
     rng = request.app[FAULT_RNG]
+    # A fixed number of draws per request, so one seed gives one sequence of faults.
     r = rng.random()
     side = "before" if rng.random() < 0.5 else "after"
     for name, rate in (
@@ -92,7 +127,31 @@ def _error_response(
     return web.json_response({"status": status, "message": message}, status=status, headers=headers)
 
 
-async def _abort(request: web.Request) -> None:
+def _as_response(exc: web.HTTPException) -> web.Response:
+    """An error raised by a handler (or by aiohttp's router) as a plain JSON response."""
+    if exc.content_type == "application/json" and exc.text is not None:
+        text = exc.text
+    else:
+        # aiohttp's own errors (404 no route, 405) get the API's JSON error shape too.
+        text = json.dumps({"status": exc.status, "message": _GENERIC.get(exc.status, exc.reason)})
+    return web.Response(
+        status=exc.status, text=text, content_type="application/json", headers=_extra(exc)
+    )
+
+
+def _extra(exc: web.HTTPException) -> dict[str, str]:
+    # Keep the headers that mean something to a client (405's Allow, a redirect's Location).
+    return {k: v for k, v in exc.headers.items() if k in ("Allow", "Location", "Retry-After")}
+
+
+async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        return _as_response(exc)
+
+
+def _abort(request: web.Request) -> None:
     transport = request.transport
     if transport is not None:
         transport.abort()
@@ -101,32 +160,33 @@ async def _abort(request: web.Request) -> None:
 
 async def _guarded(request: web.Request, handler: Handler, st: EmulatorState) -> web.StreamResponse:
     if not request.path.startswith(PREFIX):
-        return await handler(request)
+        return await _run(request, handler)
     _auth(request, st)
     klass = quota_class(request.method, request.path)
     if klass is not None and st.quotas_enabled:
-        wait = st.quota_for(request["project"], klass).attempt(st.clock())
+        wait = st.quota_for(request[PROJECT], klass).attempt(st.clock())
         if wait is not None:
-            request["fault"] = "quota"
+            request[FAULT] = "quota"
             return _error_response(429, "Too Many Requests")
     fault = _draw_fault(request, st)
-    request["fault"] = fault
     if fault is None:
-        return await handler(request)
+        return await _run(request, handler)
+    request[FAULT] = fault
     if fault == "429":
         return _error_response(429, "Too Many Requests")
     if fault == "429-retry-after":
-        delay = max(1, round(2 / st.time_scale)) if st.time_scale <= 2 else 1
-        return _error_response(429, "Too Many Requests", {"Retry-After": str(delay)})
+        delay = retry_after_value(_RETRY_AFTER_SECONDS, st.time_scale)
+        return _error_response(429, "Too Many Requests", {"Retry-After": delay})
     if fault == "500-before":
         return _error_response(500, "Internal Server Error")
     if fault == "reset-before":
-        await _abort(request)
-    response = await handler(request)  # the change happens; the client will not learn it
+        _abort(request)
+    # The handler runs (a valid change is applied); the client will not learn it.
+    response = await _run(request, handler)
     if fault == "500-after":
         return _error_response(500, "Internal Server Error")
     if fault == "reset-after":
-        await _abort(request)
+        _abort(request)
     if fault == "hang-after":
         await asyncio.sleep(st.faults.hang_seconds)
     return response
@@ -135,52 +195,36 @@ async def _guarded(request: web.Request, handler: Handler, st: EmulatorState) ->
 @web.middleware
 async def _pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
     st = request.app[STATE]
-    request["applied"] = False
-    request["fault"] = None
+    request[APPLIED] = False
     started = time.time()
     status = 500
     response_body: Any = None
+    request_body: Any = None
+    if st.capture is not None:
+        request_body = await _request_json(request)  # cached: the handler reads it again
     try:
         try:
             response = await _guarded(request, handler, st)
-        except web.HTTPException as exc:
-            response = exc
-            if exc.status >= 400:
-                # Errors raised by handlers are answered, not raised, so the log sees them;
-                # aiohttp's own (404 no route, 405) get the API's JSON error shape too.
-                text = (
-                    exc.text
-                    if exc.content_type == "application/json"
-                    else json.dumps(
-                        {"status": exc.status, "message": _GENERIC.get(exc.status, exc.reason)}
-                    )
-                )
-                response = web.Response(
-                    status=exc.status, text=text, content_type="application/json"
-                )
+        except web.HTTPException as exc:  # auth errors
+            response = _as_response(exc)
         status = response.status
-        if (
-            st.capture is not None
-            and isinstance(response, web.Response)
-            and response.body is not None
-        ):
-            try:
-                response_body = json.loads(bytes(response.body)) if response.body else None  # type: ignore[arg-type]
-            except ValueError:
-                response_body = None
+        if st.capture is not None and isinstance(response, web.Response):
+            response_body = _response_json(response)
         return response
     except _Reset:
         status = 0
-        raise web.HTTPException() from None  # never written: the transport is gone
+        # The transport is gone: aiohttp's attempt to answer meets a closed connection
+        # and is dropped quietly (a ConnectionError in its finish_response).
+        raise web.HTTPInternalServerError() from None
     finally:
         entry = {
             "time": started,
             "method": request.method,
             "path": request.path,
             "status": status,
-            "applied": bool(request.get("applied")),
-            "fault": request.get("fault"),
-            "project": getattr(request.get("project"), "id", None),
+            "applied": request.get(APPLIED, False),
+            "fault": request.get(FAULT),
+            "project": getattr(request.get(PROJECT), "id", None),
         }
         st.log_request(entry)
         if st.capture is not None:
@@ -189,7 +233,7 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
                 {
                     **entry,
                     "route": route.canonical if route is not None else None,
-                    "request_body": await _request_json(request),
+                    "request_body": request_body,
                     "response_body": response_body,
                 }
             )
@@ -200,6 +244,16 @@ async def _request_json(request: web.Request) -> Any:
         raw = await request.read()
         return json.loads(raw) if raw.strip() else None
     except (ValueError, ConnectionError):
+        return None
+
+
+def _response_json(response: web.Response) -> Any:
+    body = response.body
+    if not isinstance(body, bytes | bytearray) or not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
         return None
 
 

@@ -7,7 +7,7 @@ snapshot is the API's own data and a seed can be written by hand.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -16,9 +16,16 @@ from .http import GENERIC_400, api_error, now_ms, project
 from .state import new_base_id
 
 __all__ = [
+    "CONDITION_KEYS",
     "CONDITION_TYPES",
+    "RULE_KEYS",
     "SEGMENT_CONDITION_TYPES",
     "check_name",
+    "check_types",
+    "environment_names",
+    "find_rule",
+    "json_type",
+    "sanitize_rules",
     "field_error",
     "get_or_404",
     "id_from_name",
@@ -288,3 +295,108 @@ def referenced_ids(rules: Iterable[dict[str, Any]], kind: str) -> Iterator[str]:
             for value in values:
                 if isinstance(value, str) and value:
                     yield value
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value (``string``, ``number``, ``null``, …)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _type_matches(value: Any, expected: str) -> bool:
+    if expected.endswith("[]"):
+        return isinstance(value, list) and all(json_type(v) == expected[:-2] for v in value)
+    return json_type(value) == expected
+
+
+def check_types(body: Mapping[str, Any], types: Mapping[str, str], *, prefix: str = "") -> None:
+    """Check the JSON type of every field of ``body`` named in ``types``; 400 on the first mismatch.
+
+    A type is ``string``, ``number``, ``boolean``, ``object``, ``array`` or ``<type>[]``;
+    ``|`` separates alternatives and a trailing ``?`` also allows null
+    (``"string|string[]"``, ``"string?"``). Absent fields are not checked. ``prefix``
+    is put before the field name in the error's ``property`` (``"rules[0]."``).
+    """
+    for name, spec in types.items():
+        if name not in body:
+            continue
+        value = body[name]
+        if value is None and spec.endswith("?"):
+            continue
+        alternatives = spec.rstrip("?").split("|")
+        if not any(_type_matches(value, alt) for alt in alternatives):
+            field_error(
+                prefix + name, f"Expected {' | '.join(alternatives)}, received {json_type(value)}"
+            )
+
+
+def environment_names(request: web.Request) -> list[str]:
+    """The names of the caller's project's environments (for rule validation)."""
+    return [str(env.get("name")) for env in project(request).environments]
+
+
+def find_rule(rules: Iterable[dict[str, Any]], rule_ref: str) -> int | None:
+    """The index of the rule whose ``id`` or ``baseID`` is ``rule_ref``, or None."""
+    for index, rule in enumerate(rules):
+        if rule_ref in (rule.get("id"), rule.get("baseID")):
+            return index
+    return None
+
+
+RULE_KEYS = frozenset(
+    {
+        "name",
+        "passPercentage",
+        "conditions",
+        "environments",
+        "id",
+        "baseID",
+        "returnValue",
+        "completedAutomatedRollouts",
+        "pendingAutomatedRollouts",
+    }
+)
+CONDITION_KEYS = frozenset({"type", "operator", "targetValue", "field", "customID"})
+
+
+def sanitize_rules(rules: Any, extra_keys: Iterable[str] = ()) -> Any:
+    """Keep only the rule and condition fields the API stores (unknown keys are dropped).
+
+    A null ``operator`` is dropped too (the response schema types it as a string).
+    Anything that is not a list of objects is returned unchanged, for
+    :func:`normalize_rules` to reject with the service's message.
+    """
+    if not isinstance(rules, list):
+        return rules
+    keys = RULE_KEYS | frozenset(extra_keys)
+    out: list[Any] = []
+    for rule in rules:
+        if not isinstance(rule, dict):
+            out.append(rule)
+            continue
+        clean = {k: v for k, v in rule.items() if k in keys}
+        conditions = clean.get("conditions")
+        if isinstance(conditions, list):
+            clean["conditions"] = [
+                {
+                    k: v
+                    for k, v in cond.items()
+                    if k in CONDITION_KEYS and not (k == "operator" and v is None)
+                }
+                if isinstance(cond, dict)
+                else cond
+                for cond in conditions
+            ]
+        out.append(clean)
+    return out

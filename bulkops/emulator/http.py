@@ -19,7 +19,9 @@ from aiohttp import web
 from .state import EmulatorState, Project
 
 __all__ = [
+    "APPLIED",
     "PREFIX",
+    "PROJECT",
     "STATE",
     "api_error",
     "clone",
@@ -36,6 +38,9 @@ __all__ = [
 
 PREFIX = "/console/v1"
 STATE = web.AppKey("state", EmulatorState)
+# Per-request storage set by the app's middleware (typed keys: aiohttp warns on str keys).
+PROJECT = web.RequestKey("project", Project)
+APPLIED = web.RequestKey("applied", bool)
 
 GENERIC_400 = "Invalid request. Please check the request input and try again."
 
@@ -47,7 +52,7 @@ def state(request: web.Request) -> EmulatorState:
 
 def project(request: web.Request) -> Project:
     """The project the request's key opens (set by the auth middleware)."""
-    proj = request.get("project")
+    proj = request.get(PROJECT)
     assert isinstance(proj, Project), "auth middleware did not run"
     return proj
 
@@ -152,7 +157,7 @@ def ok_page(request: web.Request, items: list[Any], message: str) -> web.Respons
 
 def mark_applied(request: web.Request) -> None:
     """Flag the request as having changed state (the request log's ``applied``)."""
-    request["applied"] = True
+    request[APPLIED] = True
 
 
 def record_change(

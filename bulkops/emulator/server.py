@@ -26,10 +26,8 @@ async def running_emulator(
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
+    # The port actually bound (``port=0`` asks the OS for a free one).
+    bound = int(runner.addresses[0][1]) if runner.addresses else port
     try:
         yield f"http://{host}:{bound}{PREFIX}"
     finally:

@@ -153,12 +153,21 @@ class Faults:
         faults = cls()
         names = {"429": "rate_429", "500": "rate_500", "reset": "rate_reset", "hang": "rate_hang"}
         for part in filter(None, (p.strip() for p in text.split(","))):
-            name, _, value = part.partition("=")
+            name, sep, value = (s.strip() for s in part.partition("="))
             if name not in names:
-                raise ValueError(f"unknown fault {name!r}: expected one of {', '.join(names)}")
-            rate = float(value)
-            if not 0 <= rate <= 1:
-                raise ValueError(f"fault rate for {name} must be between 0 and 1, got {value}")
+                raise ValueError(
+                    f"unknown fault {name!r} in {text!r}: expected NAME=RATE with NAME one of "
+                    f"{', '.join(names)}"
+                )
+            try:
+                rate = float(value) if sep else None
+            except ValueError:
+                rate = None
+            # ``not 0 <= rate <= 1`` also rejects NaN.
+            if rate is None or not 0 <= rate <= 1:
+                raise ValueError(
+                    f"fault rate for {name} must be a number between 0 and 1, got {value!r}"
+                )
             setattr(faults, names[name], rate)
         if faults.rate_429 + faults.rate_500 + faults.rate_reset + faults.rate_hang > 1:
             raise ValueError("fault rates add up to more than 1")

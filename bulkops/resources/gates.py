@@ -1,4 +1,4 @@
-"""Gates: all 24 operations of the spec's Gates group (plus the analytics ones)."""
+"""Gates: every operation of the spec's "Gates" tag (29, the analytics ones included)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import builtins
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ..models import Gate, Overrides, Rule
+from ..models import DynamicConfig, Experiment, Gate, Overrides, Rule
 from ._base import Body, Resource, dump, encode_id
 
 __all__ = ["Gates"]
@@ -30,9 +30,15 @@ class Gates(Resource):
         creator_name: str | None = None,
         creator_id: str | None = None,
         release_pipeline_id: str | None = None,
+        include_archived: bool | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[Gate]:
-        """Yield every gate matching the server-side filters, page by page."""
+        """Yield every gate matching the server-side filters, page by page.
+
+        Multi-valued filters (``id_type``, ``pass_rate``, ``rollout_rate``, ``tags``)
+        take one value or several (sent as repeated parameters). Archived gates are
+        listed only with ``include_archived=True``.
+        """
         params = {
             "type": type,
             "typeReason": type_reason,
@@ -43,6 +49,7 @@ class Gates(Resource):
             "creatorName": creator_name,
             "creatorID": creator_id,
             "releasePipelineID": release_pipeline_id,
+            "includeArchived": include_archived,
         }
         async for item in self._client.paginate("/gates", params=params, limit=limit):
             yield Gate.model_validate(item)
@@ -100,24 +107,33 @@ class Gates(Resource):
         return Gate.model_validate(data)
 
     async def versions(self, gate_id: str, *, limit: int | None = None) -> AsyncIterator[Gate]:
-        """Yield the gate's historic versions."""
+        """Yield the gate's historic versions, newest first."""
         async for item in self._client.paginate(self._path(gate_id, "versions"), limit=limit):
             yield Gate.model_validate(item)
 
-    async def gate_references(self, gate_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Yield the gates whose rules reference this gate."""
-        async for item in self._client.paginate(self._path(gate_id, "gate_references")):
-            yield item
+    async def gate_references(
+        self, gate_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[Gate]:
+        """Yield the gates whose rules reference this gate (``passes_gate``/``fails_gate``)."""
+        path = self._path(gate_id, "gate_references")
+        async for item in self._client.paginate(path, limit=limit):
+            yield Gate.model_validate(item)
 
-    async def dynamic_config_references(self, gate_id: str) -> AsyncIterator[dict[str, Any]]:
+    async def dynamic_config_references(
+        self, gate_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[DynamicConfig]:
         """Yield the dynamic configs whose rules reference this gate."""
-        async for item in self._client.paginate(self._path(gate_id, "dynamic_config_references")):
-            yield item
+        path = self._path(gate_id, "dynamic_config_references")
+        async for item in self._client.paginate(path, limit=limit):
+            yield DynamicConfig.model_validate(item)
 
-    async def experiment_references(self, gate_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Yield the experiments that target this gate."""
-        async for item in self._client.paginate(self._path(gate_id, "experiment_references")):
-            yield item
+    async def experiment_references(
+        self, gate_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[Experiment]:
+        """Yield the experiments that target this gate (``targetingGateID``)."""
+        path = self._path(gate_id, "experiment_references")
+        async for item in self._client.paginate(path, limit=limit):
+            yield Experiment.model_validate(item)
 
     # -- overrides: POST replaces, PATCH adds, DELETE removes -------------------------
 
@@ -144,7 +160,7 @@ class Gates(Resource):
     # -- rules ------------------------------------------------------------------------
 
     async def get_rules(self, gate_id: str) -> builtins.list[Rule]:
-        """Read the gate's rules (tolerates ``{rules}`` and ``[{rules}]`` shapes)."""
+        """Read the gate's rules (accepts both the ``{rules}`` and ``[{rules}]`` shapes)."""
         data = await self._client.data("GET", self._path(gate_id, "rules"))
         if isinstance(data, list):
             data = data[0] if data else {"rules": []}
@@ -181,25 +197,60 @@ class Gates(Resource):
 
     # -- analytics ----------------------------------------------------------------------
 
-    async def load_pulse(self, gate_id: str, body: Body | None = None) -> Any:
-        """``POST /gates/{id}/load_pulse``: ask the server to (re)compute pulse."""
-        return await self._client.data(
-            "POST", self._path(gate_id, "load_pulse"), json=dump(body or {})
-        )
+    async def load_pulse(
+        self,
+        gate_id: str,
+        rule_id: str,
+        *,
+        refresh: str | None = None,
+        metric_ids: Sequence[str] | None = None,
+        turbo_mode: bool | None = None,
+    ) -> None:
+        """``POST /gates/{id}/load_pulse``: ask the server to (re)load pulse for one rule.
+
+        Args:
+            gate_id: The gate.
+            rule_id: The rule (``id`` or ``baseID``) whose pulse to load.
+            refresh: ``full`` (the server's default), ``incremental`` or ``metric``.
+            metric_ids: Only these metrics (with ``refresh="metric"``).
+            turbo_mode: Trade precision for speed.
+        """
+        body: dict[str, Any] = {"ruleId": rule_id}
+        if refresh is not None:
+            body["refresh"] = refresh
+        if metric_ids is not None:
+            body["metricIDs"] = list(metric_ids)
+        if turbo_mode is not None:
+            body["turboMode"] = turbo_mode
+        await self._client.request("POST", self._path(gate_id, "load_pulse"), json=body)
 
     async def pulse_results(
-        self, gate_id: str, rule_id: str, *, params: dict[str, Any] | None = None
-    ) -> Any:
-        """``GET /gates/{id}/rules/{ruleID}/pulse_results``."""
+        self,
+        gate_id: str,
+        rule_id: str,
+        *,
+        cuped: bool | None = None,
+        confidence: float | None = None,
+    ) -> dict[str, Any]:
+        """``GET /gates/{id}/rules/{ruleID}/pulse_results``: ``{ds, monitoringMetrics}``."""
         path = self._path(gate_id, "rules", encode_id(rule_id), "pulse_results")
-        return await self._client.data("GET", path, params=params)
+        params = {"cuped": cuped, "confidence": None if confidence is None else f"{confidence:g}"}
+        data: dict[str, Any] = await self._client.data("GET", path, params=params)
+        return data
 
-    async def pulse_load_history(self, gate_id: str, rule_id: str) -> Any:
-        """``GET /gates/{id}/rules/{ruleID}/pulse_load_history``."""
+    async def pulse_load_history(
+        self, gate_id: str, rule_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the rule's pulse loads (``GET /gates/{id}/rules/{ruleID}/pulse_load_history``)."""
         path = self._path(gate_id, "rules", encode_id(rule_id), "pulse_load_history")
-        return await self._client.data("GET", path)
+        async for item in self._client.paginate(path, limit=limit):
+            yield item
 
-    async def resolve_alert(self, gate_id: str, metric_id: str, body: Body | None = None) -> Any:
-        """``POST /gates/{id}/alerts/{metricId}/resolve``."""
+    async def resolve_alert(
+        self, gate_id: str, metric_id: str, *, reasoning: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /gates/{id}/alerts/{metricId}/resolve``: ``{resolvedAt}``."""
         path = self._path(gate_id, "alerts", encode_id(metric_id), "resolve")
-        return await self._client.data("POST", path, json=dump(body or {}))
+        body = {} if reasoning is None else {"reasoning": reasoning}
+        data: dict[str, Any] = await self._client.data("POST", path, json=body)
+        return data

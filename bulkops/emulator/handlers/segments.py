@@ -1,9 +1,342 @@
-"""Emulator handlers: segments."""
+"""Emulator handlers: segments (the spec's 13 "Segments" operations).
+
+A segment is one of four types. ``rule_based`` segments hold ``rules`` (changed
+only through ``POST /segments/{id}/conditional``); ``id_list`` and
+``user_store_id_list`` segments hold an id list, kept in ``project.id_lists``
+(an insertion-ordered dict of ids) with the segment's ``count`` equal to its
+length; ``analysis_list`` segments have neither. Each id-list endpoint accepts
+one type only and answers any other with the service's 400
+``"Segment must be of type '<type>' to be modified on this endpoint"``.
+
+The id list's ``currentVersion`` (``GET …/idlist_metadata``) is the segment's
+``version``, which every applied change bumps; ``add_ids``/``remove_ids`` take
+it as an optional optimistic-concurrency check.
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from aiohttp import web
 
-__all__ = ["routes"]
+from ..common import (
+    SEGMENT_CONDITION_TYPES,
+    check_name,
+    field_error,
+    get_or_404,
+    id_from_name,
+    new_metadata,
+    normalize_rules,
+    referenced_ids,
+    require_fields,
+)
+from ..http import (
+    GENERIC_400,
+    PREFIX,
+    api_error,
+    clone,
+    ok,
+    ok_page,
+    paginate,
+    project,
+    read_body,
+    record_change,
+)
+
+__all__ = ["SEGMENT_TYPES", "routes"]
 
 routes = web.RouteTableDef()
+
+SEGMENT_TYPES = ("id_list", "rule_based", "analysis_list", "user_store_id_list")
+ID_LIST_TYPES = frozenset({"id_list", "user_store_id_list"})
+# Per-request id limits from the spec (SegmentIDListContractDto / …UserStoreContractDto).
+MAX_ID_LIST_IDS = 100_000
+MAX_USER_STORE_IDS = 1000
+
+_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_\- ]*$")
+_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]*$")
+_KIND = "segments"
+
+
+def _segment(request: web.Request) -> dict[str, Any]:
+    return get_or_404(request, _KIND, request.match_info["id"], "Segment")
+
+
+def _require_type(segment: dict[str, Any], *allowed: str) -> None:
+    if segment.get("type") not in allowed:
+        api_error(400, f"Segment must be of type '{allowed[0]}' to be modified on this endpoint")
+
+
+def _id_list(request: web.Request, segment: dict[str, Any]) -> dict[str, None]:
+    return project(request).id_lists.setdefault(str(segment["id"]), {})
+
+
+def _rules(request: web.Request, raw: Any, segment_id: str, existing: Any = ()) -> list[Any]:
+    """Validate segment rules: segment condition types, known environments, known segments."""
+    envs = [str(e.get("name")) for e in project(request).environments]
+    rules = normalize_rules(
+        raw, existing=existing, allowed_types=SEGMENT_CONDITION_TYPES, environments=envs
+    )
+    store = project(request).store(_KIND)
+    refs = list(dict.fromkeys(referenced_ids(rules, "segment")))
+    if segment_id in refs:
+        field_error("rules", f"Segment {segment_id} cannot reference itself")
+    missing = [r for r in refs if r not in store]
+    if missing:
+        field_error("rules", f"Segments with IDs [{', '.join(missing)}] do not exist")
+    return rules
+
+
+def _ids(body: Any, limit: int, *, with_version: bool = False) -> tuple[list[str], Any]:
+    """Validate an ``{ids[, version]}`` body; return the ids (deduplicated) and the version."""
+    body = require_fields(body, "ids")
+    ids = body["ids"]
+    if not isinstance(ids, list):
+        field_error("ids", f"Expected array, received {type(ids).__name__}")
+    if len(ids) > limit:
+        field_error("ids", f"Array must contain at most {limit} element(s)")
+    for index, value in enumerate(ids):
+        if not isinstance(value, str) or not value:
+            field_error(f"ids[{index}]", "Expected a non-empty string")
+    version = body.get("version") if with_version else None
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int | float)):
+        field_error("version", f"Expected number, received {type(version).__name__}")
+    return list(dict.fromkeys(ids)), version
+
+
+def _check_version(segment: dict[str, Any], version: Any) -> None:
+    current = int(segment.get("version") or 0)
+    if version is not None and int(version) != current:
+        field_error(
+            "version",
+            f"ID list version {version:g} does not match the current version {current}",
+        )
+
+
+def _set_count(segment: dict[str, Any], ids: dict[str, None]) -> None:
+    segment["count"] = len(ids)
+
+
+@routes.get(f"{PREFIX}/segments")
+async def list_segments(request: web.Request) -> web.Response:
+    """``GET /segments``: every segment, paginated."""
+    items = [clone(s) for s in project(request).store(_KIND).values()]
+    return ok_page(request, items, "Segments listed successfully.")
+
+
+@routes.post(f"{PREFIX}/segments")
+async def create_segment(request: web.Request) -> web.Response:
+    """``POST /segments``: 201 with the new segment; 400 on a taken id or name."""
+    body = require_fields(await read_body(request), "name", "type")
+    name = check_name(body["name"], pattern=_NAME_PATTERN)
+    seg_type = body["type"]
+    if seg_type not in SEGMENT_TYPES:
+        expected = " | ".join(f"'{t}'" for t in SEGMENT_TYPES)
+        field_error("type", f"Invalid enum value. Expected {expected}, received '{seg_type}'")
+    seg_id = (
+        check_name(body["id"], "id", pattern=_ID_PATTERN)
+        if body.get("id") is not None
+        else id_from_name(name)
+    )
+    description = body.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > 1000):
+        field_error("description", "description must be a string of at most 1000 characters")
+    if body.get("idType") is not None and not isinstance(body["idType"], str):
+        field_error("idType", "Expected string")
+    tags = body.get("tags")
+    if tags is not None and (
+        not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
+    ):
+        field_error("tags", "Expected array of strings")
+    store = project(request).store(_KIND)
+    if seg_id in store or any(s.get("name") == name for s in store.values()):
+        api_error(400, "Name is already in use")
+    rules: list[Any] | None = None
+    if body.get("rules") is not None:
+        if seg_type != "rule_based":
+            field_error("rules", "rules can only be given for rule_based segments")
+        rules = _rules(request, body["rules"], seg_id)
+    segment = new_metadata(request, seg_id, name, body)
+    segment.update({"isEnabled": True, "type": seg_type, "count": 0})
+    if seg_type == "rule_based":
+        segment["rules"] = rules or []
+    store[seg_id] = segment
+    if seg_type in ID_LIST_TYPES:
+        project(request).id_lists[seg_id] = {}
+    project(request).snapshot_version(_KIND, segment)
+    record_change(request, _KIND, segment, "segment_create", versioned=False)
+    return ok(clone(segment), "Segment created successfully.", status=201)
+
+
+@routes.get(f"{PREFIX}/segments/{{id}}")
+async def get_segment(request: web.Request) -> web.Response:
+    """``GET /segments/{id}``."""
+    return ok(clone(_segment(request)), "Segment read successfully.")
+
+
+@routes.delete(f"{PREFIX}/segments/{{id}}")
+async def delete_segment(request: web.Request) -> web.Response:
+    """``DELETE /segments/{id}``: the segment and its id list go."""
+    segment = _segment(request)
+    proj = project(request)
+    del proj.store(_KIND)[segment["id"]]
+    proj.id_lists.pop(str(segment["id"]), None)
+    record_change(request, _KIND, segment, "config_delete", versioned=False)
+    return ok(message="Segment deleted successfully.", with_data=False)
+
+
+@routes.put(f"{PREFIX}/segments/{{id}}/archive")
+async def archive_segment(request: web.Request) -> web.Response:
+    """``PUT /segments/{id}/archive``: ``status`` becomes ``Archived``, ``isEnabled`` false."""
+    segment = _segment(request)
+    if segment.get("status") != "Archived":
+        segment["status"] = "Archived"
+        segment["isEnabled"] = False
+        record_change(
+            request,
+            _KIND,
+            segment,
+            "config_state_toggle",
+            changes={"status": {"old": None, "new": "Archived"}},
+        )
+    return ok(clone(segment), "Segment archived successfully.")
+
+
+@routes.post(f"{PREFIX}/segments/{{id}}/conditional")
+async def set_segment_rules(request: web.Request) -> web.Response:
+    """``POST /segments/{id}/conditional``: a top-level array of rules replaces the rules."""
+    raw = await read_body(request)
+    if not isinstance(raw, list):
+        api_error(400, GENERIC_400, [{"property": "body", "errorMessage": "Expected array"}])
+    segment = _segment(request)
+    _require_type(segment, "rule_based")
+    old = segment.get("rules") or []
+    rules = _rules(request, raw, str(segment["id"]), existing=old)
+    segment["rules"] = rules
+    record_change(
+        request,
+        _KIND,
+        segment,
+        "config_conditions_update",
+        changes={"rules": {"old": clone(old), "new": clone(rules)}},
+    )
+    return ok(clone(segment), "Rules successfully updated")
+
+
+@routes.get(f"{PREFIX}/segments/{{id}}/id_list")
+async def get_id_list(request: web.Request) -> web.Response:
+    """``GET /segments/{id}/id_list``: ``{name, count, ids}`` with one page of ids."""
+    segment = _segment(request)
+    _require_type(segment, "id_list", "user_store_id_list")
+    ids = list(_id_list(request, segment))
+    chunk, meta = paginate(request, ids)
+    data = {"name": segment.get("name") or segment["id"], "count": len(ids), "ids": chunk}
+    return web.json_response({"message": "IDs read successfully", "data": data, "pagination": meta})
+
+
+@routes.patch(f"{PREFIX}/segments/{{id}}/id_list")
+async def add_to_id_list(request: web.Request) -> web.Response:
+    """``PATCH /segments/{id}/id_list``: add ids (≤100,000 per request)."""
+    ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
+    segment = _segment(request)
+    _require_type(segment, "id_list")
+    _add(request, segment, ids)
+    return ok(message="IDs successfully added to Segment ID List", with_data=False)
+
+
+@routes.delete(f"{PREFIX}/segments/{{id}}/id_list")
+async def remove_from_id_list(request: web.Request) -> web.Response:
+    """``DELETE /segments/{id}/id_list`` with body ``{ids}``: remove ids."""
+    ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
+    segment = _segment(request)
+    _require_type(segment, "id_list")
+    _remove(request, segment, ids)
+    return ok(message="IDs successfully removed from Segment ID List", with_data=False)
+
+
+@routes.post(f"{PREFIX}/segments/{{id}}/id_list/reset")
+async def reset_id_list(request: web.Request) -> web.Response:
+    """``POST /segments/{id}/id_list/reset``: the id list becomes exactly ``ids``."""
+    ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
+    segment = _segment(request)
+    _require_type(segment, "id_list")
+    current = _id_list(request, segment)
+    if list(current) != ids:
+        before = len(current)
+        project(request).id_lists[str(segment["id"])] = dict.fromkeys(ids)
+        _set_count(segment, project(request).id_lists[str(segment["id"])])
+        record_change(
+            request,
+            _KIND,
+            segment,
+            "ID_list_update",
+            changes={"count": {"old": before, "new": len(ids)}},
+        )
+    return ok(message="Segment Reset reset successfully.", with_data=False)
+
+
+@routes.get(f"{PREFIX}/segments/{{id}}/idlist_metadata")
+async def id_list_metadata(request: web.Request) -> web.Response:
+    """``GET /segments/{id}/idlist_metadata``: ``{currentVersion, isUpdating}``."""
+    segment = _segment(request)
+    _require_type(segment, "id_list", "user_store_id_list")
+    data = {"currentVersion": int(segment.get("version") or 0), "isUpdating": False}
+    return ok(data, "ID List metadata read successfully")
+
+
+@routes.patch(f"{PREFIX}/segments/{{id}}/add_ids")
+async def add_user_store_ids(request: web.Request) -> web.Response:
+    """``PATCH /segments/{id}/add_ids``: user-store lists only, ≤1000 ids, optional version."""
+    ids, version = _ids(await read_body(request), MAX_USER_STORE_IDS, with_version=True)
+    segment = _segment(request)
+    _require_type(segment, "user_store_id_list")
+    _check_version(segment, version)
+    _add(request, segment, ids)
+    return ok(message="IDs successfully added to Segment ID List", with_data=False)
+
+
+@routes.patch(f"{PREFIX}/segments/{{id}}/remove_ids")
+async def remove_user_store_ids(request: web.Request) -> web.Response:
+    """``PATCH /segments/{id}/remove_ids``: user-store lists only, ≤1000 ids, optional version."""
+    ids, version = _ids(await read_body(request), MAX_USER_STORE_IDS, with_version=True)
+    segment = _segment(request)
+    _require_type(segment, "user_store_id_list")
+    _check_version(segment, version)
+    _remove(request, segment, ids)
+    return ok(message="IDs successfully removed from Segment ID List", with_data=False)
+
+
+def _add(request: web.Request, segment: dict[str, Any], ids: list[str]) -> None:
+    current = _id_list(request, segment)
+    new = [i for i in ids if i not in current]
+    if not new:
+        return
+    before = len(current)
+    current.update(dict.fromkeys(new))
+    _set_count(segment, current)
+    record_change(
+        request,
+        _KIND,
+        segment,
+        "ID_list_update",
+        changes={"count": {"old": before, "new": len(current)}, "added": len(new)},
+    )
+
+
+def _remove(request: web.Request, segment: dict[str, Any], ids: list[str]) -> None:
+    current = _id_list(request, segment)
+    gone = [i for i in ids if i in current]
+    if not gone:
+        return
+    before = len(current)
+    for value in gone:
+        del current[value]
+    _set_count(segment, current)
+    record_change(
+        request,
+        _KIND,
+        segment,
+        "ID_list_update",
+        changes={"count": {"old": before, "new": len(current)}, "removed": len(gone)},
+    )
