@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import redact
 from ..quota import ID_LIST_CLASS, MUTATION_CLASS
 from .handlers import ROUTE_TABLES
 from .http import APPLIED, PREFIX, PROJECT, STATE, api_error
@@ -220,7 +221,7 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
         entry = {
             "time": started,
             "method": request.method,
-            "path": request.path,
+            "path": redact(request.path),  # /keys/{id} paths hold key values
             "status": status,
             "applied": request.get(APPLIED, False),
             "fault": request.get(FAULT),
