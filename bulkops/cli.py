@@ -164,8 +164,24 @@ def _add_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.set_defaults(func=_cmd_emulator)
 
 
+def _add_engine(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from .cli_engine import register
+
+    register(sub)
+
+
+def _add_snapshot(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from .cli_snapshot import register
+
+    register(sub)
+
+
 # Command modules register themselves here (see bulkops.commands).
-REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [_add_emulator]
+REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
+    _add_emulator,
+    _add_engine,
+    _add_snapshot,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -261,7 +261,8 @@ def _empty() -> dict[str, Any]:
 
 
 def _stored(proj: Project, holdout_id: str) -> dict[str, Any]:
-    return proj.overrides.setdefault(_KIND, {}).get(holdout_id) or _empty()
+    # Seeds and snapshots may leave out the optional custom-id lists.
+    return {**_empty(), **(proj.overrides.setdefault(_KIND, {}).get(holdout_id) or {})}
 
 
 def _parse(proj: Project, body: Any, *, required: bool) -> dict[str, Any]:

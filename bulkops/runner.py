@@ -1,0 +1,1037 @@
+"""The runner: executes a plan under the quota, write-ahead journaled, resumable.
+
+Structure (anyio): one task group holds a **dispatcher**, ``max_in_flight`` **workers**
+fed through a bounded memory stream (no task per item up front), and, beside it, the
+single **journal writer** fed by another memory stream. Per mutation:
+
+1. unless the journal says it is settled: read the object (``read``); already in the
+   after-state → ``skipped`` (nothing sent); in neither state → ``conflict`` (never
+   overwritten); an intent without outcome from an earlier run is settled by that read
+   (:func:`bulkops.reconcile.settle`);
+2. ``intent`` record, fsynced (intents queued together share one fsync: group
+   commit), *then* ``QuotaLimiter.acquire`` and the request right after it; the
+   in-flight cap is the number of workers;
+3. ``outcome`` record. A failed attempt goes through :func:`bulkops.retry.decide`:
+   retry (never-sent, 429, idempotent by value; the per-run :class:`RetryBudget`
+   bounds them), ``ambiguous`` (settled by a read before anything is sent again), fail
+   this item (the run goes on), or stop the run (401/403).
+
+Order: a mutation starts when its dependencies are applied or skipped (a failed one
+fails its dependents), and mutations on one object run one at a time in plan order.
+Ctrl-C (SIGINT/SIGTERM) stops dispatching, lets requests in flight finish and their
+outcomes reach the journal; a second one cancels them (their intents are reconciled on
+resume). ``BULKOPS_FAILPOINT=step:N`` makes the process ``os._exit(137)`` at a protocol
+step of the N-th mutation to reach it, for the crash tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+import structlog
+from anyio import CancelScope
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from structlog.contextvars import bound_contextvars
+
+from .apply import created_id, send_mutation
+from .client import ConsoleClient
+from .errors import (
+    ApiError,
+    ApiStatusError,
+    Forbidden,
+    RateLimited,
+    ServerError,
+    TransportError,
+    Unauthorized,
+)
+from .journal import Journal
+from .mutations import Mutation
+from .plans import Plan
+from .ratelimit import QuotaLimiter, SendLog
+from .reconcile import FINAL_STATES, KeyState, Match, Verdict, judge, observe, replay, settle
+from .retry import Action, RetryBudget, RetryPolicy, decide
+
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "EVENT_AMBIGUOUS",
+    "EVENT_APPLIED",
+    "EVENT_CONFLICT",
+    "EVENT_FAILED",
+    "EVENT_RECONCILED",
+    "EVENT_RETRY",
+    "EVENT_RUN_END",
+    "EVENT_RUN_START",
+    "EVENT_SKIPPED",
+    "FAILPOINT_ENV",
+    "FAILPOINT_STEPS",
+    "Failpoints",
+    "NullObserver",
+    "Observer",
+    "RunOptions",
+    "RunResult",
+    "Stop",
+    "history_from_records",
+    "run_plan",
+]
+
+log = structlog.get_logger()
+
+DEFAULT_MAX_IN_FLIGHT = 4
+FAILPOINT_ENV = "BULKOPS_FAILPOINT"
+FAILPOINT_STEPS = ("before-intent", "after-intent", "after-send", "before-outcome", "after-outcome")
+
+EVENT_RUN_START = "run.start"
+EVENT_RUN_END = "run.end"
+EVENT_RUN_STOPPING = "run.stopping"
+EVENT_APPLIED = "mutation.applied"
+EVENT_SKIPPED = "mutation.skipped"
+EVENT_FAILED = "mutation.failed"
+EVENT_CONFLICT = "mutation.conflict"
+EVENT_AMBIGUOUS = "mutation.ambiguous"
+EVENT_RECONCILED = "mutation.reconciled"
+EVENT_RETRY = "mutation.retry"
+EVENT_PENDING = "mutation.pending"
+
+_EVENTS = {
+    "applied": EVENT_APPLIED,
+    "skipped": EVENT_SKIPPED,
+    "failed": EVENT_FAILED,
+    "conflict": EVENT_CONFLICT,
+    "ambiguous": EVENT_AMBIGUOUS,
+    "pending": EVENT_PENDING,
+}
+_SYNC_EVERY = 1.0  # seconds between fsyncs of outcome records (intents are always synced)
+# The per-project send log is saved, in a thread, once this many sends are unsaved or
+# this long after the last save: after every send at real quota rates, every few dozen
+# when unthrottled. A resume of the same checkpoint also rebuilds its windows from the
+# journal's intents, which are durable before each send; another checkpoint on the
+# project can miss at most the sends of the last moments before a kill.
+_SENDLOG_EVERY = 50
+_SENDLOG_SECONDS = 0.02
+
+
+class Stop(enum.Enum):
+    """Why a run ended."""
+
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+    UNAUTHORIZED = "unauthorized"
+    BUDGET = "retry budget exhausted"
+
+
+class Failpoints:
+    """``BULKOPS_FAILPOINT=step:N[,step:N]``: ``os._exit(137)`` at ``step`` the N-th time.
+
+    Steps: ``before-intent``, ``after-intent`` (durable, not sent), ``after-send`` (the
+    response arrived, nothing recorded), ``before-outcome`` (decided, not recorded),
+    ``after-outcome`` (recorded). Counting is per process, per step.
+    """
+
+    def __init__(self, spec: str | None) -> None:
+        self._at: dict[str, int] = {}
+        self._seen: Counter[str] = Counter()
+        for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+            step, _, count = part.partition(":")
+            if step not in FAILPOINT_STEPS or not count.isdigit() or int(count) < 1:
+                raise ValueError(
+                    f"bad failpoint {part!r}: expected STEP:N with STEP one of "
+                    f"{', '.join(FAILPOINT_STEPS)}"
+                )
+            self._at[step] = int(count)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Failpoints:
+        """The failpoints named in ``$BULKOPS_FAILPOINT``."""
+        env = os.environ if environ is None else environ
+        return cls(env.get(FAILPOINT_ENV))
+
+    def armed(self, step: str) -> bool:
+        """Whether a crash is configured at ``step``."""
+        return step in self._at
+
+    def hit(self, step: str) -> None:
+        """Count one arrival at ``step``; die at the configured one."""
+        if step not in self._at:
+            return
+        self._seen[step] += 1
+        if self._seen[step] == self._at[step]:
+            os._exit(137)
+
+
+class Observer(Protocol):
+    """Progress callbacks (the CLI's progress bar; tests use :class:`NullObserver`)."""
+
+    def start(self, total: int, done: int, remaining: Mapping[str, int]) -> None: ...
+
+    def result(self, key: str, result: str, klass: str) -> None: ...
+
+    def retry(self) -> None: ...
+
+    def throttled(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class NullObserver:
+    """An observer that ignores everything."""
+
+    def start(self, total: int, done: int, remaining: Mapping[str, int]) -> None:
+        return None
+
+    def result(self, key: str, result: str, klass: str) -> None:
+        return None
+
+    def retry(self) -> None:
+        return None
+
+    def throttled(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Knobs of one run (validated eagerly by :func:`run_plan`).
+
+    Attributes:
+        max_in_flight: Workers, hence writes (and their reads) in flight at once.
+        policy: Retry limits and backoff.
+        budget_ratio, budget_minimum: The per-run retry budget.
+        handle_signals: Install SIGINT/SIGTERM handlers (the CLI does; tests usually not).
+        failpoints: Crash points for the crash tests.
+        run_id: Id of this run (bound in every log event).
+    """
+
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    budget_ratio: float = 0.2
+    budget_minimum: int = 20
+    handle_signals: bool = False
+    failpoints: Failpoints = field(default_factory=lambda: Failpoints(None))
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+@dataclass
+class RunResult:
+    """How a run ended, and every mutation's state afterwards."""
+
+    run_id: str
+    stop: Stop
+    reason: str
+    states: dict[str, KeyState]
+    retries: int = 0
+    throttled: int = 0
+    elapsed: float = 0.0
+    sent: int = 0
+
+    def counts(self) -> Counter[str]:
+        """Mutations per state (``applied``, ``skipped``, ``failed``, ``conflict``,
+        ``in_doubt``, ``pending``)."""
+        return Counter(st.state for st in self.states.values())
+
+    @property
+    def ok(self) -> bool:
+        """Everything applied or skipped."""
+        return self.stop is Stop.COMPLETE and all(
+            st.state in ("applied", "skipped") for st in self.states.values()
+        )
+
+
+def history_from_records(
+    records: Iterable[Mapping[str, Any]], plan: Plan, *, now: float | None = None
+) -> dict[str, list[float]]:
+    """Send times per quota class from a journal, never earlier than the real ones.
+
+    An outcome carries its attempt's ``sent_at``. An attempt without one (the process
+    died, or it was retried) was sent no later than the key's next intent, or the next
+    run's start, or now; that bound is used, so a restart never bursts into a window
+    the previous run filled.
+    """
+    klass = {m.key: m.quota_class for m in plan.mutations}
+    out: dict[str, list[float]] = {}
+    open_attempts: dict[str, float] = {}  # key -> intent time, send time not yet known
+
+    def add(key: str, at: float) -> None:
+        k = klass.get(key)
+        if k is not None:
+            out.setdefault(k, []).append(at)
+
+    for record in records:
+        kind = record.get("t")
+        key = str(record.get("key"))
+        at = record.get("at")
+        if kind == "run" and record.get("event") == "start" and isinstance(at, int | float):
+            for open_key in open_attempts:
+                add(open_key, float(at))
+            open_attempts.clear()
+        elif kind == "intent" and isinstance(at, int | float):
+            if key in open_attempts:
+                add(key, float(at))  # the previous attempt went out before this intent
+            open_attempts[key] = float(at)
+        elif kind == "outcome" and key in open_attempts:
+            del open_attempts[key]
+            sent = record.get("sent_at")
+            if isinstance(sent, int | float):
+                add(key, float(sent))
+    latest = time.time() if now is None else now
+    for open_key in open_attempts:
+        add(open_key, latest)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+class _Writer:
+    """The single journal writer: records arrive over a memory stream, in order."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        send, recv = anyio.create_memory_object_stream[
+            tuple[dict[str, Any], bool, anyio.Event | None]
+        ](256)
+        self._send: MemoryObjectSendStream[tuple[dict[str, Any], bool, anyio.Event | None]] = send
+        self._recv: MemoryObjectReceiveStream[tuple[dict[str, Any], bool, anyio.Event | None]] = (
+            recv
+        )
+        self._last_sync = time.monotonic()
+        self.closed = anyio.Event()
+
+    async def run(self) -> None:
+        # Shielded: records already queued reach the file even when the run is
+        # cancelled; the loop ends when the send side is closed (always, in run_plan).
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._drain()
+        finally:
+            self.closed.set()
+
+    async def _drain(self) -> None:
+        # Group commit: everything queued while the previous fsync ran is appended and
+        # made durable by one fsync, then every waiter is released. The fsync runs in a
+        # worker thread so responses keep being handled meanwhile. Each intent is still
+        # on disk before its request is sent.
+        Item = tuple[dict[str, Any], bool, anyio.Event | None]
+        async with self._recv:
+            async for first in self._recv:
+                batch: list[Item] = [first]
+                while True:
+                    try:
+                        batch.append(self._recv.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                sync = any(item[1] for item in batch)
+                for record, _sync, _done in batch:
+                    self.journal.append(record)
+                now = time.monotonic()
+                if sync or now - self._last_sync >= _SYNC_EVERY:
+                    await anyio.to_thread.run_sync(self.journal.sync)
+                    self._last_sync = now
+                for _record, _sync, done in batch:
+                    if done is not None:
+                        done.set()
+        self.journal.sync()
+
+    async def write(self, record: dict[str, Any], *, sync: bool = False) -> None:
+        """Queue ``record``; with ``sync``, return only once it is on disk."""
+        done = anyio.Event() if sync else None
+        await self._send.send((record, sync, done))
+        if done is not None:
+            await done.wait()
+
+    async def close(self) -> None:
+        """Flush everything queued and stop the writer."""
+        self._send.close()
+        await self.closed.wait()
+
+    def abort(self) -> None:
+        """Close the queue without waiting (the writer drains what is queued, then ends)."""
+        self._send.close()
+
+
+class _Run:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        client: ConsoleClient,
+        writer: _Writer,
+        states: dict[str, KeyState],
+        limiter: QuotaLimiter,
+        sendlog: SendLog | None,
+        options: RunOptions,
+        observer: Observer,
+    ) -> None:
+        self.plan = plan
+        self.client = client
+        self.writer = writer
+        self.states = states
+        self.limiter = limiter
+        self.sendlog = sendlog
+        self.options = options
+        self.observer = observer
+        self.budget = RetryBudget(options.budget_ratio, options.budget_minimum)
+        self.by_key = plan.by_key()
+        self.stopping = False
+        self.stop_event = anyio.Event()
+        self.stop_reason = Stop.COMPLETE
+        self.stop_detail = ""
+        self.retries = 0
+        self.throttled = 0
+        self.sent = 0
+        self._unsaved = 0
+        self._saving = False
+        self.wait_scopes: set[anyio.CancelScope] = set()
+        # Beyond every journal seq so far: records of this run come after them.
+        self._settle_counter = max((st.settled_at for st in states.values()), default=0)
+        self._settle_counter += 1_000_000
+        self._saved_at = time.monotonic()
+        self.task_group: Any = None
+        # Scheduling: prerequisites left per key, who waits on whom.
+        self.waiting: dict[str, int] = {}
+        self.dependents: dict[str, list[str]] = {}
+        self.object_next: dict[str, str] = {}
+        self.ready: deque[str] = deque()
+        self.in_flight = 0
+        self.cascade: list[tuple[str, str]] = []
+
+    def next_settle(self) -> int:
+        """An order for settled mutations that continues the journal's sequence numbers
+        (the single writer appends in this order), so undo sees newest first."""
+        self._settle_counter += 1
+        return self._settle_counter
+
+    # -- scheduling -------------------------------------------------------------
+
+    def build_graph(self) -> None:
+        last_on_object: dict[str, str] = {}
+        for m in self.plan.mutations:
+            st = self.states[m.key]
+            if st.state in FINAL_STATES:
+                continue
+            count = 0
+            for dep in dict.fromkeys(m.depends_on):
+                dep_state = self.states[dep].state
+                if dep_state in ("applied", "skipped"):
+                    continue
+                if dep_state in ("failed", "conflict"):
+                    self.cascade.append((m.key, f"dependency {dep} {dep_state}"))
+                    continue
+                self.dependents.setdefault(dep, []).append(m.key)
+                count += 1
+            prev = last_on_object.get(m.object)
+            if prev is not None:
+                self.object_next[prev] = m.key
+                count += 1
+            last_on_object[m.object] = m.key
+            self.waiting[m.key] = count
+        for m in self.plan.mutations:
+            if self.waiting.get(m.key) == 0:
+                self.ready.append(m.key)
+
+    async def fail_dependents(self, key: str, reason: str) -> None:
+        """Record ``key`` failed because a dependency did not apply, and its dependents too."""
+        todo = [(key, reason)]
+        while todo:
+            k, why = todo.pop()
+            st = self.states[k]
+            if st.state in FINAL_STATES or k not in self.waiting:
+                continue
+            self.waiting.pop(k, None)
+            try:
+                self.ready.remove(k)
+            except ValueError:
+                pass
+            m = self.by_key[k]
+            await self.record_outcome(m, "failed", attempts=st.attempts, error=why)
+            with bound_contextvars(key=k):
+                log.info(EVENT_FAILED, action=m.action, object=m.object, error=why)
+            self.observer.result(k, "failed", m.quota_class)
+            todo.extend((child, f"dependency {k} failed") for child in self.dependents.get(k, []))
+            nxt = self.object_next.get(k)
+            if nxt is not None:
+                self.release(nxt)
+
+    def release(self, key: str) -> None:
+        if key in self.waiting:
+            self.waiting[key] -= 1
+            if self.waiting[key] == 0:
+                self.ready.append(key)
+
+    async def completed(self, key: str, result: str) -> None:
+        self.waiting.pop(key, None)
+        if result in ("pending", "ambiguous"):
+            return  # unsettled: whatever waits on it keeps waiting (resume picks it up)
+        nxt = self.object_next.get(key)
+        if nxt is not None:
+            self.release(nxt)
+        for child in self.dependents.get(key, []):
+            if result in ("applied", "skipped"):
+                self.release(child)
+            else:
+                await self.fail_dependents(child, f"dependency {key} {result}")
+
+    async def dispatch(
+        self,
+        work: MemoryObjectSendStream[str],
+        done: MemoryObjectReceiveStream[tuple[str, str]],
+    ) -> None:
+        for key, reason in self.cascade:
+            await self.fail_dependents(key, reason)
+        async with work:
+            while True:
+                while self.ready and not self.stopping and self.in_flight < len(self.workers):
+                    key = self.ready.popleft()
+                    if key not in self.waiting:
+                        continue
+                    self.in_flight += 1
+                    await work.send(key)
+                if self.in_flight == 0 and (self.stopping or not self.ready):
+                    break
+                key, result = await done.receive()
+                self.in_flight -= 1
+                await self.completed(key, result)
+
+    workers: list[int]
+
+    async def worker(
+        self,
+        work: MemoryObjectReceiveStream[str],
+        done: MemoryObjectSendStream[tuple[str, str]],
+    ) -> None:
+        async with work, done:
+            async for key in work:
+                mutation = self.by_key[key]
+                started = time.monotonic()
+                with bound_contextvars(key=key):
+                    result = await self.process(mutation)
+                    st = self.states[key]
+                    log.info(
+                        _EVENTS.get(result, EVENT_PENDING),
+                        action=mutation.action,
+                        object=mutation.object,
+                        status=st.status,
+                        attempts=st.attempts,
+                        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+                        error=st.error if result not in ("applied", "skipped") else None,
+                    )
+                self.observer.result(key, result, mutation.quota_class)
+                await done.send((key, result))
+
+    # -- stopping ---------------------------------------------------------------
+
+    def stop(self, reason: Stop, detail: str) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.stop_reason = reason
+            self.stop_detail = detail
+            self.stop_event.set()
+            for scope in list(self.wait_scopes):
+                scope.cancel()  # nobody waits out a quota window to send after a stop
+            log.warning(EVENT_RUN_STOPPING, reason=reason.value, detail=detail)
+            self.observer.stop()
+
+    async def watch_signals(self, scope: CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _signum in signals:
+                if self.stopping and self.stop_reason is Stop.INTERRUPTED:
+                    scope.cancel()
+                    return
+                self.stop(Stop.INTERRUPTED, "interrupted: finishing the requests in flight")
+
+    async def pause(self, delay: float) -> bool:
+        """Sleep ``delay`` unless the run stops first; True if it is stopping."""
+        if delay > 0 and not self.stopping:
+            with anyio.move_on_after(delay):
+                await self.stop_event.wait()
+        return self.stopping
+
+    # -- journal records --------------------------------------------------------
+
+    async def record_outcome(
+        self,
+        m: Mutation,
+        result: str,
+        *,
+        attempts: int,
+        status: int | None = None,
+        error: str | None = None,
+        created: str | None = None,
+        sync: bool = False,
+        sent_at: float | None = None,
+    ) -> None:
+        record: dict[str, Any] = {
+            "t": "outcome",
+            "key": m.key,
+            "result": result,
+            "status": status,
+            "error": error,
+            "attempts": attempts,
+            "at": time.time(),
+        }
+        if created is not None:
+            record["created_id"] = created
+        if sent_at is not None:
+            record["sent_at"] = sent_at
+        await self.writer.write(record, sync=sync)
+        st = self.states[m.key]
+        st.attempts = max(st.attempts, attempts)
+        st.status = status if status is not None else st.status
+        st.error = error
+        if created is not None:
+            st.created_id = created
+        if result in FINAL_STATES:
+            st.state = result
+            st.reason = error
+            st.settled_at = self.next_settle()
+        elif result == "ambiguous":
+            st.state = "in_doubt"
+        elif result == "not_applied":
+            st.state = "pending"
+
+    async def reconcile(self, m: Mutation) -> Verdict | None:
+        """Settle ``m`` by a read and journal the verdict; None if the read failed."""
+        try:
+            verdict, reason = await settle(self.client, m)
+        except (Unauthorized, Forbidden) as exc:
+            self.stop(Stop.UNAUTHORIZED, str(exc))
+            return None
+        except ApiError as exc:
+            log.warning(EVENT_AMBIGUOUS, reason="the reconciling read failed", error=str(exc))
+            return None
+        await self.writer.write(
+            {
+                "t": "reconciled",
+                "key": m.key,
+                "verdict": verdict.value,
+                "reason": reason,
+                "at": time.time(),
+            }
+        )
+        log.info(EVENT_RECONCILED, verdict=verdict.value, reason=reason)
+        st = self.states[m.key]
+        if verdict is Verdict.APPLIED:
+            st.state = "applied"
+            st.settled_at = self.next_settle()
+        elif verdict is Verdict.CONFLICT:
+            st.state = "conflict"
+            st.reason = st.error = reason
+            st.settled_at = self.next_settle()
+        else:
+            st.state = "pending"
+        return verdict
+
+    # -- one mutation -------------------------------------------------------------
+
+    async def process(self, m: Mutation) -> str:
+        st = self.states[m.key]
+        if self.stopping:
+            return "pending" if st.state == "pending" else "ambiguous"
+        if st.state == "in_doubt":
+            verdict = await self.reconcile(m)
+            if verdict is None:
+                return "ambiguous"
+            if verdict is Verdict.APPLIED:
+                return "applied"
+            if verdict is Verdict.CONFLICT:
+                return "conflict"
+        elif m.verifiable:
+            try:
+                data = await observe(self.client, m)
+            except (Unauthorized, Forbidden) as exc:
+                self.stop(Stop.UNAUTHORIZED, str(exc))
+                return "pending"
+            except ApiError as exc:
+                await self.record_outcome(
+                    m, "failed", attempts=st.attempts, error=f"reading the object failed: {exc}"
+                )
+                return "failed"
+            match = judge(m, data)
+            if match is Match.AFTER:
+                await self.record_outcome(m, "skipped", attempts=st.attempts)
+                return "skipped"
+            if match is Match.NEITHER:
+                if data is None:
+                    reason = f"the object does not exist (GET {m.read} answered 404)"
+                else:
+                    reason = (
+                        f"changed since planning: expected {m.before.describe()}, "
+                        "the object no longer shows it"
+                    )
+                await self.record_outcome(m, "conflict", attempts=st.attempts, error=reason)
+                return "conflict"
+        return await self.send_loop(m)
+
+    async def send_loop(self, m: Mutation) -> str:
+        st = self.states[m.key]
+        fp = self.options.failpoints
+        attempt = st.attempts
+        first = True
+        doubted = st.attempts > 0  # an earlier attempt may have reached the server
+        while True:
+            if self.stopping:
+                return "pending" if st.state == "pending" else "ambiguous"
+            attempt += 1
+            fp.hit("before-intent")
+            await self.writer.write(
+                {"t": "intent", "key": m.key, "attempt": attempt, "at": time.time()}, sync=True
+            )
+            st.state = "in_doubt"
+            st.attempts = attempt
+            fp.hit("after-intent")
+            if first:
+                self.budget.record_attempt()
+                first = False
+            # The quota slot is taken right before the send, so the limiter's log holds
+            # real send times; the wait is interruptible (Ctrl-C must not wait out a window).
+            with anyio.CancelScope() as waiting:
+                self.wait_scopes.add(waiting)
+                try:
+                    sent_at = await self.limiter.acquire(m.quota_class)
+                finally:
+                    self.wait_scopes.discard(waiting)
+            if waiting.cancelled_caught:
+                await self.record_outcome(
+                    m, "not_applied", attempts=attempt, error="stopped before sending"
+                )
+                return "pending"
+            self.note_send()
+            error: ApiError | None = None
+            try:
+                response = await send_mutation(self.client, m)
+            except ApiError as exc:
+                error = exc
+            fp.hit("after-send")
+            if error is None:
+                self.limiter.succeeded(m.quota_class)
+                fp.hit("before-outcome")
+                await self.record_outcome(
+                    m,
+                    "applied",
+                    sent_at=sent_at,
+                    attempts=attempt,
+                    status=response.status,
+                    created=created_id(m, response),
+                    sync=fp.armed("after-outcome"),  # "after the outcome is on disk"
+                )
+                fp.hit("after-outcome")
+                return "applied"
+            status = error.status if isinstance(error, ApiStatusError) else None
+            message = str(error)
+            if isinstance(error, RateLimited):
+                self.limiter.throttled(m.quota_class, error.retry_after, attempt)
+                self.throttled += 1
+                self.observer.throttled()
+            maybe_applied = isinstance(error, ServerError) or (
+                isinstance(error, TransportError) and error.sent
+            )
+            decision = decide(
+                attempt,
+                error,
+                method=m.method,
+                idempotent=m.idempotent,
+                policy=self.options.policy,
+            )
+            fp.hit("before-outcome")
+            if decision.action is Action.STOP:
+                await self.record_outcome(
+                    m,
+                    "not_applied",
+                    sent_at=sent_at,
+                    attempts=attempt,
+                    status=status,
+                    error=message,
+                )
+                self.stop(Stop.UNAUTHORIZED, message)
+                return "pending"
+            if decision.action is Action.FAIL:
+                if isinstance(error, RateLimited) or (
+                    isinstance(error, TransportError) and not error.sent
+                ):
+                    # Throttled or unreachable to the end: nothing happened; a resume retries it.
+                    await self.record_outcome(
+                        m,
+                        "not_applied",
+                        sent_at=sent_at,
+                        attempts=attempt,
+                        status=status,
+                        error=f"gave up for now: {message}",
+                    )
+                    return "pending"
+                if (doubted or maybe_applied) and m.verifiable:
+                    await self.record_outcome(
+                        m,
+                        "ambiguous",
+                        sent_at=sent_at,
+                        attempts=attempt,
+                        status=status,
+                        error=message,
+                    )
+                    verdict = await self.reconcile(m)
+                    if verdict is None:
+                        return "ambiguous"
+                    if verdict is Verdict.APPLIED:
+                        return "applied"
+                    if verdict is Verdict.CONFLICT:
+                        return "conflict"
+                await self.record_outcome(
+                    m, "failed", sent_at=sent_at, attempts=attempt, status=status, error=message
+                )
+                return "failed"
+            if decision.action is Action.AMBIGUOUS:
+                doubted = True
+                await self.record_outcome(
+                    m, "ambiguous", sent_at=sent_at, attempts=attempt, status=status, error=message
+                )
+                if await self.pause(min(decision.delay, 1.0)):
+                    return "ambiguous"
+                verdict = await self.reconcile(m)
+                if verdict is None:
+                    return "ambiguous"
+                if verdict is Verdict.APPLIED:
+                    return "applied"
+                if verdict is Verdict.CONFLICT:
+                    return "conflict"
+                if attempt >= self.options.policy.max_attempts:
+                    await self.record_outcome(
+                        m,
+                        "failed",
+                        sent_at=sent_at,
+                        attempts=attempt,
+                        status=status,
+                        error=f"not applied after {attempt} attempts: {message}",
+                    )
+                    return "failed"
+                if not self.budget.try_spend():
+                    self.stop(Stop.BUDGET, "too many retries for the requests made")
+                    return "pending"
+                self.retries += 1
+                self.observer.retry()
+                continue
+            # Action.RETRY
+            doubted = doubted or maybe_applied
+            if not self.budget.try_spend():
+                result = "ambiguous" if maybe_applied else "not_applied"
+                await self.record_outcome(
+                    m, result, sent_at=sent_at, attempts=attempt, status=status, error=message
+                )
+                self.stop(Stop.BUDGET, "too many retries for the requests made")
+                return "ambiguous" if maybe_applied else "pending"
+            self.retries += 1
+            self.observer.retry()
+            log.info(EVENT_RETRY, attempt=attempt, status=status, reason=decision.reason)
+            # A 429 pauses the whole class in the limiter; other errors back off here.
+            if not isinstance(error, RateLimited) and await self.pause(decision.delay):
+                result = "ambiguous" if maybe_applied else "not_applied"
+                await self.record_outcome(
+                    m, result, sent_at=sent_at, attempts=attempt, status=status, error=message
+                )
+                return "ambiguous" if maybe_applied else "pending"
+
+    async def finish(self) -> None:
+        """Persist send times, write the run's end record and flush the journal."""
+        self.save_sends()
+        if self.writer.closed.is_set():
+            return  # the writer failed; its JournalError is what propagates
+        stop = self.stop_reason
+        detail = self.stop_detail
+        if stop is Stop.COMPLETE and any(
+            st.state not in FINAL_STATES for st in self.states.values()
+        ):
+            detail = "some mutations are still unsettled"
+        event = {Stop.COMPLETE: "complete", Stop.INTERRUPTED: "interrupted"}.get(stop, "stop")
+        try:
+            await self.writer.write(
+                {
+                    "t": "run",
+                    "event": event,
+                    "run_id": self.options.run_id,
+                    "reason": detail or stop.value,
+                    "at": time.time(),
+                },
+                sync=True,
+            )
+        finally:
+            await self.writer.close()
+
+    def note_send(self) -> None:
+        self.sent += 1
+        self._unsaved += 1
+        if self.sendlog is None or self._saving:
+            return
+        now = time.monotonic()
+        if self._unsaved >= _SENDLOG_EVERY or now - self._saved_at >= _SENDLOG_SECONDS:
+            self._saving = True
+            self._saved_at = now
+            self._unsaved = 0
+            self.task_group.start_soon(self._save_in_thread, self.limiter.history())
+
+    async def _save_in_thread(self, history: dict[str, list[float]]) -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._save, history)
+        finally:
+            self._saving = False
+
+    def _save(self, history: Mapping[str, Sequence[float]]) -> None:
+        if self.sendlog is not None:
+            try:
+                self.sendlog.save(history)
+            except OSError as exc:  # pacing data only; the journal holds the intents
+                log.warning("run.sendlog_failed", error=str(exc))
+
+    def save_sends(self) -> None:
+        """Persist the send times now (at the end of the run)."""
+        self._unsaved = 0
+        self._save(self.limiter.history())
+
+
+async def run_plan(
+    plan: Plan,
+    *,
+    client: ConsoleClient,
+    journal: Journal,
+    records: Sequence[Mapping[str, Any]] = (),
+    limiter: QuotaLimiter,
+    sendlog: SendLog | None = None,
+    options: RunOptions | None = None,
+    observer: Observer | None = None,
+) -> RunResult:
+    """Execute ``plan`` (or what is left of it), journaling into ``journal``.
+
+    Args:
+        plan: The verified plan; its first journal record must already be written.
+        client: A client on the plan's target project.
+        journal: The open checkpoint journal (exclusively locked by the caller).
+        records: What the journal already holds (a resume); settled keys are skipped,
+            in-doubt ones reconciled by a read first.
+        limiter: The project's quota limiter.
+        sendlog: Where send times are persisted (None: not persisted).
+        options: Knobs; see :class:`RunOptions`.
+        observer: Progress callbacks.
+
+    Returns:
+        The :class:`RunResult`. Bugs and cancellation propagate; a failed journal
+        write raises :class:`~bulkops.errors.JournalError`.
+
+    Raises:
+        ValueError: a knob is out of range.
+    """
+    options = options or RunOptions()
+    if options.max_in_flight < 1:
+        raise ValueError("max_in_flight must be at least 1")
+    if options.budget_ratio < 0 or options.budget_minimum < 0:
+        raise ValueError("the retry budget must not be negative")
+    observer = observer or NullObserver()
+    states = replay(records, keys=[m.key for m in plan.mutations])
+    started = time.monotonic()
+    writer = _Writer(journal)
+    run = _Run(
+        plan,
+        client=client,
+        writer=writer,
+        states=states,
+        limiter=limiter,
+        sendlog=sendlog,
+        options=options,
+        observer=observer,
+    )
+    run.workers = list(range(options.max_in_flight))
+    run.build_graph()
+    try:
+        return await _run_plan(run, plan, states, writer, options, observer, started)
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside (nested) single-exception groups, else the group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _run_plan(
+    run: _Run,
+    plan: Plan,
+    states: dict[str, KeyState],
+    writer: _Writer,
+    options: RunOptions,
+    observer: Observer,
+    started: float,
+) -> RunResult:
+    remaining = Counter(
+        m.quota_class for m in plan.mutations if states[m.key].state not in FINAL_STATES
+    )
+    done = sum(1 for st in states.values() if st.state in FINAL_STATES)
+    with bound_contextvars(run_id=options.run_id, job=plan.header.job):
+        log.info(
+            EVENT_RUN_START,
+            total=len(plan.mutations),
+            done=done,
+            resumed=any(st.state != "pending" or st.attempts for st in states.values()),
+        )
+        observer.start(len(plan.mutations), done, dict(remaining))
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(writer.run)
+            try:
+                await writer.write(
+                    {
+                        "t": "run",
+                        "event": "start",
+                        "run_id": options.run_id,
+                        "pid": os.getpid(),
+                        "at": time.time(),
+                    },
+                    sync=True,
+                )
+                work_send, work_recv = anyio.create_memory_object_stream[str](options.max_in_flight)
+                done_send, done_recv = anyio.create_memory_object_stream[tuple[str, str]](
+                    options.max_in_flight
+                )
+                async with anyio.create_task_group() as tg:
+                    run.task_group = tg
+                    if options.handle_signals:
+                        tg.start_soon(run.watch_signals, tg.cancel_scope)
+                    async with done_recv:
+                        async with anyio.create_task_group() as workers:
+                            for _ in run.workers:
+                                workers.start_soon(run.worker, work_recv.clone(), done_send.clone())
+                            work_recv.close()
+                            done_send.close()
+                            await run.dispatch(work_send, done_recv)
+                    tg.cancel_scope.cancel()  # the signal watcher
+            finally:
+                with anyio.move_on_after(5, shield=True):
+                    await run.finish()
+                writer.abort()
+        result = RunResult(
+            run_id=options.run_id,
+            stop=run.stop_reason,
+            reason=run.stop_detail,
+            states=states,
+            retries=run.retries,
+            throttled=run.throttled,
+            elapsed=time.monotonic() - started,
+            sent=run.sent,
+        )
+        counts = result.counts()
+        log.info(
+            EVENT_RUN_END,
+            stop=result.stop.value,
+            elapsed_s=round(result.elapsed, 3),
+            sent=run.sent,
+            retries=run.retries,
+            throttled=run.throttled,
+            **dict(counts),
+        )
+        return result

@@ -1,0 +1,114 @@
+"""Plan files: hashed, private, refused once edited; plans are validated when built."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bulkops.errors import PlanError, RefusedError
+from bulkops.mutations import Expect, Mutation
+from bulkops.plans import Plan, ProjectRef, read_plan, validate_mutations, write_plan
+
+PROJECT = ProjectRef(id="p1", name="Project One")
+
+
+def _m(
+    key: str, *, obj: str | None = None, deps: tuple[str, ...] = (), project: str = "p1"
+) -> Mutation:
+    return Mutation(
+        key=key,
+        project=project,
+        action="archive",
+        object=obj or f"gate/{key}",
+        method="PUT",
+        path=f"/gates/{key}/archive",
+        body={},
+        read=f"/gates/{key}",
+        before=Expect(fields={"status": "In Progress"}),
+        after=Expect(fields={"status": "Archived"}),
+        depends_on=deps,
+        idempotent=True,
+    )
+
+
+def _plan(*mutations: Mutation) -> Plan:
+    return Plan.build(job="test", params={"n": 1}, projects=[PROJECT], mutations=list(mutations))
+
+
+def test_build_hashes_the_plan_and_counts_actions() -> None:
+    """A built plan carries a sha256 of its content, counts and quota classes."""
+    plan = _plan(_m("a"), _m("b"))
+    assert len(plan.header.hash) == 64
+    assert plan.compute_hash() == plan.header.hash
+    assert plan.counts() == {"archive": 2}
+    assert plan.quota_counts() == {"mutation": 2}
+    assert plan.target_project == "p1"
+    assert plan.project_name("p1") == "Project One"
+
+
+def test_plan_file_round_trips_and_is_private(tmp_path: Path) -> None:
+    """A written plan reads back identical, with mode 0600."""
+    plan = _plan(_m("a"), _m("b", deps=("a",)))
+    path = tmp_path / "plan.json"
+    write_plan(path, plan)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    again = read_plan(path)
+    assert again == plan
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["mutations"][0].update(path="/gates/other/archive"),
+        lambda d: d["header"]["projects"][0].update(id="p2"),
+        lambda d: d["mutations"].pop(),
+        lambda d: d["header"].update(hash="0" * 64),
+    ],
+)
+def test_an_edited_plan_is_refused(tmp_path: Path, edit) -> None:
+    """Changing anything in a plan file (even the hash) makes it unusable."""
+    path = tmp_path / "plan.json"
+    write_plan(path, _plan(_m("a"), _m("b")))
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(RefusedError):
+        read_plan(path)
+
+
+def test_a_plan_others_can_read_is_refused(tmp_path: Path) -> None:
+    """Plans may hold user ids: group/other permission bits are refused."""
+    path = tmp_path / "plan.json"
+    write_plan(path, _plan(_m("a")))
+    path.chmod(0o644)
+    with pytest.raises(RefusedError, match="others read it"):
+        read_plan(path)
+
+
+def test_garbage_and_missing_plans(tmp_path: Path) -> None:
+    """A file that is not a plan is refused; a missing one is a usage problem."""
+    path = tmp_path / "plan.json"
+    path.write_text("{not json")
+    path.chmod(0o600)
+    with pytest.raises(RefusedError):
+        read_plan(path)
+    with pytest.raises(PlanError):
+        read_plan(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    ("mutations", "message"),
+    [
+        ([_m("a"), _m("a")], "two mutations have the key"),
+        ([_m("a", deps=("zzz",))], "not in the plan"),
+        ([_m("a", deps=("b",)), _m("b", deps=("a",))], "cycle"),
+        ([_m("a", project="p9")], "not named"),
+    ],
+)
+def test_invalid_plans_are_refused_when_built(mutations: list[Mutation], message: str) -> None:
+    """Duplicate keys, unknown or cyclic dependencies, foreign projects: PlanError."""
+    with pytest.raises(PlanError, match=message):
+        validate_mutations(mutations, project_ids={"p1"})
