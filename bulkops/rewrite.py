@@ -16,7 +16,7 @@ import json
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -26,6 +26,7 @@ __all__ = [
     "KINDS",
     "Operation",
     "RewriteSpec",
+    "RuleChange",
     "RuleFunction",
     "Select",
     "load_rewrite_file",
@@ -38,6 +39,7 @@ KindName = Literal["gates", "dynamic_configs"]
 
 def _all_kinds() -> list[KindName]:
     return ["gates", "dynamic_configs"]
+
 
 # A user-supplied rewrite: (rule, object) -> new rule, or None to drop the rule.
 RuleFunction = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]
@@ -186,10 +188,35 @@ class RewriteSpec(_Strict):
         Raises:
             InputError: a rename would give two rules of the object the same name.
         """
-        rules = copy.deepcopy(list(obj.get("rules") or []))
+        return [change.new for change in self.pairs(kind, obj) if change.new is not None]
+
+    def pairs(self, kind: str, obj: dict[str, Any]) -> list[RuleChange]:
+        """Each rule of ``obj`` with what it becomes (None: dropped), in rule order.
+
+        Operations never add or reorder rules, so the surviving rules are the new list.
+
+        Raises:
+            InputError: a rename would give two rules of the object the same name, or
+                ``remove-values`` would empty a condition whose operator does not say
+                what an empty list means.
+        """
+        originals = list(obj.get("rules") or [])
+        rules = copy.deepcopy(originals)
+        source = {id(rule): index for index, rule in enumerate(rules)}
+        notes: dict[int, str] = {}
         for position, op in enumerate(self.rewrite, 1):
             if isinstance(op, SetReturnValue) and kind != "dynamic_configs":
                 continue  # return values exist on dynamic configs only
+            if isinstance(op, RemoveValues):
+                try:
+                    rules = _remove_values(op, rules, notes, position)
+                except _Unresolvable as exc:
+                    raise InputError(
+                        f'rewrite[{position}] (op = "remove-values"): {exc} in rule '
+                        f"{exc.rule!r} of {obj.get('id')}; nothing says what an empty list "
+                        "means there"
+                    ) from None
+                continue
             rules = _apply_op(op, rules)
             names = [r.get("name") for r in rules]
             duplicates = sorted({n for n in names if names.count(n) > 1}, key=str)
@@ -198,7 +225,95 @@ class RewriteSpec(_Strict):
                     f'rewrite[{position}] (op = "rename-rule"): renaming {op.rule!r} to {op.to!r} '
                     f"would give {obj.get('id')} two rules named {duplicates[0]!r}"
                 )
-        return rules
+        # Operations edit the copies in place and drop by filtering, so identity
+        # tells which original each surviving rule came from.
+        kept = {source[id(rule)]: rule for rule in rules}
+        dropped_because = {source[key]: note for key, note in notes.items()}
+        return [
+            RuleChange(original, kept.get(index), dropped_because.get(index))
+            for index, original in enumerate(originals)
+        ]
+
+
+class RuleChange(NamedTuple):
+    """One rule of an object and what a rewrite makes of it."""
+
+    old: dict[str, Any]
+    new: dict[str, Any] | None  # None: dropped
+    note: str | None = None  # why, when an operation other than drop-rule dropped it
+
+
+# Operators under which a condition holds if the value is ANY of the list (an empty
+# list: for no one), and those under which it holds if it is NONE of them (for all).
+_ANY_OPERATORS = frozenset(
+    {
+        "any",
+        "any_case_sensitive",
+        "str_contains_any",
+        "str_starts_with_any",
+        "str_ends_with_any",
+        "str_matches",
+    }
+)
+_NONE_OPERATORS = frozenset({"none", "none_case_sensitive", "str_contains_none"})
+
+
+class _Unresolvable(Exception):
+    def __init__(self, message: str, rule: Any) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def _remove_values(
+    op: RemoveValues, rules: list[dict[str, Any]], notes: dict[int, str], position: int
+) -> list[dict[str, Any]]:
+    """Remove target values; a condition left with none is simplified as its operator says.
+
+    The API takes no empty target lists, and none is needed: "any of nothing" holds
+    for no one, so the rule can never match and goes (rules are tried in order, so a
+    rule that never matches changes nothing); "none of nothing" holds for everyone,
+    so the condition goes (a rule left without conditions is for Everyone).
+    """
+    out: list[dict[str, Any]] = []
+    for rule in rules:
+        conditions: list[dict[str, Any]] = []
+        dead = False
+        emptied = False
+        for cond in rule.get("conditions") or []:
+            target = cond.get("targetValue")
+            if cond.get("type") != op.condition or target is None:
+                conditions.append(cond)
+                continue
+            values = list(target) if isinstance(target, list) else [target]
+            kept = [v for v in values if v not in op.values]
+            if len(kept) == len(values):
+                conditions.append(cond)  # nothing to remove: leave its shape alone
+                continue
+            if kept:
+                cond["targetValue"] = kept if isinstance(target, list) else kept[0]
+                conditions.append(cond)
+                continue
+            operator = cond.get("operator")
+            if operator is None or operator in _ANY_OPERATORS:
+                dead = True
+                conditions.append(cond)
+            elif operator in _NONE_OPERATORS:
+                emptied = True
+            else:
+                raise _Unresolvable(
+                    f"removing every value of a {op.condition} condition (operator {operator!r})",
+                    rule.get("name"),
+                )
+        if dead:
+            notes[id(rule)] = (
+                f'rewrite[{position}] (op = "remove-values") left its {op.condition} '
+                "condition matching no one"
+            )
+            continue
+        if emptied:
+            rule["conditions"] = conditions or [{"type": "public"}]
+        out.append(rule)
+    return out
 
 
 def _apply_op(op: Any, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -211,7 +326,7 @@ def _apply_op(op: Any, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for cond in rule.get("conditions") or []:
                 if cond.get("type") in (f"passes_{op.kind}", f"fails_{op.kind}"):
                     cond["targetValue"] = _replace(cond.get("targetValue"), op.from_, op.to)
-        elif isinstance(op, AddValues | RemoveValues):
+        elif isinstance(op, AddValues):
             for cond in rule.get("conditions") or []:
                 if cond.get("type") == op.condition:
                     cond["targetValue"] = _edit_values(cond.get("targetValue"), op)
@@ -223,8 +338,11 @@ def _apply_op(op: Any, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rule["environments"] = list(op.environments) or None
         elif isinstance(op, SetReturnValue):
             current = rule.get("returnValue")
-            rule["returnValue"] = {**(current if isinstance(current, dict) else {}), **op.merge}
-            rule.pop("returnValueJson5", None)  # the JSON5 text would contradict the new value
+            merged = {**(current if isinstance(current, dict) else {}), **op.merge}
+            if merged != current:
+                rule["returnValue"] = merged
+                if "returnValueJson5" in rule:  # keep the JSON5 twin saying the same
+                    rule["returnValueJson5"] = json.dumps(merged)
     return rules
 
 
@@ -239,11 +357,10 @@ def _replace(target: Any, old: str, new: str) -> Any:
     return new if target == old else target
 
 
-def _edit_values(target: Any, op: AddValues | RemoveValues) -> Any:
+def _edit_values(target: Any, op: AddValues) -> Any:
     values = list(target) if isinstance(target, list) else ([] if target is None else [target])
-    if isinstance(op, AddValues):
-        return values + [v for v in op.values if v not in values]
-    return [v for v in values if v not in op.values]
+    added = [v for v in op.values if v not in values]
+    return values + added if added else target
 
 
 def _position(loc: Sequence[int | str], data: dict[str, Any]) -> str:

@@ -190,3 +190,64 @@ def test_python_escape_hatch(tmp_path):
         load_rule_function(f"{path}:nope")
     with pytest.raises(InputError, match="FILE.py:function"):
         load_rule_function(str(path))
+
+
+def _values_gate(*conditions):
+    return {
+        "id": "g",
+        "rules": [
+            {"name": "Target", "passPercentage": 100, "conditions": list(conditions)},
+            {"name": "Everyone", "passPercentage": 10, "conditions": [{"type": "public"}]},
+        ],
+    }
+
+
+def test_remove_values_that_empty_an_any_condition_drop_the_rule():
+    """ "any of nothing" matches no one: the rule goes, and the change says why."""
+    spec = _spec({"op": "remove-values", "condition": "user_id", "values": ["u_1", "u_2"]})
+    gate = _values_gate(
+        {"type": "country", "operator": "any", "targetValue": ["DE"]},
+        {"type": "user_id", "operator": "any", "targetValue": ["u_1", "u_2"]},
+    )
+    changes = spec.pairs("gates", gate)
+    assert changes[0].new is None and "matching no one" in changes[0].note
+    assert "rewrite[1]" in changes[0].note
+    assert changes[1].new == gate["rules"][1] and changes[1].note is None
+
+
+def test_remove_values_that_empty_a_none_condition_drop_the_condition():
+    """ "none of nothing" holds for everyone: the condition goes; a rule left bare is Everyone."""
+    spec = _spec({"op": "remove-values", "condition": "user_id", "values": ["u_1"]})
+    both = _values_gate(
+        {"type": "country", "operator": "any", "targetValue": ["DE"]},
+        {"type": "user_id", "operator": "none", "targetValue": ["u_1"]},
+    )
+    assert spec.apply("gates", both)[0]["conditions"] == [
+        {"type": "country", "operator": "any", "targetValue": ["DE"]}
+    ]
+    alone = _values_gate({"type": "user_id", "operator": "none", "targetValue": "u_1"})
+    assert spec.apply("gates", alone)[0]["conditions"] == [{"type": "public"}]
+
+
+def test_remove_values_keeps_the_shape_of_untouched_and_partly_emptied_conditions():
+    """A scalar or list target that loses nothing is left exactly as it was."""
+    spec = _spec({"op": "remove-values", "condition": "user_id", "values": ["u_1"]})
+    gate = _values_gate(
+        {"type": "user_id", "operator": "any", "targetValue": "u_9"},
+        {"type": "user_id", "operator": "any", "targetValue": ["u_1", "u_9"]},
+    )
+    assert spec.apply("gates", gate)[0]["conditions"] == [
+        {"type": "user_id", "operator": "any", "targetValue": "u_9"},
+        {"type": "user_id", "operator": "any", "targetValue": ["u_9"]},
+    ]
+
+
+def test_remove_values_refuses_to_guess_an_empty_list_under_other_operators():
+    """Emptying a condition whose operator gives an empty list no meaning is a named error."""
+    spec = _spec(
+        {"op": "drop-rule", "rule": "nothing"},
+        {"op": "remove-values", "condition": "app_version", "values": ["1.0"]},
+    )
+    gate = _values_gate({"type": "app_version", "operator": "version_gt", "targetValue": ["1.0"]})
+    with pytest.raises(InputError, match=r'rewrite\[2\] \(op = "remove-values"\).*version_gt'):
+        spec.apply("gates", gate)
