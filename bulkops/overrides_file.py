@@ -4,6 +4,11 @@ Input is CSV with the header ``kind,id,unit_id,value,environment,unit_type`` or 
 lines with the same fields. Rows are streamed (a 100,000-row file is never held as
 rows), validated with their line numbers, and folded into one
 :class:`TargetOverrides` per target, which is all the ``import-overrides`` job needs.
+
+Experiment and layer groups may be named by id or by name; when the catalog knows the
+groups (:attr:`Catalog.groups`), every value is folded to the group's id, so two rows
+naming one group two ways land in one bucket, and a name two experiments of a layer
+share is refused as ambiguous.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from typing import Any
 from .errors import InputError
 
 __all__ = [
+    "DEFAULT_UNIT_TYPE",
     "FIELDS",
     "KINDS",
     "Catalog",
+    "GroupRef",
     "RowProblem",
     "TargetOverrides",
     "read_overrides_file",
@@ -39,9 +46,24 @@ _PASS_FAIL = {
 }
 
 
+@dataclass(frozen=True)
+class GroupRef:
+    """One experiment group: the experiment it belongs to, its id and its name."""
+
+    experiment: str
+    id: str
+    name: str
+
+
 @dataclass
 class Catalog:
-    """What the project has, for validating rows (read once through the client)."""
+    """What the project has, for validating rows (read once through the client).
+
+    ``groups`` is optional: ``(kind, target id) -> {group id or name: [GroupRef]}``
+    for experiments and layers. When a target has an entry, values are checked and
+    folded to group ids through it (a name with two refs is ambiguous); without one,
+    values are checked against ``experiments``/``layers`` as given.
+    """
 
     gates: set[str] = field(default_factory=set)
     holdouts: set[str] = field(default_factory=set)
@@ -50,6 +72,24 @@ class Catalog:
     segments: dict[str, str] = field(default_factory=dict)  # id -> segment type
     environments: set[str] = field(default_factory=set)
     unit_types: set[str] = field(default_factory=lambda: {"userID", "stableID"})
+    groups: dict[tuple[str, str], dict[str, list[GroupRef]]] = field(default_factory=dict)
+
+    def add_group(self, kind: str, target: str, group: GroupRef) -> None:
+        """Record that ``target`` (an experiment or a layer) has ``group``."""
+        refs = (self.experiments if kind == "experiment" else self.layers).setdefault(target, set())
+        by_ref = self.groups.setdefault((kind, target), {})
+        for ref in dict.fromkeys((group.id, group.name)):
+            if not ref:
+                continue
+            refs.add(ref)
+            known = by_ref.setdefault(ref, [])
+            if group not in known:
+                known.append(group)
+
+    def group(self, kind: str, target: str, ref: str) -> GroupRef | None:
+        """The one group ``ref`` names in ``target`` (None if unknown or ambiguous)."""
+        found = self.groups.get((kind, target), {}).get(ref) or []
+        return found[0] if len(found) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -69,13 +109,18 @@ class TargetOverrides:
 
     kind: str
     id: str
-    # (environment or None for all, unit type, value) -> ids in file order
-    buckets: dict[tuple[str | None, str, str], dict[str, None]] = field(default_factory=dict)
+    # (environment or None for all, unit type, value) -> {unit id: line}, in file order
+    buckets: dict[tuple[str | None, str, str], dict[str, int]] = field(default_factory=dict)
     rows: int = 0
 
-    def add(self, environment: str | None, unit_type: str, value: str, unit_id: str) -> None:
-        self.buckets.setdefault((environment, unit_type, value), {})[unit_id] = None
-        self.rows += 1
+    def add(
+        self, environment: str | None, unit_type: str, value: str, unit_id: str, line: int = 0
+    ) -> None:
+        """Record ``unit_id`` (first seen on ``line``) under its bucket."""
+        ids = self.buckets.setdefault((environment, unit_type, value), {})
+        if unit_id not in ids:
+            ids[unit_id] = line
+            self.rows += 1
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
@@ -166,6 +211,10 @@ def read_overrides_file(
             continue
         if kind in ("gate", "holdout"):
             value = _PASS_FAIL[value.lower()]
+        elif kind in ("experiment", "layer"):
+            group = catalog.group(kind, target, value)
+            if group is not None:
+                value = group.id
         key = (kind, target, environment, unit_type, unit_id)
         previous = seen.get(key)
         if previous is not None and previous[0] != value:
@@ -175,19 +224,17 @@ def read_overrides_file(
                 else f"in groups {previous[0]!r} and {value!r}"
             )
             where = f"environment {environment}" if environment else "all environments"
-            problems.append(
-                RowProblem(
-                    line,
-                    f"{kind} {target}: unit id {unit_id!r} is {what} in {where} (also line {previous[1]})",
-                )
-            )
+            clash = f"{kind} {target}: unit id {unit_id!r} is {what} in {where}"
+            problems.append(RowProblem(line, f"{clash} (also line {previous[1]})"))
+            if key not in clashed:  # the first row is wrong too: name it once
+                problems.append(RowProblem(previous[1], f"{clash} (also line {line})"))
             clashed.add(key)
             continue
         seen[key] = (value, line)
         entry = targets.get((kind, target))
         if entry is None:
             entry = targets[(kind, target)] = TargetOverrides(kind, target)
-        entry.add(environment, unit_type, value, unit_id)
+        entry.add(environment, unit_type, value, unit_id, line)
     # A clash makes both rows wrong: take the first row's id back out of its target.
     for kind, target, environment, unit_type, unit_id in clashed:
         value = seen[(kind, target, environment, unit_type, unit_id)][0]
@@ -200,6 +247,7 @@ def read_overrides_file(
                 del entry.buckets[(environment, unit_type, value)]
             if entry.rows == 0:
                 del targets[(kind, target)]
+    problems.sort(key=lambda p: p.line)
     return targets, problems
 
 
@@ -237,6 +285,13 @@ def _check(
             return f"value for an {kind} must be a group id"
         if value not in groups:
             return f"{kind} {target!r} has no group {value!r}"
+        found = catalog.groups.get((kind, target), {}).get(value) or []
+        if len(found) > 1:
+            where = ", ".join(sorted({g.experiment for g in found}))
+            return (
+                f"{kind} {target!r} has several groups named {value!r} (experiments {where}); "
+                "use the group id"
+            )
         return None
     segment_type = catalog.segments.get(target)
     if segment_type is None:

@@ -79,7 +79,8 @@ def test_pass_and_fail_for_one_unit_id_invalidates_both_rows(tmp_path, catalog):
     targets, problems = _read(
         tmp_path, HEADER + "gate,g1,u1,pass,,\ngate,g1,u2,pass,,\ngate,g1,u1,fail,,\n", catalog
     )
-    assert len(problems) == 1 and problems[0].line == 4 and "also line 2" in problems[0].message
+    assert [p.line for p in problems] == [2, 4]
+    assert "also line 4" in problems[0].message and "also line 2" in problems[1].message
     assert list(targets[("gate", "g1")].buckets[(None, "userID", "pass")]) == ["u2"]
     # Different environments do not clash.
     _, problems = _read(tmp_path, HEADER + "gate,g1,u1,pass,,\ngate,g1,u1,fail,staging,\n", catalog)
