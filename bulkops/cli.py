@@ -176,11 +176,18 @@ def _add_snapshot(sub: argparse._SubParsersAction[_Parser]) -> None:
     register(sub)
 
 
+def _add_demo(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from .tour import register
+
+    register(sub)
+
+
 # Command modules register themselves here (see bulkops.commands).
 REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _add_emulator,
     _add_engine,
     _add_snapshot,
+    _add_demo,
 ]
 
 

@@ -226,7 +226,13 @@ def job_option_lines(job: commands.LoadedJob) -> list[str]:
     lines = []
     for name, info in job.params_model.model_fields.items():
         kind, many = _unwrap(info.annotation)
-        type_name = getattr(kind, "__name__", str(kind))
+        _, choices = _converter(kind)
+        if choices:
+            type_name = "{" + ",".join(choices) + "}"
+        elif kind is bool:
+            type_name = "(flag)"
+        else:
+            type_name = {int: "N", float: "X", Path: "FILE"}.get(kind, "TEXT")
         flags = "--" + name.replace("_", "-")
         extra = " (repeatable)" if many else ""
         need = " (required)" if info.is_required() else ""

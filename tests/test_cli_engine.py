@@ -457,8 +457,9 @@ def test_job_options_come_from_the_params_model() -> None:
         parser.parse_args(["--pattern", "b", "--mode", "other"])
     job = commands.LoadedJob("t", types.SimpleNamespace(Params=_Params))  # type: ignore[arg-type]
     lines = job_option_lines(job)
-    assert lines[0] == "--pattern str (required)  which"
+    assert lines[0] == "--pattern TEXT (required)  which"
     assert "(repeatable)" in lines[1]
+    assert any(line.startswith("--mode {add,replace}") for line in lines), lines
     with pytest.raises(UsageError, match="--limit"):
         commands.parse_params(job, {"pattern": "p", "limit": "x"})
 

@@ -1,4 +1,5 @@
-"""The demo seed: its numbers, determinism, references, keys, and the tour over it."""
+"""The demo seed: its numbers, determinism, references, keys, the tour over it, and the
+demo's frame (an emulator process, titled steps)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +29,17 @@ from bulkops.emulator.demo import (
     demo_projects,
 )
 from bulkops.emulator.state import KeyInfo, Project
-from bulkops.errors import Forbidden, Unauthorized
+from bulkops.errors import Forbidden, Unauthorized, UsageError
 from bulkops.settings import Settings
-from bulkops.tour import GATE_TYPES, Census, DemoContext, Step, run_demo, tour
+from bulkops.tour import (
+    GATE_TYPES,
+    Census,
+    DemoContext,
+    Step,
+    prepare_workdir,
+    run_demo,
+    tour,
+)
 
 STALE_REASONS = {
     "STALE_PROBABLY_LAUNCHED",
@@ -481,8 +491,9 @@ async def test_tour_prints_the_real_counts(
         assert re.search(row, text, re.MULTILINE), row
 
 
-async def test_demo_runs_titled_steps_on_both_projects() -> None:
-    """The demo serves the seed in-process and runs each step under its title, counting calls."""
+async def test_demo_runs_titled_steps_on_both_projects(tmp_path: Path) -> None:
+    """The demo serves the seed from an emulator process and runs each step under its title,
+    counting each step's requests from the emulator's log."""
     seen: list[tuple[str, str]] = []
 
     async def look(ctx: DemoContext) -> None:
@@ -492,14 +503,25 @@ async def test_demo_runs_titled_steps_on_both_projects() -> None:
 
     steps = [Step("Look around", "Two reads.", look), Step("Look again", "Two more.", look)]
     out = io.StringIO()
-    await run_demo(Console(file=out, width=140, color_system=None), steps)
+    result = await run_demo(
+        Console(file=out, width=140, color_system=None), steps, workdir=tmp_path / "demo"
+    )
     text = out.getvalue()
+    assert result.ok and result.workdir == (tmp_path / "demo").resolve()
     assert seen == [(DEMO_SOURCE_ID, DEMO_TARGET_ID)] * 2
     assert DEMO_SOURCE_KEY in text and DEMO_TARGET_KEY in text
     assert "Step 1 of 2: Look around" in text and "Step 2 of 2: Look again" in text
     assert text.index("Look around") < text.index("Two reads.") < text.index("Look again")
-    assert text.count("2 reads, 0 writes") == 2
+    assert len(re.findall(r"2 reads, 0 writes, [\d.]+ s", text)) == 2
     assert "Demo finished" in text
+    assert (result.workdir / "examples" / "rewrite.toml").is_file()
+
+
+def test_demo_refuses_a_workdir_that_is_not_empty(tmp_path: Path) -> None:
+    """The demo starts from scratch: a directory with files in it is refused."""
+    (tmp_path / "archive.ckpt").write_text("x")
+    with pytest.raises(UsageError, match="not empty"):
+        prepare_workdir(tmp_path)
 
 
 def test_census_totals() -> None:
