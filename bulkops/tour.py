@@ -682,13 +682,15 @@ async def _apply_kill_resume(ctx: DemoContext) -> None:
         "\n`status` reads only the checkpoint. An intent without an outcome is "
         "[italic]unsettled[/italic]: its request may or may not have reached the server."
     )
-    after_kill = await bulkops(ctx, "status", "archive.ckpt")
+    await bulkops(ctx, "status", "archive.ckpt")
     ctx.say(
         "\n`resume` reads each unsettled gate back to learn whether its archive landed, "
         "skips every mutation already applied and sends only the rest, under the same quota."
     )
     resumed = await bulkops(ctx, "resume", "archive.ckpt", "--time-scale", ctx.scale)
-    windows = [applied.window, after_kill.window, resumed.window]
+    # One window for the whole episode: a request the killed process had in flight
+    # reaches the server after the kill, between the two processes' own windows.
+    windows = [(applied.window[0], resumed.window[1])]
     tally = Tally("apply, kill -9, resume", windows, checkpoint=checkpoint)
     ctx.tallies.append(tally)
     # The ground truth: which gates the emulator archived, and how often.
@@ -698,7 +700,7 @@ async def _apply_kill_resume(ctx: DemoContext) -> None:
         for e in ctx.emulator.entries(windows)
         if e.get("applied") and re.search(r"/gates/[^/]+/archive$", str(e.get("path")))
     )
-    before = ctx.emulator.entries([applied.window])
+    before = ctx.emulator.entries([(applied.window[0], resumed.window[0])])
     sent_before = sum(1 for e in before if e.get("method") in WRITE_METHODS)
     sent_after = sum(
         1 for e in ctx.emulator.entries([resumed.window]) if e.get("method") in WRITE_METHODS
