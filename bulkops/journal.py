@@ -104,10 +104,16 @@ def _check_private(fd: int, path: Path) -> None:
         )
 
 
+# ensure_ascii (the default) keeps every line pure ASCII; compact separators, no NaN.
+# One encoder for every record: json.dumps with arguments builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def _frame(seq: int, record: Mapping[str, Any], prev_crc: int) -> tuple[bytes, int]:
-    body = {"seq": seq, **{k: v for k, v in record.items() if k != "seq"}}
-    # ensure_ascii (the default) keeps every line pure ASCII; compact separators, no NaN.
-    payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
+    body: dict[str, Any] = {"seq": seq}
+    body.update(record)
+    body["seq"] = seq  # a caller's own "seq" never overrides the frame's
+    payload = _ENCODE(body).encode("ascii")
     crc = zlib.crc32(payload, prev_crc)
     return b"%08x %s\n" % (crc, payload), crc
 
@@ -271,7 +277,7 @@ class Journal:
         self._fd: int | None = fd
         self._next_seq = next_seq
         self._crc = crc
-        self._dirty = False
+        self._synced_seq = next_seq  # every record below this seq is on disk
         self._failed: str | None = None
 
     @classmethod
@@ -403,23 +409,41 @@ class Journal:
         seq = self._next_seq
         self._next_seq += 1
         self._crc = crc
-        self._dirty = True
         if sync:
             self.sync()
         return seq
 
-    def sync(self) -> None:
+    @property
+    def failed(self) -> bool:
+        """A write or fsync failed: every further append or sync raises."""
+        return self._failed is not None
+
+    @property
+    def synced_seq(self) -> int:
+        """Every record with a seq below this one is on disk."""
+        return self._synced_seq
+
+    def sync(self) -> int:
         """fsync the file. A failure makes the journal unusable (never retry an fsync).
+
+        May run in a worker thread while the owning thread keeps appending: records
+        appended before the call are covered, later ones may or may not be.
+
+        Returns:
+            The seq below which every record is now durable.
 
         Raises:
             JournalError: The fsync failed.
         """
+        target = self._next_seq
         fd = self._usable_fd()
         try:
             _fsync(fd)
         except OSError as exc:
             raise self._fail("fsync failed", exc) from exc
-        self._dirty = False
+        if target > self._synced_seq:
+            self._synced_seq = target
+        return target
 
     def close(self) -> None:
         """fsync pending appends and close. Safe to call twice."""
@@ -427,7 +451,7 @@ class Journal:
             return
         fd, self._fd = self._fd, None
         try:
-            if self._dirty and self._failed is None:
+            if self._synced_seq < self._next_seq and self._failed is None:
                 try:
                     _fsync(fd)
                 except OSError as exc:

@@ -2,7 +2,7 @@
 
 Structure (anyio): one task group holds a **dispatcher**, ``max_in_flight`` **workers**
 fed through a bounded memory stream (no task per item up front), and, beside it, the
-single **journal writer** fed by another memory stream. Per mutation:
+single **journal writer** (appends in call order, fsyncs group-committed). Per mutation:
 
 1. unless the journal says it is settled: read the object (``read``); already in the
    after-state → ``skipped`` (nothing sent); in neither state → ``conflict`` (never
@@ -27,6 +27,7 @@ step of the N-th mutation to reach it, for the crash tests.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import signal
 import time
@@ -110,13 +111,14 @@ _EVENTS = {
     "pending": EVENT_PENDING,
 }
 _SYNC_EVERY = 1.0  # seconds between fsyncs of outcome records (intents are always synced)
-# The per-project send log is saved, in a thread, once this many sends are unsaved or
-# this long after the last save: after every send at real quota rates, every few dozen
-# when unthrottled. A resume of the same checkpoint also rebuilds its windows from the
-# journal's intents, which are durable before each send; another checkpoint on the
-# project can miss at most the sends of the last moments before a kill.
-_SENDLOG_EVERY = 50
-_SENDLOG_SECONDS = 0.02
+# The per-project send log is saved (in a thread, without fsync) about once a second
+# and at the end of the run. It only paces a *different* checkpoint's run on the same
+# project: a resume of this checkpoint rebuilds its windows from the journal, whose
+# intents are durable before each send. A kill loses at most the last second of sends
+# from it (the data already written survives a kill: no fsync needed for that); an OS
+# crash may lose more, and then the next run on the project may see some 429s, which
+# the limiter absorbs by backing off. Saving more often cost two fsyncs a save.
+_SENDLOG_SECONDS = 1.0
 
 
 class Stop(enum.Enum):
@@ -290,71 +292,63 @@ def history_from_records(
     return {k: sorted(v) for k, v in out.items()}
 
 
+def _logs_info() -> bool:
+    """Whether structlog's configured level lets ``info`` events through."""
+    check = getattr(log.bind(), "is_enabled_for", None)
+    return True if check is None else bool(check(logging.INFO))
+
+
 class _Writer:
-    """The single journal writer: records arrive over a memory stream, in order."""
+    """The single journal writer: appends in call order, group-committed fsyncs.
+
+    Records are appended straight away from the event loop's thread (one ``os.write``
+    each; the loop runs one task at a time, so the order of calls is the order in the
+    file). An intent is durable before ``write(..., sync=True)`` returns: the first
+    waiter runs an fsync in a worker thread (the loop keeps handling responses
+    meanwhile), and every intent appended while it runs waits for the next one, which
+    covers them all: one fsync per group, not per record. Outcomes are not waited for;
+    the next intent's fsync or the periodic one (every ``_SYNC_EVERY`` s) covers them.
+    """
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        send, recv = anyio.create_memory_object_stream[
-            tuple[dict[str, Any], bool, anyio.Event | None]
-        ](256)
-        self._send: MemoryObjectSendStream[tuple[dict[str, Any], bool, anyio.Event | None]] = send
-        self._recv: MemoryObjectReceiveStream[tuple[dict[str, Any], bool, anyio.Event | None]] = (
-            recv
-        )
+        self._syncing: anyio.Event | None = None
         self._last_sync = time.monotonic()
-        self.closed = anyio.Event()
+        self.fsyncs = 0
 
-    async def run(self) -> None:
-        # Shielded: records already queued reach the file even when the run is
-        # cancelled; the loop ends when the send side is closed (always, in run_plan).
-        try:
-            with anyio.CancelScope(shield=True):
-                await self._drain()
-        finally:
-            self.closed.set()
-
-    async def _drain(self) -> None:
-        # Group commit: everything queued while the previous fsync ran is appended and
-        # made durable by one fsync, then every waiter is released. The fsync runs in a
-        # worker thread so responses keep being handled meanwhile. Each intent is still
-        # on disk before its request is sent.
-        Item = tuple[dict[str, Any], bool, anyio.Event | None]
-        async with self._recv:
-            async for first in self._recv:
-                batch: list[Item] = [first]
-                while True:
-                    try:
-                        batch.append(self._recv.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                sync = any(item[1] for item in batch)
-                for record, _sync, _done in batch:
-                    self.journal.append(record)
-                now = time.monotonic()
-                if sync or now - self._last_sync >= _SYNC_EVERY:
-                    await anyio.to_thread.run_sync(self.journal.sync)
-                    self._last_sync = now
-                for _record, _sync, done in batch:
-                    if done is not None:
-                        done.set()
-        self.journal.sync()
+    @property
+    def failed(self) -> bool:
+        """A write or fsync failed: the journal is unusable (its JournalError propagates)."""
+        return self.journal.failed
 
     async def write(self, record: dict[str, Any], *, sync: bool = False) -> None:
-        """Queue ``record``; with ``sync``, return only once it is on disk."""
-        done = anyio.Event() if sync else None
-        await self._send.send((record, sync, done))
-        if done is not None:
-            await done.wait()
+        """Append ``record``; with ``sync``, return only once it is on disk."""
+        seq = self.journal.append(record)
+        if sync or time.monotonic() - self._last_sync >= _SYNC_EVERY:
+            await self._sync_through(seq)
+
+    async def _sync_through(self, seq: int) -> None:
+        journal = self.journal
+        while journal.synced_seq <= seq:
+            if self._syncing is not None:
+                # An fsync is running; it may have started before our append. Wait for
+                # it, then check again (and lead the next one if still needed).
+                await self._syncing.wait()
+                continue
+            self._syncing = done = anyio.Event()
+            try:
+                # Not abandoned on cancellation: the thread's fsync always completes.
+                await anyio.to_thread.run_sync(journal.sync)
+                self.fsyncs += 1
+                self._last_sync = time.monotonic()
+            finally:
+                self._syncing = None
+                done.set()
 
     async def close(self) -> None:
-        """Flush everything queued and stop the writer."""
-        self._send.close()
-        await self.closed.wait()
-
-    def abort(self) -> None:
-        """Close the queue without waiting (the writer drains what is queued, then ends)."""
-        self._send.close()
+        """Make everything appended durable."""
+        if not self.failed and self.journal.synced_seq < self.journal.next_seq:
+            await self._sync_through(self.journal.next_seq - 1)
 
 
 class _Run:
@@ -387,8 +381,8 @@ class _Run:
         self.retries = 0
         self.throttled = 0
         self.sent = 0
-        self._unsaved = 0
         self._saving = False
+        self.log_info = _logs_info()
         self.wait_scopes: set[anyio.CancelScope] = set()
         # Beyond every journal seq so far: records of this run come after them.
         self._settle_counter = max((st.settled_at for st in states.values()), default=0)
@@ -513,16 +507,17 @@ class _Run:
                 started = time.monotonic()
                 with bound_contextvars(key=key):
                     result = await self.process(mutation)
-                    st = self.states[key]
-                    log.info(
-                        _EVENTS.get(result, EVENT_PENDING),
-                        action=mutation.action,
-                        object=mutation.object,
-                        status=st.status,
-                        attempts=st.attempts,
-                        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-                        error=st.error if result not in ("applied", "skipped") else None,
-                    )
+                    if self.log_info:  # skipped, kwargs and all, when info is filtered out
+                        st = self.states[key]
+                        log.info(
+                            _EVENTS.get(result, EVENT_PENDING),
+                            action=mutation.action,
+                            object=mutation.object,
+                            status=st.status,
+                            attempts=st.attempts,
+                            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+                            error=st.error if result not in ("applied", "skipped") else None,
+                        )
                 self.observer.result(key, result, mutation.quota_class)
                 await done.send((key, result))
 
@@ -839,8 +834,8 @@ class _Run:
     async def finish(self) -> None:
         """Persist send times, write the run's end record and flush the journal."""
         self.save_sends()
-        if self.writer.closed.is_set():
-            return  # the writer failed; its JournalError is what propagates
+        if self.writer.failed:
+            return  # the journal failed; its JournalError is what propagates
         stop = self.stop_reason
         detail = self.stop_detail
         if stop is Stop.COMPLETE and any(
@@ -864,14 +859,12 @@ class _Run:
 
     def note_send(self) -> None:
         self.sent += 1
-        self._unsaved += 1
         if self.sendlog is None or self._saving:
             return
         now = time.monotonic()
-        if self._unsaved >= _SENDLOG_EVERY or now - self._saved_at >= _SENDLOG_SECONDS:
+        if now - self._saved_at >= _SENDLOG_SECONDS:
             self._saving = True
             self._saved_at = now
-            self._unsaved = 0
             self.task_group.start_soon(self._save_in_thread, self.limiter.history())
 
     async def _save_in_thread(self, history: dict[str, list[float]]) -> None:
@@ -890,7 +883,6 @@ class _Run:
 
     def save_sends(self) -> None:
         """Persist the send times now (at the end of the run)."""
-        self._unsaved = 0
         self._save(self.limiter.history())
 
 
@@ -981,39 +973,36 @@ async def _run_plan(
             resumed=any(st.state != "pending" or st.attempts for st in states.values()),
         )
         observer.start(len(plan.mutations), done, dict(remaining))
-        async with anyio.create_task_group() as outer:
-            outer.start_soon(writer.run)
-            try:
-                await writer.write(
-                    {
-                        "t": "run",
-                        "event": "start",
-                        "run_id": options.run_id,
-                        "pid": os.getpid(),
-                        "at": time.time(),
-                    },
-                    sync=True,
-                )
-                work_send, work_recv = anyio.create_memory_object_stream[str](options.max_in_flight)
-                done_send, done_recv = anyio.create_memory_object_stream[tuple[str, str]](
-                    options.max_in_flight
-                )
-                async with anyio.create_task_group() as tg:
-                    run.task_group = tg
-                    if options.handle_signals:
-                        tg.start_soon(run.watch_signals, tg.cancel_scope)
-                    async with done_recv:
-                        async with anyio.create_task_group() as workers:
-                            for _ in run.workers:
-                                workers.start_soon(run.worker, work_recv.clone(), done_send.clone())
-                            work_recv.close()
-                            done_send.close()
-                            await run.dispatch(work_send, done_recv)
-                    tg.cancel_scope.cancel()  # the signal watcher
-            finally:
-                with anyio.move_on_after(5, shield=True):
-                    await run.finish()
-                writer.abort()
+        try:
+            await writer.write(
+                {
+                    "t": "run",
+                    "event": "start",
+                    "run_id": options.run_id,
+                    "pid": os.getpid(),
+                    "at": time.time(),
+                },
+                sync=True,
+            )
+            work_send, work_recv = anyio.create_memory_object_stream[str](options.max_in_flight)
+            done_send, done_recv = anyio.create_memory_object_stream[tuple[str, str]](
+                options.max_in_flight
+            )
+            async with anyio.create_task_group() as tg:
+                run.task_group = tg
+                if options.handle_signals:
+                    tg.start_soon(run.watch_signals, tg.cancel_scope)
+                async with done_recv:
+                    async with anyio.create_task_group() as workers:
+                        for _ in run.workers:
+                            workers.start_soon(run.worker, work_recv.clone(), done_send.clone())
+                        work_recv.close()
+                        done_send.close()
+                        await run.dispatch(work_send, done_recv)
+                tg.cancel_scope.cancel()  # the signal watcher
+        finally:
+            with anyio.move_on_after(5, shield=True):
+                await run.finish()
         result = RunResult(
             run_id=options.run_id,
             stop=run.stop_reason,
