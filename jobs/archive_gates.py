@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -278,19 +278,29 @@ def _server_filters(params: Params) -> dict[str, Any]:
 
 
 async def _references_full_read(
-    ctx: JobContext, targets: set[str], all_gates: Sequence[dict[str, Any]] | None
+    ctx: JobContext, targets: set[str], gate_uses: Mapping[str, frozenset[str]] | None
 ) -> dict[str, set[Referrer]]:
-    """Who references each target, from one read of every gate, config and experiment."""
+    """Who references each target, from one read of every gate, config and experiment.
+
+    Every list is streamed page by page and only ids are kept: ``gate_uses`` (live
+    gate id → the gate ids its rules use), when the selection's own listing already
+    read every gate, stands in for reading the gates again.
+    """
     refs: dict[str, set[Referrer]] = {t: set() for t in targets}
     client = ctx.client
-    if all_gates is None:
-        all_gates = [g async for g in client.paginate("/gates", params={"includeArchived": True})]
-    for gate in all_gates:
-        if not _live("gate", gate):
-            continue
-        for target in _gate_targets(gate.get("rules")) & targets:
-            if target != gate.get("id"):
-                refs[target].add(Referrer("gate", str(gate["id"])))
+
+    def add_gate(gate_id: str, uses: Iterable[str]) -> None:
+        for target in targets.intersection(uses):
+            if target != gate_id:
+                refs[target].add(Referrer("gate", gate_id))
+
+    if gate_uses is None:
+        async for gate in client.paginate("/gates", params={"includeArchived": True}):
+            if _live("gate", gate):
+                add_gate(str(gate["id"]), _gate_targets(gate.get("rules")))
+    else:
+        for user, uses in gate_uses.items():
+            add_gate(user, uses)
     async for config in client.paginate("/dynamic_configs"):
         if _live("dynamic config", config):
             for target in _gate_targets(config.get("rules")) & targets:
@@ -367,11 +377,15 @@ async def select(ctx: JobContext, params: Params) -> Selection:
     now_ms = int(clock() * 1000)
     query = _server_filters(params)
     unfiltered = set(query) == {"includeArchived"}
-    listed: list[dict[str, Any]] = []
+    # An unfiltered listing reads every gate anyway: keep just the ids each live gate
+    # uses (not the gates), so the reference check need not read them again.
+    gate_uses: dict[str, frozenset[str]] | None = {} if unfiltered else None
     rows: list[GateRow] = []
     async for gate in ctx.client.paginate("/gates", params=query):
-        if unfiltered:
-            listed.append(gate)
+        if gate_uses is not None and _live("gate", gate):
+            uses = _gate_targets(gate.get("rules"))
+            if uses:
+                gate_uses[str(gate["id"])] = frozenset(uses)
         if not _matches(gate, params, now_ms):
             continue
         status = str(gate.get("status") or "")
@@ -392,7 +406,7 @@ async def select(ctx: JobContext, params: Params) -> Selection:
         refs = await _references_per_gate(ctx, live)
         strategy = "per-gate"
     else:
-        refs = await _references_full_read(ctx, live, listed if unfiltered else None)
+        refs = await _references_full_read(ctx, live, gate_uses)
         strategy = "full-read"
     for row in rows:
         row.referrers = sorted(refs.get(row.id, ()))
@@ -450,35 +464,55 @@ def _archive_reason(ctx: JobContext, params: Params) -> str:
     return f"{text}: {params.reason}" if params.reason else text
 
 
-def _mutation(ctx: JobContext, row: GateRow, reason: str) -> Mutation:
+class _Shared:
+    """What every archive of one run has in common, built once.
+
+    Expectations are frozen models and request bodies are never changed after
+    planning, so 10,000 archives hold references to a handful of objects instead of
+    10,000 copies of each.
+    """
+
+    def __init__(self, ctx: JobContext, reason: str) -> None:
+        self.body: dict[str, Any] = {"archiveReason": reason}
+        self.forced_body: dict[str, Any] = {"archiveReason": reason, "forceArchive": True}
+        self.undo_body: dict[str, Any] = {
+            "unarchiveReason": f"undo of bulkops archive-gates run {ctx.plan_id}"
+        }
+        self.archived = Expect(fields={"status": ARCHIVED})
+        self.not_archived = Expect(differs={"status": ARCHIVED})
+        self._status: dict[str, Expect] = {}
+
+    def status(self, status: str) -> Expect:
+        """``Expect(fields={"status": status})``, one per status."""
+        found = self._status.get(status)
+        if found is None:
+            found = self._status[status] = Expect(fields={"status": status})
+        return found
+
+
+def _mutation(ctx: JobContext, row: GateRow, shared: _Shared) -> Mutation:
     path = f"/gates/{encode_id(row.id)}"
-    body: dict[str, Any] = {"archiveReason": reason}
-    if row.forced:
-        body["forceArchive"] = True
-    undo_reason = {"unarchiveReason": f"undo of bulkops archive-gates run {ctx.plan_id}"}
-    archived = Expect(fields={"status": ARCHIVED})
+    launched = row.status == "Launched"
     inverse = [
         InverseCall(
             method="PUT",
             path=f"{path}/unarchive",
-            body=undo_reason,
-            before=archived,
-            after=Expect(differs={"status": ARCHIVED})
-            if row.status == "Launched"
-            else Expect(fields={"status": row.status}),
+            body=shared.undo_body,
+            before=shared.archived,
+            after=shared.not_archived if launched else shared.status(row.status),
             idempotent=True,
             action="unarchive",
         )
     ]
-    if row.status == "Launched":
+    if launched:
         # Unarchiving leaves a launched gate In Progress: launch it again.
         inverse.append(
             InverseCall(
                 method="PUT",
                 path=f"{path}/launch",
                 body=None,
-                before=Expect(fields={"status": "In Progress"}),
-                after=Expect(fields={"status": "Launched"}),
+                before=shared.status("In Progress"),
+                after=shared.status("Launched"),
                 idempotent=True,
                 action="launch",
             )
@@ -490,10 +524,11 @@ def _mutation(ctx: JobContext, row: GateRow, reason: str) -> Mutation:
         object=f"gate/{row.id}",
         method="PUT",
         path=f"{path}/archive",
-        body=body,
+        body=shared.forced_body if row.forced else shared.body,
         read=path,
-        before=Expect(fields={"status": row.status}),
-        after=archived,
+        before=shared.status(row.status),
+        after=shared.archived,
+        # The fields the plan shows, not the gate (its rules stay on the server).
         before_image={
             "status": row.status,
             "typeReason": row.type_reason,
@@ -519,6 +554,6 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
         references=selection.strategy,
     )
     rows = {r.id: r for r in selection.rows}
-    reason = _archive_reason(ctx, params)
+    shared = _Shared(ctx, _archive_reason(ctx, params))
     for gate_id in selection.order:
-        yield _mutation(ctx, rows[gate_id], reason)
+        yield _mutation(ctx, rows[gate_id], shared)

@@ -237,6 +237,38 @@ async def test_both_ways_of_finding_references_agree(demo_ctx: JobContext) -> No
         assert row.action == by_id[row.id].action
 
 
+async def test_an_unfiltered_listing_is_its_own_gate_read(
+    demo_ctx: JobContext, demo_state: EmulatorState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Client-side selectors read the gates once and still name every live referrer."""
+    pages: list[str] = []
+    paginate = demo_ctx.client.paginate
+
+    def counting(path: str, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        pages.append(path)
+        return paginate(path, **kwargs)
+
+    monkeypatch.setattr(demo_ctx.client, "paginate", counting)
+    selection = await archive_gates.select(demo_ctx, Params(status=["Launched", "In Progress"]))
+    assert selection.strategy == "full-read"
+    assert pages == ["/gates", "/dynamic_configs", "/experiments"]
+    assert sum(1 for r in selection.rows if r.action == "blocked") >= 40
+    for row in selection.rows:
+        named = {str(ref) for ref in row.referrers}
+        assert named == _live_referrers(demo_state, row.id) - {f"gate {row.id}"}
+
+
+async def test_archives_share_what_they_have_in_common(demo_ctx: JobContext) -> None:
+    """One run's archives share bodies and expectations; each keeps only its gate's fields."""
+    mutations = await _plan(demo_ctx, Params(stale=True))
+    assert len({id(m.body) for m in mutations}) == 1
+    assert len({id(m.after) for m in mutations}) == 1
+    assert len({id(m.before) for m in mutations}) == 3  # one per status
+    assert len({id(m.inverse[0].body) for m in mutations}) == 1
+    for m in mutations:
+        assert set(m.before_image) == {"status", "typeReason", "lastModifiedTime"}
+
+
 async def test_chains_cycles_configs_and_experiments(client: ConsoleClient) -> None:
     """A gate used only by gates this run archives goes after them; cycles and other users block."""
 
