@@ -166,7 +166,9 @@ class Plan(BaseModel):
             plan = cls.model_validate(data)
         except ValidationError as exc:
             raise RefusedError(f"{source}: the plan does not parse: {_first_error(exc)}") from exc
-        if plan.header.hash != plan.compute_hash():
+        # The hash covers the document as written; a document from an older writer
+        # may omit fields that now have defaults, so either hash proves integrity.
+        if plan.header.hash not in (_hash_document(data), plan.compute_hash()):
             raise RefusedError(
                 f"{source}: the plan's hash does not match its content (it was edited)",
                 hint="make a new plan with `bulkops plan`; plans cannot be edited",

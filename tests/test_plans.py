@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkops.errors import PlanError, RefusedError
+from bulkops.errors import BulkOpsError, PlanError, RefusedError
 from bulkops.mutations import Expect, Mutation
 from bulkops.plans import Plan, ProjectRef, read_plan, validate_mutations, write_plan
 
@@ -112,3 +112,47 @@ def test_invalid_plans_are_refused_when_built(mutations: list[Mutation], message
     """Duplicate keys, unknown or cyclic dependencies, foreign projects: PlanError."""
     with pytest.raises(PlanError, match=message):
         validate_mutations(mutations, project_ids={"p1"})
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["mutations"][0].update(method="GET"), "method"),
+        (lambda d: d["mutations"][0].update(path="gates/a/archive"), "path"),
+        (lambda d: d["mutations"][0].update(quota_class="burst"), "quota_class"),
+        (lambda d: d["mutations"][0].update(colour="red"), "colour"),
+        (lambda d: d["mutations"][1].update(depends_on=["missing"]), "missing"),
+        (lambda d: d["mutations"][1].update(key="a"), "a"),
+    ],
+)
+def test_a_forged_plan_with_a_recomputed_hash_is_still_validated(
+    tmp_path: Path, edit, message
+) -> None:
+    """The fast load of a plan whose hash matches still refuses content we never write."""
+    from bulkops.plans import _hash_document
+
+    path = tmp_path / "plan.json"
+    write_plan(path, _plan(_m("a"), _m("b")))
+    data = json.loads(path.read_text())
+    edit(data)
+    data["header"]["hash"] = _hash_document(data)
+    path.write_text(json.dumps(data))
+    os.chmod(path, 0o600)
+    with pytest.raises(BulkOpsError, match=message):
+        read_plan(path)
+
+
+def test_a_plan_missing_a_default_field_still_loads(tmp_path: Path) -> None:
+    """A plan written without an optional field (an older writer) takes the full path and loads."""
+    from bulkops.plans import _hash_document
+
+    path = tmp_path / "plan.json"
+    plan = _plan(_m("a"), _m("b", deps=("a",)))
+    write_plan(path, plan)
+    data = json.loads(path.read_text())
+    for mutation in data["mutations"]:
+        mutation.pop("before_image", None)
+    data["header"]["hash"] = _hash_document(data)
+    path.write_text(json.dumps(data))
+    os.chmod(path, 0o600)
+    assert read_plan(path).mutations == plan.mutations
