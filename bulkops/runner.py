@@ -796,15 +796,17 @@ class _Run:
                 if verdict is Verdict.CONFLICT:
                     return "conflict"
                 if attempt >= self.options.policy.max_attempts:
+                    # Read back as not applied after transient errors only: nothing
+                    # happened, so leave it for a resume (T11) instead of failing it.
                     await self.record_outcome(
                         m,
-                        "failed",
+                        "not_applied",
                         sent_at=sent_at,
                         attempts=attempt,
                         status=status,
-                        error=f"not applied after {attempt} attempts: {message}",
+                        error=f"gave up for now after {attempt} attempts: {message}",
                     )
-                    return "failed"
+                    return "pending"
                 if not self.budget.try_spend():
                     self.stop(Stop.BUDGET, "too many retries for the requests made")
                     return "pending"
