@@ -331,12 +331,12 @@ def _mutation(ctx: JobContext, kind: str, obj: dict[str, Any], pairs: Pairs) -> 
                 method="PATCH",
                 path=path,
                 body={"rules": [_restorable(rule, surviving) for rule in old_rules]},
-                idempotent=True,
             ),
         ),
-        # The whole list by value, each kept rule named by its baseID: sending it
-        # again gives the same rules, so a retry is safe.
-        idempotent=True,
+        # The whole list by value would be safe to resend, but a resend skips the
+        # before-check: a lost answer is settled by a read instead, so a change someone
+        # made in between is reported as a conflict, never overwritten.
+        idempotent=False,
         display=tuple(rule_rows(pairs)),
     )
 

@@ -230,7 +230,7 @@ async def test_readme_example_rewrites_undoes_and_replans_to_nothing(
         assert len(mutations) == 36  # 24 checkout gates and 12 checkout configs
         for m in mutations:
             assert (m.method, m.path, m.read) == ("PATCH", m.read, m.read)
-            assert list(m.body) == ["rules"] and m.idempotent
+            assert list(m.body) == ["rules"] and not m.idempotent
             assert all("id" not in r and r["baseID"] for r in m.body["rules"])
             before_read = {"rules": m.before_image["rules"]}
             assert judge(m, before_read) is Match.BEFORE
