@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime
 import enum
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -70,9 +71,7 @@ def parse_retry_after(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    import datetime as _dt
-
-    return max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds())
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 class ConsoleClient:
