@@ -537,12 +537,47 @@ class CallPlanner:
             }
         if not want:
             return None
+        mutation = self._override_change(
+            key,
+            obj,
+            method,
+            path,
+            body,
+            read,
+            adding=adding,
+            want=want,
+            change=change,
+            undo=undo_body,
+        )
+        self._remember(read, mutation.after.predict(image))
+        return mutation
+
+    def _override_change(
+        self,
+        key: str,
+        obj: str,
+        method: str,
+        path: str,
+        body: Any,
+        read: str,
+        *,
+        adding: bool,
+        want: dict[str, Any],
+        change: dict[str, Any],
+        undo: Any,
+    ) -> Mutation:
+        """An override add (PATCH) or remove (DELETE): ``want`` ends up present or absent;
+        ``change`` is what is not so yet, and ``undo`` takes exactly that back."""
         if adding:
             after, before = Expect(contains=want), Expect(excludes=change)
         else:
             after, before = Expect(excludes=want), Expect(contains=change)
-        self._remember(read, after.predict(image))
-        has_undo = bool(change)
+        inverse = InverseCall(
+            method="DELETE" if adding else "PATCH",
+            path=path,
+            body=undo,
+            action="override-remove" if adding else "override-add",
+        )
         return Mutation(
             **self._base(
                 key, "override-add" if adding else "override-remove", obj, method, path, body
@@ -551,18 +586,7 @@ class CallPlanner:
             before=before,
             after=after,
             before_image={"changed": change},
-            inverse=(
-                (
-                    InverseCall(
-                        method="DELETE" if adding else "PATCH",
-                        path=path,
-                        body=undo_body,
-                        action="override-remove" if adding else "override-add",
-                    ),
-                )
-                if has_undo
-                else ()
-            ),
+            inverse=(inverse,) if change else (),
         )
 
     async def _experiment_overrides(
@@ -621,33 +645,11 @@ class CallPlanner:
                 undo_overrides.append(entry)
         if not want:
             return None
-        if adding:
-            after, before = Expect(contains=want), Expect(excludes=change)
-        else:
-            after, before = Expect(excludes=want), Expect(contains=change)
         # Group entries are merged server-side; read again rather than guess.
         self._images.pop(read, None)
         undo = {"overrides": undo_overrides, "userIDOverrides": undo_users}
-        return Mutation(
-            **self._base(
-                key, "override-add" if adding else "override-remove", obj, method, path, body
-            ),
-            read=read,
-            before=before,
-            after=after,
-            before_image={"changed": change},
-            inverse=(
-                (
-                    InverseCall(
-                        method="DELETE" if adding else "PATCH",
-                        path=path,
-                        body=undo,
-                        action="override-remove" if adding else "override-add",
-                    ),
-                )
-                if change
-                else ()
-            ),
+        return self._override_change(
+            key, obj, method, path, body, read, adding=adding, want=want, change=change, undo=undo
         )
 
     async def _id_list(
