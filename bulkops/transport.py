@@ -107,11 +107,10 @@ class AiohttpTransport:
     """The default transport: one ``aiohttp.ClientSession``, created lazily in the running loop."""
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, limit: int = 16) -> None:
+        # ``total`` bounds a hung request; a per-read timeout as long as it adds nothing
+        # but a timer rescheduled on every chunk received.
         self._timeout = aiohttp.ClientTimeout(
-            total=timeout,
-            connect=min(timeout, 10.0),
-            sock_connect=min(timeout, 10.0),
-            sock_read=timeout,
+            total=timeout, connect=min(timeout, 10.0), sock_connect=min(timeout, 10.0)
         )
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
@@ -130,12 +129,13 @@ class AiohttpTransport:
             async with self._session.request(
                 request.method,
                 request.url,
-                params=_multi(request.params),
+                params=_multi(request.params) if request.params else None,
                 data=data,
-                headers=dict(request.headers),
+                headers=request.headers,
             ) as resp:
                 content = await resp.read()
-                return ApiResponse(status=resp.status, headers=dict(resp.headers), content=content)
+                # The response's own case-insensitive headers: no copy per request.
+                return ApiResponse(status=resp.status, headers=resp.headers, content=content)
 
     async def aclose(self) -> None:
         if self._session is not None:
