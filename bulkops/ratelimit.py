@@ -311,6 +311,28 @@ class QuotaLimiter:
         self._last_now = now
         return now
 
+    def try_acquire(self, klass: str) -> float | None:
+        """Take a slot of ``klass`` if one is free now and nobody is queued for it.
+
+        The fast path of :meth:`acquire` (no wait, no trip through the event loop).
+
+        Returns:
+            The recorded send time, or None when the caller has to :meth:`acquire`.
+
+        Raises:
+            KeyError: ``klass`` has no configured windows.
+        """
+        state = self._state(klass)
+        if state.lock.locked():
+            return None
+        now = self._now()
+        if state.next_send(now) > now:
+            return None
+        state.prune(now)
+        state.sends.append(now)
+        state.acquired += 1
+        return now
+
     async def acquire(self, klass: str) -> float:
         """Wait for a free slot in every window of ``klass`` and for its pause, then take it.
 
@@ -325,6 +347,9 @@ class QuotaLimiter:
         Raises:
             KeyError: ``klass`` has no configured windows.
         """
+        admitted = self.try_acquire(klass)
+        if admitted is not None:
+            return admitted
         state = self._state(klass)
         started = self._now()
         waited = False

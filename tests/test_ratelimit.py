@@ -261,6 +261,26 @@ async def test_sends_are_paced_not_burst():
     assert limiter.stats.waited == pytest.approx(4 * SPACING)
 
 
+async def test_try_acquire_takes_only_a_free_slot_nobody_is_queued_for():
+    """The no-wait path: a free slot is taken and logged; a paced or queued one is not."""
+    clock = FakeClock()
+    limiter = QuotaLimiter({MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep)
+    assert limiter.try_acquire(MUTATION) == START
+    assert limiter.try_acquire(MUTATION) is None  # the next one is SPACING away
+    assert limiter.history() == {MUTATION: [START]}
+    clock.now += SPACING
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(limiter.acquire, MUTATION)  # takes the free slot
+        tg.start_soon(limiter.acquire, MUTATION)  # queued behind it, holding the lock
+        await anyio.lowlevel.checkpoint()
+        # The slot after next is free by the clock, but a waiter is first in line.
+        clock.now += 5 * SPACING
+        assert limiter.try_acquire(MUTATION) is None
+    assert limiter.stats.acquired == {MUTATION: 3}
+    with pytest.raises(KeyError):
+        limiter.try_acquire("unknown")
+
+
 async def test_classes_have_separate_windows():
     """Id-list sends neither wait for nor delay mutation sends."""
     clock = FakeClock()
