@@ -20,7 +20,9 @@ Figures (keys of ``bench/results.json``):
     Journaled (fsynced) mutations per second through :func:`~bulkops.runner.run_plan`
     against an unthrottled emulator, and the same calls (the pre-write read and the
     write, same concurrency) sent by the bare client without journal or runner: the
-    runner has no journal-off switch, so that is the baseline of the ratio.
+    runner has no journal-off switch, so that is the baseline of the ratio. Five
+    rounds, each the runner then its baselines back to back; medians are quoted
+    (``per_round`` has every round: the machine is shared and noisy).
 ``resume``
     Time to open (read, verify, repair-check) a 100,000-record checkpoint; then a real
     ``bulkops apply`` killed with SIGKILL mid-run and resumed: reconciliation reads
@@ -56,6 +58,7 @@ import pstats
 import random
 import select
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,7 +95,7 @@ from .plans import Plan, PlanHeader, ProjectRef, canonical_json, read_plan
 from .quota import DEFAULT_QUOTA, ID_LIST_CLASS, MUTATION_CLASS
 from .ratelimit import QuotaLimiter, SendLog, theoretical_minimum
 from .reconcile import replay
-from .runner import RunOptions, run_plan
+from .runner import RunOptions, RunResult, run_plan
 from .settings import API_KEY_ENV, API_URL_ENV, Settings
 
 __all__ = [
@@ -156,7 +159,8 @@ class BenchConfig:
         quota_mutations: Mutations in the quota-efficiency runs.
         time_scale: How much faster the emulator's quota windows run.
         peer_cap: A peer run is stopped after this many times the theoretical minimum.
-        overhead_mutations: Mutations in the runner-overhead run (and in its baseline).
+        overhead_mutations: Mutations in each runner-overhead round (and in its baselines).
+        overhead_rounds: Rounds of the overhead figure (its medians are quoted).
         checkpoint_records: Records of the checkpoint whose reading is timed.
         kill_mutations: Mutations of the apply that is killed and resumed.
         memory_gates: Gates of the project the archive plan reads.
@@ -170,6 +174,7 @@ class BenchConfig:
     time_scale: float
     peer_cap: float
     overhead_mutations: int
+    overhead_rounds: int
     checkpoint_records: int
     kill_mutations: int
     memory_gates: int
@@ -184,6 +189,7 @@ FULL = BenchConfig(
     time_scale=60.0,
     peer_cap=3.0,
     overhead_mutations=2000,
+    overhead_rounds=5,
     checkpoint_records=100_000,
     kill_mutations=1000,
     memory_gates=50_000,
@@ -195,6 +201,7 @@ QUICK = BenchConfig(
     time_scale=100.0,
     peer_cap=0.5,
     overhead_mutations=500,
+    overhead_rounds=2,
     checkpoint_records=100_000,
     kill_mutations=200,
     memory_gates=5_000,
@@ -661,6 +668,7 @@ async def _overhead(url: str, cfg: BenchConfig, tmp: Path, profile: bool) -> dic
 
     settings = Settings(api_key=SecretStr(BENCH_KEY), base_url=url)
     close = configure_logging(console=io.StringIO())  # the CLI's levels: warnings only
+    profiler = cProfile.Profile() if profile else None
     try:
         async with ConsoleClient(settings) as client:
             ctx = JobContext(
@@ -671,39 +679,39 @@ async def _overhead(url: str, cfg: BenchConfig, tmp: Path, profile: bool) -> dic
                 log=structlog.get_logger(),
                 plan_id=uuid.uuid4().hex,
             )
-            params = apply_calls.Params(
-                file=_write_calls(tmp / "overhead-calls.jsonl", _disable_calls("o", m))
-            )
-            mutations = [mu async for mu in apply_calls.plan(ctx, params)]
-            plan = Plan.build(
-                job="apply-calls",
-                params=params.model_dump(mode="json"),
-                projects=[ProjectRef(id=BENCH_PROJECT, name="Bench Project")],
-                mutations=mutations,
-            )
-            journal = Journal.create(tmp / "overhead.ckpt", {"t": "plan", "plan": plan.to_json()})
-            limiter = QuotaLimiter({MUTATION_CLASS: (), ID_LIST_CLASS: ()}, max_in_flight=cap)
-            profiler = cProfile.Profile() if profile else None
-            started = time.perf_counter()
-            cpu = time.process_time()
-            if profiler is not None:
-                profiler.enable()
-            try:
-                result = await run_plan(
-                    plan,
-                    client=client,
-                    journal=journal,
-                    limiter=limiter,
-                    sendlog=SendLog(tmp / "state-overhead" / "sends.json"),
-                    options=RunOptions(max_in_flight=cap),
+
+            async def journaled(calls: Sequence[Call], tag: int) -> tuple[float, float, RunResult]:
+                params = apply_calls.Params(
+                    file=_write_calls(tmp / f"overhead-calls-{tag}.jsonl", calls)
                 )
-            finally:
-                if profiler is not None:
-                    profiler.disable()
-                journal.close()
-            runner_s = time.perf_counter() - started
-            runner_cpu = time.process_time() - cpu
-            counts = result.counts()
+                mutations = [mu async for mu in apply_calls.plan(ctx, params)]
+                plan = Plan.build(
+                    job="apply-calls",
+                    params=params.model_dump(mode="json"),
+                    projects=[ProjectRef(id=BENCH_PROJECT, name="Bench Project")],
+                    mutations=mutations,
+                )
+                journal = Journal.create(
+                    tmp / f"overhead-{tag}.ckpt", {"t": "plan", "plan": plan.to_json()}
+                )
+                limiter = QuotaLimiter({MUTATION_CLASS: (), ID_LIST_CLASS: ()}, max_in_flight=cap)
+                started, cpu = time.perf_counter(), time.process_time()
+                if profiler is not None and tag == 0:
+                    profiler.enable()
+                try:
+                    result = await run_plan(
+                        plan,
+                        client=client,
+                        journal=journal,
+                        limiter=limiter,
+                        sendlog=SendLog(tmp / "state-overhead" / "sends.json"),
+                        options=RunOptions(max_in_flight=cap),
+                    )
+                finally:
+                    if profiler is not None:
+                        profiler.disable()
+                    journal.close()
+                return time.perf_counter() - started, time.process_time() - cpu, result
 
             async def bare(calls: Sequence[Call], read: bool) -> tuple[float, float]:
                 todo = list(reversed(calls))
@@ -721,22 +729,51 @@ async def _overhead(url: str, cfg: BenchConfig, tmp: Path, profile: bool) -> dic
                         tg.start_soon(worker)
                 return time.perf_counter() - t0, time.process_time() - c0
 
-            bare_s, bare_cpu = await bare(_disable_calls("o", m, start=m), read=True)
-            write_only_s, _ = await bare(_disable_calls("o", m, start=2 * m), read=False)
+            rounds: list[dict[str, Any]] = []
+            for i in range(cfg.overhead_rounds):
+                first = 3 * m * i
+                runner_s, runner_cpu, result = await journaled(_disable_calls("o", m, first), i)
+                bare_s, bare_cpu = await bare(_disable_calls("o", m, first + m), read=True)
+                write_s, _ = await bare(_disable_calls("o", m, first + 2 * m), read=False)
+                rounds.append(
+                    {
+                        "applied": result.counts().get("applied", 0),
+                        "mutations_per_s": round(m / runner_s, 1),
+                        "no_journal_per_s": round(m / bare_s, 1),
+                        "write_only_per_s": round(m / write_s, 1),
+                        "ratio_vs_no_journal": round(bare_s / runner_s, 3),
+                        "cpu_us_per_mutation": round(runner_cpu / m * 1e6),
+                        "no_journal_cpu_us_per_mutation": round(bare_cpu / m * 1e6),
+                        "fsyncs_per_mutation": round(result.fsyncs / m, 3),
+                    }
+                )
     finally:
         close()
         structlog.reset_defaults()
+
+    def median(key: str) -> float:
+        return float(statistics.median(r[key] for r in rounds))
+
     out: dict[str, Any] = {
         "mutations": m,
         "in_flight": cap,
-        "applied": counts.get("applied", 0),
-        "mutations_per_s": round(m / runner_s, 1),
-        "no_journal_per_s": round(m / bare_s, 1),
-        "write_only_per_s": round(m / write_only_s, 1),
-        "ratio_vs_no_journal": round(bare_s / runner_s, 3),
-        # CPU of this process per mutation: less sensitive to a busy machine than rates.
-        "cpu_us_per_mutation": round(runner_cpu / m * 1e6),
-        "no_journal_cpu_us_per_mutation": round(bare_cpu / m * 1e6),
+        "rounds": len(rounds),
+        "applied": min(r["applied"] for r in rounds),
+        # Medians over rounds; each round runs the runner, then the two baselines,
+        # back to back, so a ratio compares runs seconds apart on the same machine.
+        **{
+            key: median(key)
+            for key in (
+                "mutations_per_s",
+                "no_journal_per_s",
+                "write_only_per_s",
+                "ratio_vs_no_journal",
+                "cpu_us_per_mutation",
+                "no_journal_cpu_us_per_mutation",
+                "fsyncs_per_mutation",
+            )
+        },
+        "per_round": rounds,
         "baseline": (
             "the runner has no journal-off switch: the baseline is the bare client sending "
             "the same calls (the pre-write GET and the PUT) with the same concurrency"
@@ -754,8 +791,11 @@ def bench_overhead(
 ) -> dict[str, Any]:
     """Runner throughput against an unthrottled emulator, and the bare-client baseline."""
     m = cfg.overhead_mutations
-    say(f"overhead: {m} journaled mutations, unthrottled emulator, in-flight {cfg.in_flight}")
-    base = _bench_state({"o": 3 * m})
+    say(
+        f"overhead: {cfg.overhead_rounds} rounds of {m} journaled mutations and the same calls "
+        f"from the bare client, unthrottled emulator, in-flight {cfg.in_flight}"
+    )
+    base = _bench_state({"o": 3 * m * cfg.overhead_rounds})
     with _serve(base, tmp / "overhead.log", quotas=False) as emu:
         return asyncio.run(_overhead(emu.url, cfg, tmp, profile))
 
