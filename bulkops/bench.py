@@ -56,7 +56,6 @@ import os
 import platform
 import pstats
 import random
-import select
 import signal
 import statistics
 import subprocess
@@ -82,10 +81,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .client import ConsoleClient
-from .emulator.app import create_app
 from .emulator.http import PREFIX, STATE
 from .emulator.seed import apply_seed
-from .emulator.server import running_emulator
+from .emulator.server import ForkedEmulator, fork_emulator, running_emulator
 from .emulator.state import EmulatorState, KeyInfo, Project
 from .errors import ApiError, ApiStatusError, RateLimited, ServerError, TransportError
 from .journal import Journal, read_records
@@ -332,13 +330,7 @@ PEERS: dict[str, tuple[str, Strategy]] = {
 # -- the emulator in a child process -------------------------------------------------
 
 
-@dataclass
-class _Served:
-    url: str
-    root: str
-    pid: int
-    log_path: Path
-
+class _Served(ForkedEmulator):
     def entries(self) -> list[dict[str, Any]]:
         return _read_log(self.log_path)
 
@@ -346,12 +338,6 @@ class _Served:
         with urllib.request.urlopen(self.root + _SNAPSHOT_ROUTE, timeout=60) as response:
             data: dict[str, Any] = json.loads(response.read())
         return data
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
@@ -377,17 +363,8 @@ async def _snapshot_handler(request: web.Request) -> web.Response:
     )
 
 
-async def _serve_child(state: EmulatorState, write_fd: int) -> None:
-    app = create_app(state)
+def _add_snapshot_route(app: web.Application) -> None:
     app.router.add_get(_SNAPSHOT_ROUTE, _snapshot_handler)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = int(runner.addresses[0][1])
-    os.write(write_fd, f"http://127.0.0.1:{port}\n".encode())
-    os.close(write_fd)
-    await asyncio.Event().wait()
 
 
 @contextlib.contextmanager
@@ -400,42 +377,19 @@ def _serve(
     build: Callable[[EmulatorState], None] | None = None,
 ) -> Iterator[_Served]:
     """Serve a copy of ``state`` (fork: the child's changes stay in the child)."""
-    read_end, write_end = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the emulator process
-        code = 0
-        try:
-            os.close(read_end)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            if build is not None:
-                build(state)
-            state.time_scale = time_scale
-            state.quotas_enabled = quotas
-            for project in state.projects.values():
-                project.quotas.clear()
-            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            state.request_log = os.fdopen(fd, "a", encoding="utf-8")
-            asyncio.run(_serve_child(state, write_end))
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    ready, _, _ = select.select([read_end], [], [], 300)
-    root = os.read(read_end, 4096).decode().strip() if ready else ""
-    os.close(read_end)
-    served = _Served(url=root + PREFIX, root=root, pid=pid, log_path=log_path)
-    if not root:
-        served.stop()
-        raise RuntimeError("the emulator did not start")
-    try:
-        yield served
-    finally:
-        served.stop()
+
+    def prepare(child_state: EmulatorState) -> None:
+        if build is not None:
+            build(child_state)
+        child_state.time_scale = time_scale
+        child_state.quotas_enabled = quotas
+        for project in child_state.projects.values():
+            project.quotas.clear()
+
+    with fork_emulator(
+        state, log_path, prepare=prepare, routes=_add_snapshot_route, timeout=300
+    ) as forked:
+        yield _Served(url=forked.url, pid=forked.pid, log_path=forked.log_path)
 
 
 # -- bulkops in a child process ------------------------------------------------------

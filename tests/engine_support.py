@@ -16,7 +16,6 @@ import contextlib
 import copy
 import json
 import os
-import select
 import signal
 import sys
 import time
@@ -36,6 +35,7 @@ import jobs  # noqa: F401
 from bulkops.client import ConsoleClient
 from bulkops.emulator import EmulatorState, running_emulator
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
+from bulkops.emulator.server import ForkedEmulator, fork_emulator
 from bulkops.emulator.state import Faults, KeyInfo
 from bulkops.quota import QuotaWindow
 from bulkops.settings import Settings
@@ -93,23 +93,12 @@ def seeded_state(
     return state
 
 
-@dataclass
-class Emulator:
+class Emulator(ForkedEmulator):
     """A forked emulator process: its URL, pid and request log."""
-
-    url: str
-    pid: int
-    log_path: Path
 
     def log(self) -> list[dict[str, Any]]:
         """Every request so far."""
         return read_log(self.log_path)
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
 
 
 @contextlib.contextmanager
@@ -137,43 +126,8 @@ def serve_forked(
         state.faults.hang_seconds = hang_seconds
     state.fault_seed = fault_seed
     state.capture = None
-    read_end, write_end = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the emulator process
-        code = 0
-        try:
-            os.close(read_end)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            state.request_log = os.fdopen(fd, "a", encoding="utf-8")
-
-            async def main() -> None:
-                async with running_emulator(state) as url:
-                    os.write(write_end, url.encode() + b"\n")
-                    os.close(write_end)
-                    await asyncio.Event().wait()
-
-            asyncio.run(main())
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    ready, _, _ = select.select([read_end], [], [], 30)
-    url = os.read(read_end, 4096).decode().strip() if ready else ""
-    os.close(read_end)
-    emulator = Emulator(url=url, pid=pid, log_path=log_path)
-    if not url:
-        emulator.stop()
-        raise RuntimeError("the emulator did not start")
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+    with fork_emulator(state, log_path) as forked:
+        yield Emulator(url=forked.url, pid=forked.pid, log_path=forked.log_path)
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
