@@ -213,8 +213,6 @@ class ConsoleClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _dispatch(self, request: ApiRequest, index: int) -> ApiResponse:
-        if not self._middlewares:
-            return await self._transport.handle(request)
         if index < len(self._middlewares):
             middleware = self._middlewares[index]
             return await middleware(request, lambda req: self._dispatch(req, index + 1))
