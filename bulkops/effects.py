@@ -473,19 +473,7 @@ class CallPlanner:
         current = image if isinstance(image, dict) else {}
         if method == "POST":
             fields = [k for k in body if k in (*_OVERRIDE_LISTS, "environmentOverrides")]
-            sent = _project(body, fields)
-            previous = {k: current.get(k) or [] for k in fields}
-            after = Expect(fields=sent)
-            self._remember(read, after.predict(image))
-            return Mutation(
-                **self._base(key, "override-replace", obj, method, path, body),
-                read=read,
-                before=Expect(fields=previous),
-                after=after,
-                before_image=previous,
-                inverse=(InverseCall(method="POST", path=path, body=previous, idempotent=True),),
-                idempotent=True,
-            )
+            return self._override_replace(key, obj, path, body, read, image, fields)
         if method not in ("PATCH", "DELETE"):
             return None
         adding = method == "PATCH"
@@ -552,6 +540,25 @@ class CallPlanner:
         self._remember(read, mutation.after.predict(image))
         return mutation
 
+    def _override_replace(
+        self, key: str, obj: str, path: str, body: Any, read: str, image: Any, fields: list[str]
+    ) -> Mutation:
+        """An override replace (POST): ``fields`` of ``body`` become the object's lists;
+        the undo POSTs back what they were (a list the object lacked comes back empty)."""
+        current = image if isinstance(image, dict) else {}
+        previous = {k: current.get(k) or [] for k in fields}
+        after = Expect(fields=_project(body, fields))
+        self._remember(read, after.predict(image))
+        return Mutation(
+            **self._base(key, "override-replace", obj, "POST", path, body),
+            read=read,
+            before=Expect(fields=previous),
+            after=after,
+            before_image=previous,
+            inverse=(InverseCall(method="POST", path=path, body=previous, idempotent=True),),
+            idempotent=True,
+        )
+
     def _override_change(
         self,
         key: str,
@@ -598,19 +605,7 @@ class CallPlanner:
         current = image if isinstance(image, dict) else {}
         if method == "POST":
             fields = [k for k in ("overrides", "userIDOverrides") if k in body]
-            sent = _project(body, fields)
-            previous = {k: current.get(k) or [] for k in fields}
-            after = Expect(fields=sent)
-            self._remember(read, after.predict(image))
-            return Mutation(
-                **self._base(key, "override-replace", obj, method, path, body),
-                read=read,
-                before=Expect(fields=previous),
-                after=after,
-                before_image=previous,
-                inverse=(InverseCall(method="POST", path=path, body=previous, idempotent=True),),
-                idempotent=True,
-            )
+            return self._override_replace(key, obj, path, body, read, image, fields)
         if method not in ("PATCH", "DELETE"):
             return None
         adding = method == "PATCH"
