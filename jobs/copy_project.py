@@ -824,6 +824,30 @@ class _Builder:
         self.structural(e, m.key)
         return m.key
 
+    def full_update(
+        self,
+        e: _Entry,
+        label: str,
+        fields: Sequence[str],
+        body: Any,
+        previous: Any,
+        refs: Iterable[Ref],
+    ) -> None:
+        """Overwrite an existing object with a full update (``POST /{kind}/{id}``) of
+        ``fields``; later steps on the object wait for it."""
+        key = self.update(
+            e,
+            key=f"update:{label}:{e.target_id}",
+            fields=fields,
+            action="update",
+            method="POST",
+            path=_path(e.kind, e.target_id),
+            body=body,
+            previous=previous,
+            refs=refs,
+        )
+        self.structural(e, key)
+
     def update(
         self,
         e: _Entry,
@@ -1041,20 +1065,7 @@ class _Builder:
         if any(k in d and not same(d[k], current.get(k)) for k in _GATE_FULL):
             body = _gate_body(d)
             previous = _gate_body(current)
-            self.structural(
-                e,
-                self.update(
-                    e,
-                    key=f"update:gate:{e.target_id}",
-                    fields=_GATE_FULL,
-                    action="update",
-                    method="POST",
-                    path=_path("gates", e.target_id),
-                    body=body,
-                    previous=previous,
-                    refs=refs,
-                ),
-            )
+            self.full_update(e, "gate", _GATE_FULL, body, previous, refs)
         self.gate_status(e)
 
     def gate_status(self, e: _Entry) -> None:
@@ -1152,20 +1163,7 @@ class _Builder:
             for key in ("schema", "schemaJson5"):  # nullable: an update must clear them
                 body.setdefault(key, None)
                 previous.setdefault(key, None)
-            self.structural(
-                e,
-                self.update(
-                    e,
-                    key=f"update:dynamic_config:{e.target_id}",
-                    fields=_CONFIG_FULL,
-                    action="update",
-                    method="POST",
-                    path=_path("dynamic_configs", e.target_id),
-                    body=body,
-                    previous=previous,
-                    refs=refs,
-                ),
-            )
+            self.full_update(e, "dynamic_config", _CONFIG_FULL, body, previous, refs)
         if current.get("status") == "Archived" and d["status"] != "Archived":
             self.status(e, "unarchive", before=Expect(fields={"status": "Archived"}))
         if d["status"] == "Archived" and current.get("status") != "Archived":
@@ -1205,19 +1203,8 @@ class _Builder:
             return
         current = e.current or {}
         if any(not same(d[k], current.get(k)) for k in _LAYER_UPDATE):
-            self.structural(
-                e,
-                self.update(
-                    e,
-                    key=f"update:layer:{e.target_id}",
-                    fields=_LAYER_UPDATE,
-                    action="update",
-                    method="POST",
-                    path=_path("layers", e.target_id),
-                    body=_layer_update(d),
-                    previous=_layer_update(current),
-                    refs=refs,
-                ),
+            self.full_update(
+                e, "layer", _LAYER_UPDATE, _layer_update(d), _layer_update(current), refs
             )
 
     def experiment(self, e: _Entry) -> None:
