@@ -101,7 +101,8 @@ class KeyState:
         state: ``pending`` (nothing sent, or provably not applied), ``in_doubt`` (an
             intent or an ambiguous outcome not yet settled), or a final state:
             ``applied``, ``skipped``, ``failed``, ``conflict``.
-        attempts: Attempts made so far (the last intent's number).
+        attempts: Attempts made so far (the last outcome's count, else the last intent's
+            number).
         status: The last HTTP status seen, if any.
         error: The last error message (redacted), if any.
         created_id: The id the server assigned on a create, from its response.
@@ -142,7 +143,10 @@ def replay(
             result = str(record.get("result"))
             st.status = record.get("status", st.status)
             st.error = record.get("error")
-            st.attempts = max(st.attempts, int(record.get("attempts") or 0))
+            if "attempts" in record:
+                # The outcome knows whether its intent was sent: an intent appended
+                # before the re-read that then found nothing to send is no attempt.
+                st.attempts = int(record.get("attempts") or 0)
             if record.get("created_id"):
                 st.created_id = str(record["created_id"])
             if result in FINAL_STATES:

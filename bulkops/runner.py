@@ -1,16 +1,17 @@
 """The runner: executes a plan under the quota, write-ahead journaled, resumable.
 
-Structure (anyio): one task group holds ``max_in_flight`` **workers** that take ready
-mutations from one queue (no task per item up front, no dispatcher or channel hop in
-between) and, beside them, the single **journal writer** (appends in call order,
-fsyncs group-committed). Per mutation:
+Structure (anyio on asyncio): one task group holds ``max_in_flight`` **workers** that
+take ready mutations from one queue (no task per item up front, no dispatcher or channel
+hop in between); beside them, the single **journal writer** appends in call order and
+one syncer thread fsyncs (group commit). Per mutation:
 
-1. unless the journal says it is settled: read the object (``read``); already in the
-   after-state → ``skipped`` (nothing sent); in neither state → ``conflict`` (never
-   overwritten); an intent without outcome from an earlier run is settled by that read
-   (:func:`bulkops.reconcile.settle`);
-2. ``intent`` record, fsynced (intents queued together share one fsync: group
-   commit), *then* ``QuotaLimiter.acquire`` and the request right after it; the
+1. unless the journal says it is settled: append the first attempt's ``intent`` and
+   start its fsync, then read the object (``read``) while the fsync runs; already in
+   the after-state → ``skipped`` (nothing sent); in neither state → ``conflict`` (never
+   overwritten); either closes the intent with its outcome. An intent without outcome
+   from an earlier run is settled by that read (:func:`bulkops.reconcile.settle`);
+2. wait until the intent is on disk (the read took longer than the fsync, so this is
+   rarely a wait), *then* ``QuotaLimiter.acquire`` and the request right after it; the
    in-flight cap is the number of workers;
 3. ``outcome`` record. A failed attempt goes through :func:`bulkops.retry.decide`:
    retry (never-sent, 429, idempotent by value; the per-run :class:`RetryBudget`
@@ -27,10 +28,13 @@ step of the N-th mutation to reach it, for the crash tests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -49,6 +53,7 @@ from .errors import (
     ApiError,
     ApiStatusError,
     Forbidden,
+    JournalError,
     RateLimited,
     ServerError,
     TransportError,
@@ -88,7 +93,14 @@ log = structlog.get_logger()
 
 DEFAULT_MAX_IN_FLIGHT = 4
 FAILPOINT_ENV = "BULKOPS_FAILPOINT"
-FAILPOINT_STEPS = ("before-intent", "after-intent", "after-send", "before-outcome", "after-outcome")
+FAILPOINT_STEPS = (
+    "before-intent",
+    "before-read",
+    "after-intent",
+    "after-send",
+    "before-outcome",
+    "after-outcome",
+)
 
 EVENT_RUN_START = "run.start"
 EVENT_RUN_END = "run.end"
@@ -111,6 +123,9 @@ _EVENTS = {
     "pending": EVENT_PENDING,
 }
 _SYNC_EVERY = 1.0  # seconds between fsyncs of outcome records (intents are always synced)
+# How long the syncer thread lets intents gather before an fsync that nobody waits for
+# yet (their reads are in flight): fewer fsyncs, and no send waits longer for it.
+_GROUP_COMMIT_WINDOW = 0.0005
 # The per-project send log is saved (in a thread, without fsync) about once a second
 # and at the end of the run. It only paces a *different* checkpoint's run on the same
 # project: a resume of this checkpoint rebuilds its windows from the journal, whose
@@ -133,7 +148,8 @@ class Stop(enum.Enum):
 class Failpoints:
     """``BULKOPS_FAILPOINT=step:N[,step:N]``: ``os._exit(137)`` at ``step`` the N-th time.
 
-    Steps: ``before-intent``, ``after-intent`` (durable, not sent), ``after-send`` (the
+    Steps: ``before-intent``, ``before-read`` (the intent appended before the re-read,
+    nothing read or sent), ``after-intent`` (durable, not sent), ``after-send`` (the
     response arrived, nothing recorded), ``before-outcome`` (decided, not recorded),
     ``after-outcome`` (recorded). Counting is per process, per step.
     """
@@ -300,57 +316,151 @@ def _logs_info() -> bool:
 
 
 class _Writer:
-    """The single journal writer: appends in call order, group-committed fsyncs.
+    """The single journal writer: appends in call order; fsyncs on one syncer thread.
 
     Records are appended straight away from the event loop's thread (one ``os.write``
     each; the loop runs one task at a time, so the order of calls is the order in the
-    file). An intent is durable before ``write(..., sync=True)`` returns: the first
-    waiter runs an fsync in a worker thread (the loop keeps handling responses
-    meanwhile), and every intent appended while it runs waits for the next one, which
-    covers them all: one fsync per group, not per record (with 4 in flight, about 0.4
-    fsyncs per mutation in ``scripts/bench``). Outcomes are not waited for; the next
-    intent's fsync or the periodic one (every ``_SYNC_EVERY`` s) covers them.
+    file). Durability is a separate step: :meth:`request` wakes a dedicated syncer
+    thread, whose fsync covers every record appended before it starts (group commit:
+    intents appended while an fsync runs share the next one), and :meth:`durable` waits
+    for a record to be on disk. The thread tells the loop only when someone waits
+    (``call_soon_threadsafe``); an fsync that nobody waits for costs the loop nothing
+    but the wake-up of the thread. Outcomes are not waited for: the next intent's fsync
+    or a periodic request (every ``_SYNC_EVERY`` s) covers them.
+
+    The syncer thread is asyncio's business (aiohttp, and so the runner, runs on
+    asyncio only); it keeps no reference to the loop beyond the run.
     """
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._syncing: anyio.Event | None = None
-        self._last_sync = time.monotonic()
         self.fsyncs = 0
+        self._lock = threading.Condition()
+        self._wanted = -1  # fsync until every seq up to this one is on disk
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._closing = False
+        self._error: JournalError | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._last_sync = time.monotonic()
 
     @property
     def failed(self) -> bool:
         """A write or fsync failed: the journal is unusable (its JournalError propagates)."""
         return self.journal.failed
 
+    def start(self) -> None:
+        """Start the syncer thread (in the running event loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._sync_forever, name="bulkops-journal-sync", daemon=True
+        )
+        self._thread.start()
+
+    def append(self, record: dict[str, Any]) -> int:
+        """Append ``record`` now; its seq. Durable only once :meth:`durable` says so."""
+        seq = self.journal.append(record)
+        if time.monotonic() - self._last_sync >= _SYNC_EVERY:
+            self.request(seq)
+        return seq
+
+    def request(self, seq: int) -> None:
+        """Have the syncer make everything through ``seq`` durable; do not wait."""
+        if seq <= self._wanted or self.journal.synced_seq > seq:
+            return  # already asked for (``_wanted`` only grows), or already on disk
+        with self._lock:
+            if seq > self._wanted:
+                self._wanted = seq
+                self._lock.notify()
+
+    async def durable(self, seq: int) -> None:
+        """Return once every record through ``seq`` is on disk.
+
+        Raises:
+            JournalError: The fsync failed (the journal is unusable).
+        """
+        if self.journal.synced_seq > seq:
+            return
+        assert self._loop is not None, "the writer was not started"
+        future: asyncio.Future[None] = self._loop.create_future()
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self.journal.synced_seq > seq:
+                return
+            self._waiters.append((seq, future))
+            if seq > self._wanted:
+                self._wanted = seq
+                self._lock.notify()
+        await future
+
     async def write(self, record: dict[str, Any], *, sync: bool = False) -> None:
         """Append ``record``; with ``sync``, return only once it is on disk."""
-        seq = self.journal.append(record)
-        if sync or time.monotonic() - self._last_sync >= _SYNC_EVERY:
-            await self._sync_through(seq)
-
-    async def _sync_through(self, seq: int) -> None:
-        journal = self.journal
-        while journal.synced_seq <= seq:
-            if self._syncing is not None:
-                # An fsync is running; it may have started before our append. Wait for
-                # it, then check again (and lead the next one if still needed).
-                await self._syncing.wait()
-                continue
-            self._syncing = done = anyio.Event()
-            try:
-                # Not abandoned on cancellation: the thread's fsync always completes.
-                await anyio.to_thread.run_sync(journal.sync)
-                self.fsyncs += 1
-                self._last_sync = time.monotonic()
-            finally:
-                self._syncing = None
-                done.set()
+        seq = self.append(record)
+        if sync:
+            await self.durable(seq)
 
     async def close(self) -> None:
-        """Make everything appended durable."""
-        if not self.failed and self.journal.synced_seq < self.journal.next_seq:
-            await self._sync_through(self.journal.next_seq - 1)
+        """Make everything appended durable, then stop the syncer thread."""
+        try:
+            if not self.failed and self.journal.synced_seq < self.journal.next_seq:
+                await self.durable(self.journal.next_seq - 1)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the syncer thread once it has done what was asked (safe to call twice)."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _sync_forever(self) -> None:
+        journal = self.journal
+        while True:
+            with self._lock:
+                while journal.synced_seq > self._wanted and not self._closing:
+                    self._lock.wait()
+                if journal.synced_seq > self._wanted:
+                    return  # closing, and nothing left to sync
+                if not self._waiters and not self._closing:
+                    # Nobody waits yet (the intents' reads are in flight): let the
+                    # intents of the next moment join this fsync. A waiter wakes it.
+                    self._lock.wait(_GROUP_COMMIT_WINDOW)
+            try:
+                journal.sync()  # covers every record appended before it starts
+            except JournalError as exc:
+                with self._lock:
+                    self._error = exc
+                    waiters, self._waiters = self._waiters, []
+                self._notify([f for _, f in waiters], exc)
+                return
+            self.fsyncs += 1
+            self._last_sync = time.monotonic()
+            with self._lock:
+                synced = journal.synced_seq
+                done = [f for s, f in self._waiters if s < synced]
+                if done:
+                    self._waiters = [(s, f) for s, f in self._waiters if s >= synced]
+            if done:
+                self._notify(done, None)
+
+    def _notify(self, futures: list[asyncio.Future[None]], error: JournalError | None) -> None:
+        if not futures or self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(_settle_futures, futures, error)
+
+
+def _settle_futures(futures: list[asyncio.Future[None]], error: JournalError | None) -> None:
+    for future in futures:
+        if not future.done():  # a waiter cancelled meanwhile
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
 
 class _Run:
@@ -655,9 +765,18 @@ class _Run:
             if verdict is Verdict.CONFLICT:
                 return "conflict"
         elif m.verifiable:
+            # The first attempt's intent is appended before the re-read and fsynced
+            # while the read is in flight, so the send after it rarely waits for the
+            # disk. An intent says "this may be sent": every way out below closes it
+            # with an outcome, and a kill before that is settled by a read on resume.
+            intent = self.append_intent(m, st.attempts + 1)
+            self.options.failpoints.hit("before-read")
             try:
                 data = await observe(self.client, m)
             except (Unauthorized, Forbidden) as exc:
+                await self.record_outcome(
+                    m, "not_applied", attempts=st.attempts, error="stopped before sending"
+                )
                 self.stop(Stop.UNAUTHORIZED, str(exc))
                 return "pending"
             except ApiError as exc:
@@ -679,7 +798,17 @@ class _Run:
                     )
                 await self.record_outcome(m, "conflict", attempts=st.attempts, error=reason)
                 return "conflict"
+            return await self.send_loop(m, intent)
         return await self.send_loop(m)
+
+    def append_intent(self, m: Mutation, attempt: int) -> int:
+        """Append ``m``'s intent for ``attempt`` and start its fsync; its seq."""
+        self.options.failpoints.hit("before-intent")
+        seq = self.writer.append(
+            {"t": "intent", "key": m.key, "attempt": attempt, "at": time.time()}
+        )
+        self.writer.request(seq)
+        return seq
 
     async def wait_for_slot(self, klass: str) -> float | None:
         """Wait for a quota slot; None if the run stopped meanwhile (Ctrl-C must not
@@ -692,7 +821,9 @@ class _Run:
                 self.wait_scopes.discard(waiting)
         return None
 
-    async def send_loop(self, m: Mutation) -> str:
+    async def send_loop(self, m: Mutation, intent: int | None = None) -> str:
+        """Send ``m`` until it settles; ``intent``: the seq of the first attempt's intent
+        if it is already appended (see :meth:`process`)."""
         st = self.states[m.key]
         fp = self.options.failpoints
         attempt = st.attempts
@@ -700,12 +831,17 @@ class _Run:
         doubted = st.attempts > 0  # an earlier attempt may have reached the server
         while True:
             if self.stopping:
+                if intent is not None:  # appended, never sent: close it
+                    await self.record_outcome(
+                        m, "not_applied", attempts=attempt, error="stopped before sending"
+                    )
+                    return "pending"
                 return "pending" if st.state == "pending" else "ambiguous"
             attempt += 1
-            fp.hit("before-intent")
-            await self.writer.write(
-                {"t": "intent", "key": m.key, "attempt": attempt, "at": time.time()}, sync=True
-            )
+            if intent is None:
+                intent = self.append_intent(m, attempt)
+            await self.writer.durable(intent)  # the intent is on disk before the send
+            intent = None
             st.state = "in_doubt"
             st.attempts = attempt
             fp.hit("after-intent")
@@ -963,10 +1099,13 @@ async def run_plan(
         observer=observer,
     )
     run.build_graph()
+    writer.start()
     try:
         return await _run_plan(run, plan, states, writer, options, observer, started)
     except BaseExceptionGroup as group:
         raise _single(group) from None
+    finally:
+        writer.stop()
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -166,7 +166,7 @@ def _writes(emulator: Emulator) -> list[dict[str, Any]]:
 def _next_position(step: str, hit: int) -> int:
     # A crash before the intent is durable, or before the request left, leaves the
     # mutation to be sent again; a crash after the send leaves it applied.
-    return hit if step in ("before-intent", "after-intent") else hit + 1
+    return hit if step in ("before-intent", "before-read", "after-intent") else hit + 1
 
 
 def test_a_crash_at_every_protocol_step_of_every_kind_recovers(

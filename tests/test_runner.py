@@ -22,7 +22,7 @@ from bulkops.mutations import Mutation
 from bulkops.plans import Plan, ProjectRef
 from bulkops.quota import QuotaWindow
 from bulkops.ratelimit import QuotaLimiter
-from bulkops.reconcile import undo_mutations
+from bulkops.reconcile import replay, undo_mutations
 from bulkops.retry import RetryPolicy
 from bulkops.runner import (
     Failpoints,
@@ -136,6 +136,19 @@ async def test_skips_what_is_done_and_refuses_what_changed(
     assert (await client.data("GET", "/gates/moved"))["status"] == "Disabled"
     assert "changed since planning" in (result.states["k1"].error or "")
     assert not result.ok
+    # Each intent (appended before the re-read) is closed by an outcome, and one that
+    # found nothing to send is not counted as an attempt, in the run or on replay.
+    records = read_records(tmp_path / "ck")
+    open_intents: set[str] = set()
+    for r in records:
+        if r["t"] == "intent":
+            open_intents.add(r["key"])
+        elif r["t"] == "outcome":
+            open_intents.discard(r["key"])
+    assert not open_intents
+    replayed = replay(records)
+    assert [replayed[k].attempts for k in ("k0", "k1", "k2")] == [0, 0, 1]
+    assert [result.states[k].attempts for k in ("k0", "k1", "k2")] == [0, 0, 1]
 
 
 async def test_one_bad_item_does_not_stop_the_run_and_fails_its_dependents(
@@ -471,6 +484,32 @@ async def test_a_journal_failure_surfaces_as_a_journal_error(
     finally:
         os.close(unwritable)
         journal._fd = None
+
+
+async def test_a_failed_fsync_stops_the_run_before_the_write_is_sent(
+    client: ConsoleClient, state: EmulatorState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intent's fsync runs beside the re-read; if it fails, nothing is sent."""
+    await _gates(client, "fs1", "fs2")
+    plan = await _plan(client, _archive("fs1"), _archive("fs2"))
+    journal = _journal(tmp_path, plan)
+
+    fsyncs = 0
+
+    def broken_disk(fd: int) -> None:  # the run's start record is synced; then the disk fails
+        nonlocal fsyncs
+        fsyncs += 1
+        if fsyncs > 1:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("bulkops.journal._fsync", broken_disk)
+    before = len(_writes(state))
+    with pytest.raises(JournalError, match="fsync failed"):
+        await _run(plan, client, journal)
+    assert fsyncs > 1
+    assert _writes(state)[before:] == []
+    for name in ("fs1", "fs2"):
+        assert (await client.data("GET", f"/gates/{name}"))["status"] != "Archived"
 
 
 def test_history_from_the_journal_is_never_earlier_than_the_sends() -> None:
