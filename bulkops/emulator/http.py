@@ -98,7 +98,11 @@ async def read_body(request: web.Request, *, required: bool = True) -> Any:
 def ok(
     data: Any = None, message: str = "Success", *, status: int = 200, with_data: bool = True
 ) -> web.Response:
-    """A success envelope ``{message, data}`` (``{message}`` only when ``with_data`` is False)."""
+    """A success envelope ``{message, data}`` (``{message}`` only when ``with_data`` is False).
+
+    ``data`` is serialised here and now, so passing stored state itself is safe: the
+    response cannot alias it (no copy needed).
+    """
     body: dict[str, Any] = {"message": message}
     if with_data:
         body["data"] = data

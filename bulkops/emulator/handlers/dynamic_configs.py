@@ -260,7 +260,7 @@ def _replace_rules(
     record_change(
         request, _KIND, config, "config_conditions_update", changes={"rules": clone(rules)}
     )
-    return ok(clone(config), message)
+    return ok(config, message)
 
 
 def _merged(rule: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -325,13 +325,13 @@ async def create_config(request: web.Request) -> web.Response:
     config["version"] = 0  # record_change makes it 1
     store[config_id] = config
     record_change(request, _KIND, config, "dynamic_config_create")
-    return ok(clone(config), "Dynamic Config created successfully.", status=201)
+    return ok(config, "Dynamic Config created successfully.", status=201)
 
 
 @routes.get(_CONFIG)
 async def get_config(request: web.Request) -> web.Response:
     """``GET /dynamic_configs/{id}``."""
-    return ok(clone(_config(request)), "Dynamic config read successfully.")
+    return ok(_config(request), "Dynamic config read successfully.")
 
 
 async def _update(request: web.Request, *, full: bool) -> web.Response:
@@ -346,7 +346,7 @@ async def _update(request: web.Request, *, full: bool) -> web.Response:
     config.update(changes)
     config["status"] = _status(config, archived=archived)
     record_change(request, _KIND, config, "config_update", changes=clone(changes))
-    return ok(clone(config), UPDATED)
+    return ok(config, UPDATED)
 
 
 @routes.post(_CONFIG)
@@ -386,11 +386,11 @@ async def _toggle(request: web.Request, enabled: bool) -> web.Response:
     if config.get("isEnabled") == enabled and config.get("status") == _status(
         config, archived=False
     ):
-        return ok(clone(config), UPDATED)
+        return ok(config, UPDATED)
     config["isEnabled"] = enabled
     config["status"] = _status(config, archived=False)
     record_change(request, _KIND, config, "config_state_toggle", changes={"isEnabled": enabled})
-    return ok(clone(config), UPDATED)
+    return ok(config, UPDATED)
 
 
 @routes.put(f"{_CONFIG}/enable")
@@ -412,7 +412,7 @@ async def archive_config(request: web.Request) -> web.Response:
     body = _object(await read_body(request, required=False) or {})
     check_types(body, {"forceArchive": "boolean", "archiveReason": "string"})
     if config.get("status") == "Archived":
-        return ok(clone(config), UPDATED)
+        return ok(config, UPDATED)
     config["status"] = "Archived"
     record_change(
         request,
@@ -421,7 +421,7 @@ async def archive_config(request: web.Request) -> web.Response:
         "config_archive",
         changes={"archiveReason": body.get("archiveReason")},
     )
-    return ok(clone(config), UPDATED)
+    return ok(config, UPDATED)
 
 
 @routes.put(f"{_CONFIG}/unarchive")
@@ -431,7 +431,7 @@ async def unarchive_config(request: web.Request) -> web.Response:
     body = _object(await read_body(request, required=False) or {})
     check_types(body, {"unarchiveReason": "string"})
     if config.get("status") != "Archived":
-        return ok(clone(config), UPDATED)
+        return ok(config, UPDATED)
     config["status"] = _status(config, archived=False)
     record_change(
         request,
@@ -440,7 +440,7 @@ async def unarchive_config(request: web.Request) -> web.Response:
         "config_unarchive",
         changes={"unarchiveReason": body.get("unarchiveReason")},
     )
-    return ok(clone(config), UPDATED)
+    return ok(config, UPDATED)
 
 
 @routes.get(f"{_CONFIG}/versions")
@@ -498,7 +498,7 @@ async def get_rule(request: web.Request) -> web.Response:
     """``GET /dynamic_configs/{id}/rule/{ruleId}``: one rule, by ``id`` or ``baseID``."""
     config = _config(request)
     index = _rule_index(config, request.match_info["ruleId"], read=True)
-    return ok(clone(config["rules"][index]), "Dynamic Config rules read successfully.")
+    return ok(config["rules"][index], "Dynamic Config rules read successfully.")
 
 
 async def _patch_rule(request: web.Request, index: int, config: dict[str, Any]) -> web.Response:

@@ -694,7 +694,7 @@ async def list_experiments(request: web.Request) -> web.Response:
     if end := query.get("createdEndDate"):
         hi = _created_bound(end, "createdEndDate", end=True)
         items = [e for e in items if e.get("createdTime", 0) < hi]
-    return ok_page(request, clone(items), "Experiments listed successfully.")
+    return ok_page(request, items, "Experiments listed successfully.")
 
 
 @routes.post(f"{PREFIX}/experiments")
@@ -725,13 +725,13 @@ async def create_experiment(request: web.Request) -> web.Response:
         _control_id(fields["controlGroupID"], groups)
     experiment = _new_experiment(request, body, exp_id, name, fields, groups, layer_id)
     record_change(request, _KIND, experiment, "experiment_create", versioned=False)
-    return ok(clone(experiment), "Experiment created successfully.", status=201)
+    return ok(experiment, "Experiment created successfully.", status=201)
 
 
 @routes.get(f"{PREFIX}/experiments/{{id}}")
 async def get_experiment(request: web.Request) -> web.Response:
     """``GET /experiments/{id}`` (the spec's message says "listed")."""
-    return ok(clone(_experiment(request)), "Experiments listed successfully.")
+    return ok(_experiment(request), "Experiments listed successfully.")
 
 
 def _apply_update(
@@ -791,7 +791,7 @@ async def _update(request: web.Request, *, full: bool) -> web.Response:
     experiment.clear()
     experiment.update(updated)
     record_change(request, _KIND, experiment, "experiment_edit", changes=_changes(before, updated))
-    return ok(clone(experiment), "Experiment updated successfully.")
+    return ok(experiment, "Experiment updated successfully.")
 
 
 @routes.post(f"{PREFIX}/experiments/{{id}}")
@@ -826,7 +826,7 @@ async def delete_experiment(request: web.Request) -> web.Response:
                 if o.get("experimentName") not in (experiment["id"], experiment.get("name"))
             ]
     record_change(request, _KIND, experiment, "experiment_delete", versioned=False)
-    return ok(clone(experiment), "Experiment deleted successfully.")
+    return ok(experiment, "Experiment deleted successfully.")
 
 
 # -- lifecycle ------------------------------------------------------------------------------
@@ -1022,7 +1022,7 @@ async def restart_as_new(request: web.Request) -> web.Response:
         versioned=False,
         changes={"restartedFrom": source["id"]},
     )
-    return ok(clone(created), "Restart As New Experiment Success")
+    return ok(created, "Restart As New Experiment Success")
 
 
 @routes.put(f"{PREFIX}/experiments/{{id}}/archive")
@@ -1077,7 +1077,7 @@ async def _set_groups_disabled(request: web.Request, disabled: bool) -> web.Resp
         action = "experiment_group_disable" if disabled else "experiment_edit"
         _transition(request, experiment, action, {"groups": groups})
     verb = "disabled" if disabled else "enabled"
-    return ok(clone(experiment), f"Experiment groups {verb} successfully.", status=201)
+    return ok(experiment, f"Experiment groups {verb} successfully.", status=201)
 
 
 @routes.post(f"{PREFIX}/experiments/{{id}}/enable_groups")
@@ -1249,7 +1249,7 @@ def _save_overrides(
             changes={"overrides": {"old": before, "new": overrides}},
             versioned=False,
         )
-    return ok(clone(overrides), "Experiment Overrides updated successfully.")
+    return ok(overrides, "Experiment Overrides updated successfully.")
 
 
 @routes.get(f"{PREFIX}/experiments/{{id}}/overrides")
@@ -1257,7 +1257,7 @@ async def get_overrides(request: web.Request) -> web.Response:
     """``GET /experiments/{id}/overrides``."""
     experiment = _experiment(request)
     overrides = _stored_overrides(project(request), experiment["id"])
-    return ok(clone(overrides), "Experiment Overrides read successfully.")
+    return ok(overrides, "Experiment Overrides read successfully.")
 
 
 @routes.post(f"{PREFIX}/experiments/{{id}}/overrides")
@@ -1592,7 +1592,7 @@ def _source_audit(request: web.Request, action: str, name: str, changes: dict[st
 
 async def _source_list(request: web.Request, spec: _Source) -> web.Response:
     items = list(project(request).store(spec.kind).values())
-    return ok_page(request, clone(items), spec.messages["list"])
+    return ok_page(request, items, spec.messages["list"])
 
 
 async def _source_create(request: web.Request, spec: _Source) -> web.Response:
@@ -1604,7 +1604,7 @@ async def _source_create(request: web.Request, spec: _Source) -> web.Response:
     if not dry_run:
         store[source["name"]] = source
         _source_audit(request, spec.actions[0], source["name"], {})
-    return ok(clone(source), spec.messages["create"], status=201)
+    return ok(source, spec.messages["create"], status=201)
 
 
 async def _source_update(request: web.Request, spec: _Source, *, full: bool) -> web.Response:
@@ -1623,11 +1623,11 @@ async def _source_update(request: web.Request, spec: _Source, *, full: bool) -> 
             del store[current["name"]]
         store[updated["name"]] = updated
         _source_audit(request, spec.actions[1], updated["name"], _changes(current, updated))
-    return ok(clone(updated), spec.messages["update" if full else "patch"])
+    return ok(updated, spec.messages["update" if full else "patch"])
 
 
 async def _source_get(request: web.Request, spec: _Source) -> web.Response:
-    return ok(clone(_source_or_404(request, spec)), spec.messages["read"])
+    return ok(_source_or_404(request, spec), spec.messages["read"])
 
 
 async def _source_delete(request: web.Request, spec: _Source) -> web.Response:

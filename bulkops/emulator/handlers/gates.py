@@ -365,7 +365,7 @@ def _replace_rules(
     """Store a validated rule list on ``gate`` and record the change."""
     gate["rules"] = rules
     record_change(request, _KIND, gate, "config_conditions_update", changes={"rules": clone(rules)})
-    return ok(clone(gate), message)
+    return ok(gate, message)
 
 
 # -- list, create, read, update, delete ---------------------------------------------------
@@ -441,13 +441,13 @@ async def create_gate(request: web.Request) -> web.Response:
     gate["version"] = 0  # record_change makes it 1
     store[gate_id] = gate
     record_change(request, _KIND, gate, "gate_create")
-    return ok(clone(gate), "Gate created successfully.", status=201)
+    return ok(gate, "Gate created successfully.", status=201)
 
 
 @routes.get(_GATE)
 async def get_gate(request: web.Request) -> web.Response:
     """``GET /gates/{id}``."""
-    return ok(clone(_gate(request)), "Gate read successfully.")
+    return ok(_gate(request), "Gate read successfully.")
 
 
 async def _update(request: web.Request, *, full: bool) -> web.Response:
@@ -464,7 +464,7 @@ async def _update(request: web.Request, *, full: bool) -> web.Response:
     gate.update(changes)
     gate["status"] = _status(gate, archived=archived, launched=launched)
     record_change(request, _KIND, gate, "gate_update", changes=clone(changes))
-    return ok(clone(gate), UPDATED)
+    return ok(gate, UPDATED)
 
 
 @routes.post(_GATE)
@@ -503,11 +503,11 @@ async def _toggle(request: web.Request, action: str) -> web.Response:
     enabled = action != "disable"
     status = "Disabled" if not enabled else "Launched" if launched else "In Progress"
     if gate.get("isEnabled") == enabled and gate.get("status") == status:
-        return ok(clone(gate), UPDATED)
+        return ok(gate, UPDATED)
     gate["isEnabled"] = enabled
     gate["status"] = status
     record_change(request, _KIND, gate, "config_state_toggle", changes={"action": action})
-    return ok(clone(gate), UPDATED)
+    return ok(gate, UPDATED)
 
 
 @routes.put(f"{_GATE}/enable")
@@ -539,7 +539,7 @@ async def archive_gate(request: web.Request) -> web.Response:
     body = _object(await read_body(request, required=False) or {})
     check_types(body, {"forceArchive": "boolean", "archiveReason": "string"})
     if gate.get("status") == "Archived":
-        return ok(clone(gate), UPDATED)
+        return ok(gate, UPDATED)
     if not body.get("forceArchive"):
         gates, configs, experiments = gate_references(
             project(request), str(gate["id"]), live_only=True
@@ -572,7 +572,7 @@ async def archive_gate(request: web.Request) -> web.Response:
             "forced": bool(body.get("forceArchive")),
         },
     )
-    return ok(clone(gate), UPDATED)
+    return ok(gate, UPDATED)
 
 
 @routes.put(f"{_GATE}/unarchive")
@@ -582,7 +582,7 @@ async def unarchive_gate(request: web.Request) -> web.Response:
     body = _object(await read_body(request, required=False) or {})
     check_types(body, {"unarchiveReason": "string"})
     if gate.get("status") != "Archived":
-        return ok(clone(gate), UPDATED)
+        return ok(gate, UPDATED)
     gate["status"] = _status(gate, archived=False, launched=False)
     record_change(
         request,
@@ -591,7 +591,7 @@ async def unarchive_gate(request: web.Request) -> web.Response:
         "gate_unarchive",
         changes={"unarchiveReason": body.get("unarchiveReason")},
     )
-    return ok(clone(gate), UPDATED)
+    return ok(gate, UPDATED)
 
 
 # -- versions and references -------------------------------------------------------------
@@ -767,7 +767,7 @@ async def _change_overrides(request: web.Request, mode: str) -> web.Response:
         changes={"mode": mode, **clone(given)},
         versioned=False,
     )
-    return ok(clone(result), "Gate Overrides updated successfully.", status=201)
+    return ok(result, "Gate Overrides updated successfully.", status=201)
 
 
 @routes.get(f"{_GATE}/overrides")

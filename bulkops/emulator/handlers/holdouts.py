@@ -124,7 +124,7 @@ async def list_holdouts(request: web.Request) -> web.Response:
             items = [h for h in items if h.get(key) == query[key]]
     if tags := multi_query(request, "tags"):
         items = [h for h in items if set(tags) & set(h.get("tags") or ())]
-    return ok_page(request, clone(items), "Holdouts listed successfully.")
+    return ok_page(request, items, "Holdouts listed successfully.")
 
 
 @routes.post(f"{PREFIX}/holdouts")
@@ -158,13 +158,13 @@ async def create_holdout(request: web.Request) -> web.Response:
     store[holdout_id] = holdout
     proj.snapshot_version(_KIND, holdout)
     record_change(request, _KIND, holdout, "holdout_create", versioned=False)
-    return ok(clone(holdout), "Holdout created successfully.")
+    return ok(holdout, "Holdout created successfully.")
 
 
 @routes.get(f"{PREFIX}/holdouts/{{id}}")
 async def get_holdout(request: web.Request) -> web.Response:
     """``GET /holdouts/{id}``."""
-    return ok(clone(_holdout(request)), "Holdout read successfully.")
+    return ok(_holdout(request), "Holdout read successfully.")
 
 
 def _check_targets(proj: Project, fields: dict[str, Any]) -> None:
@@ -201,7 +201,7 @@ async def _update(request: web.Request, *, full: bool) -> web.Response:
     _reindex(proj, holdout["id"], before, holdout)
     changes = {k: {"old": before.get(k), "new": v} for k, v in fields.items() if before.get(k) != v}
     record_change(request, _KIND, holdout, "holdout_update", changes=changes)
-    return ok(clone(holdout), "Holdout updated successfully.")
+    return ok(holdout, "Holdout updated successfully.")
 
 
 @routes.post(f"{PREFIX}/holdouts/{{id}}")
@@ -225,7 +225,7 @@ async def delete_holdout(request: web.Request) -> web.Response:
     del proj.store(_KIND)[holdout["id"]]
     proj.overrides.setdefault(_KIND, {}).pop(holdout["id"], None)
     record_change(request, _KIND, holdout, "holdout_delete", versioned=False)
-    return ok(clone(holdout), "Holdout deleted successfully.")
+    return ok(holdout, "Holdout deleted successfully.")
 
 
 @routes.get(f"{PREFIX}/holdouts/{{id}}/pulse_results")
@@ -379,7 +379,7 @@ def _save(request: web.Request, holdout: dict[str, Any], overrides: dict[str, An
             changes={"overrides": {"old": before, "new": overrides}},
             versioned=False,
         )
-    return ok(clone(overrides), "Holdout Overrides updated successfully.")
+    return ok(overrides, "Holdout Overrides updated successfully.")
 
 
 @routes.get(f"{PREFIX}/holdouts/{{id}}/overrides")

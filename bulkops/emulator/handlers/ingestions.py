@@ -285,7 +285,7 @@ async def get_ingestion(request: web.Request) -> web.Response:
     """``GET /ingestion?type&dataset[&source_name]``: one source."""
     source_type, dataset, name = _locator(request)
     source = _find_source(project(request), source_type, dataset, name)
-    return ok(clone(source), "Ingestion read successfully.")
+    return ok(source, "Ingestion read successfully.")
 
 
 @routes.post("/console/v1/ingestion")
@@ -312,7 +312,7 @@ async def create_ingestion(request: web.Request) -> web.Response:
     }
     _sources(proj)[source_id] = source
     _audit(request, "ingestion_source_create", source_id, name)
-    return ok(clone(source), "Ingestion created successfully.")
+    return ok(source, "Ingestion created successfully.")
 
 
 @routes.patch("/console/v1/ingestion")
@@ -335,7 +335,7 @@ async def update_ingestion(request: web.Request) -> web.Response:
         data[key] = value
     data["lastModifiedTime"] = now_ms(request)
     _audit(request, "ingestion_source_update", source["id"], str(data["source_name"]), changes)
-    return ok(clone(source), "Ingestion updated successfully.")
+    return ok(source, "Ingestion updated successfully.")
 
 
 @routes.delete("/console/v1/ingestion")
@@ -346,7 +346,7 @@ async def delete_ingestion(request: web.Request) -> web.Response:
     source = _find_source(proj, source_type, dataset, name)
     del _sources(proj)[source["id"]]
     _audit(request, "ingestion_source_delete", source["id"], str(source["data"]["source_name"]))
-    return ok(clone(source), "Ingestion deleted successfully.")
+    return ok(source, "Ingestion deleted successfully.")
 
 
 # -- backfill, connection, schedule ---------------------------------------------------
@@ -449,7 +449,7 @@ async def connect_databricks(request: web.Request) -> web.Response:
     }
     proj.settings.setdefault("ingestion_connections", {})["databricks"] = connection
     _audit(request, "ingestion_connection_update", connection_id, "databricks")
-    return ok(clone(connection), "Ingestion databricks connection created successfully.")
+    return ok(connection, "Ingestion databricks connection created successfully.")
 
 
 @routes.get("/console/v1/ingestion/schedule")
@@ -497,7 +497,7 @@ async def list_runs(request: web.Request) -> web.Response:
         key=lambda r: str(r.get("createdAt")),
         reverse=True,
     )
-    return ok_page(request, clone(runs), "Ingestion Runs Listed Successfully.")
+    return ok_page(request, runs, "Ingestion Runs Listed Successfully.")
 
 
 @routes.get("/console/v1/ingestion/runs/{id}")
@@ -506,7 +506,7 @@ async def get_run(request: web.Request) -> web.Response:
     run = project(request).store("ingestion_runs").get(request.match_info["id"])
     if run is None:
         api_error(404, "Not Found. The requested resource could not be found.")
-    return ok(clone(run), "Ingestion Run Read Successfully")
+    return ok(run, "Ingestion Run Read Successfully")
 
 
 def _status_rows(proj: Project, run: dict[str, Any]) -> Iterator[dict[str, Any]]:

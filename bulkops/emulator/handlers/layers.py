@@ -112,7 +112,7 @@ def _layer(request: web.Request) -> dict[str, Any]:
 async def list_layers(request: web.Request) -> web.Response:
     """``GET /layers``."""
     items = list(project(request).store(_KIND).values())
-    return ok_page(request, clone(items), "Layers listed successfully.")
+    return ok_page(request, items, "Layers listed successfully.")
 
 
 @routes.post(f"{PREFIX}/layers")
@@ -130,13 +130,13 @@ async def create_layer(request: web.Request) -> web.Response:
     store[layer_id] = layer
     proj.snapshot_version(_KIND, layer)
     record_change(request, _KIND, layer, "layer_create", versioned=False)
-    return ok(clone(layer), "Layer created successfully.", status=201)
+    return ok(layer, "Layer created successfully.", status=201)
 
 
 @routes.get(f"{PREFIX}/layers/{{id}}")
 async def get_layer(request: web.Request) -> web.Response:
     """``GET /layers/{id}``."""
-    return ok(clone(_layer(request)), "Layer read successfully.")
+    return ok(_layer(request), "Layer read successfully.")
 
 
 async def _update(request: web.Request, *, full: bool) -> web.Response:
@@ -148,7 +148,7 @@ async def _update(request: web.Request, *, full: bool) -> web.Response:
     changes = {k: {"old": layer.get(k), "new": v} for k, v in fields.items() if layer.get(k) != v}
     layer.update(fields)
     record_change(request, _KIND, layer, "layer_edit", changes=changes)
-    return ok(clone(layer), "Layer updated successfully.")
+    return ok(layer, "Layer updated successfully.")
 
 
 @routes.post(f"{PREFIX}/layers/{{id}}")
@@ -184,7 +184,7 @@ async def layer_experiments(request: web.Request) -> web.Response:
     """``GET /layers/{id}/experiments``: the experiments on this layer."""
     layer = _layer(request)
     items = experiments_in_layer(project(request), layer["id"])
-    return ok_page(request, clone(items), "Experiments listed successfully.")
+    return ok_page(request, items, "Experiments listed successfully.")
 
 
 # -- overrides ---------------------------------------------------------------------------
@@ -326,14 +326,14 @@ def _save(request: web.Request, layer: dict[str, Any], overrides: dict[str, Any]
             changes={"overrides": {"old": before, "new": overrides}},
             versioned=False,
         )
-    return ok(clone(overrides), "Layer Overrides updated successfully.")
+    return ok(overrides, "Layer Overrides updated successfully.")
 
 
 @routes.get(f"{PREFIX}/layers/{{id}}/overrides")
 async def get_overrides(request: web.Request) -> web.Response:
     """``GET /layers/{id}/overrides``."""
     layer = _layer(request)
-    return ok(clone(_stored(project(request), layer["id"])), "Layer Overrides read successfully.")
+    return ok(_stored(project(request), layer["id"]), "Layer Overrides read successfully.")
 
 
 @routes.post(f"{PREFIX}/layers/{{id}}/overrides")

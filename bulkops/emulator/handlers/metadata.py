@@ -152,13 +152,13 @@ async def create_tag(request: web.Request) -> web.Response:
     }
     project(request).store("tags")[tag_id] = tag
     _applied(request, "tag_create", tag_id, name)
-    return ok(clone(tag), "Tag created successfully")
+    return ok(tag, "Tag created successfully")
 
 
 @routes.get(f"{PREFIX}/tags/{{id}}")
 async def get_tag(request: web.Request) -> web.Response:
     """``GET /tags/{id}`` (tag id or name)."""
-    return ok(clone(_tag(request)), "Tag read successfully")
+    return ok(_tag(request), "Tag read successfully")
 
 
 @routes.patch(f"{PREFIX}/tags/{{id}}")
@@ -185,7 +185,7 @@ async def update_tag(request: web.Request) -> web.Response:
         _applied(request, "tag_edit", tag["id"], tag["name"], changes)
         if "name" in changes:
             _rename_references(request, "tags", old_name, tag["name"])
-    return ok(clone(tag), "Tag updated successfully")
+    return ok(tag, "Tag updated successfully")
 
 
 @routes.delete(f"{PREFIX}/tags/{{id}}")
@@ -271,7 +271,7 @@ async def create_target_app(request: web.Request) -> web.Response:
     store[app_id] = app
     _applied(request, "create_customer_app", app_id, name)
     _assign(request, pairs, [name])
-    return ok(clone(app), "Target app created successfully.")
+    return ok(app, "Target app created successfully.")
 
 
 @routes.patch(f"{PREFIX}/target_app")
@@ -293,7 +293,7 @@ async def assign_target_apps(request: web.Request) -> web.Response:
 @routes.get(f"{PREFIX}/target_app/{{id}}")
 async def get_target_app(request: web.Request) -> web.Response:
     """``GET /target_app/{id}`` (id or name)."""
-    return ok(clone(_target_app(request)), "Target app read successfully.")
+    return ok(_target_app(request), "Target app read successfully.")
 
 
 @routes.patch(f"{PREFIX}/target_app/{{id}}")
@@ -374,13 +374,13 @@ async def create_unit_id_type(request: web.Request) -> web.Response:
     unit = {"name": name, "description": body.get("description") or ""}
     store[name] = unit
     _applied(request, "company_ID_type_add", name, name)
-    return ok(clone(unit), "Unit ID Type created successfully.", status=201)
+    return ok(unit, "Unit ID Type created successfully.", status=201)
 
 
 @routes.get(f"{PREFIX}/unit_id_types/{{id}}")
 async def get_unit_id_type(request: web.Request) -> web.Response:
     """``GET /unit_id_types/{id}`` (the name)."""
-    return ok(clone(_unit_id_type(request)), "Unit ID Type read successfully.")
+    return ok(_unit_id_type(request), "Unit ID Type read successfully.")
 
 
 @routes.patch(f"{PREFIX}/unit_id_types/{{id}}")
@@ -393,7 +393,7 @@ async def update_unit_id_type(request: web.Request) -> web.Response:
         changes = {"description": {"old": unit.get("description"), "new": body["description"]}}
         unit["description"] = body["description"]
         _applied(request, "company_ID_type_edit", unit["name"], unit["name"], changes)
-    return ok(clone(unit), "Unit ID Type updated successfully.")
+    return ok(unit, "Unit ID Type updated successfully.")
 
 
 @routes.delete(f"{PREFIX}/unit_id_types/{{id}}")

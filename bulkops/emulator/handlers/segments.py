@@ -166,13 +166,13 @@ async def create_segment(request: web.Request) -> web.Response:
         project(request).id_lists[seg_id] = {}
     project(request).snapshot_version(_KIND, segment)
     record_change(request, _KIND, segment, "segment_create", versioned=False)
-    return ok(clone(segment), "Segment created successfully.", status=201)
+    return ok(segment, "Segment created successfully.", status=201)
 
 
 @routes.get(f"{PREFIX}/segments/{{id}}")
 async def get_segment(request: web.Request) -> web.Response:
     """``GET /segments/{id}``."""
-    return ok(clone(_segment(request)), "Segment read successfully.")
+    return ok(_segment(request), "Segment read successfully.")
 
 
 @routes.delete(f"{PREFIX}/segments/{{id}}")
@@ -200,7 +200,7 @@ async def archive_segment(request: web.Request) -> web.Response:
             "config_state_toggle",
             changes={"status": {"old": None, "new": "Archived"}},
         )
-    return ok(clone(segment), "Segment archived successfully.")
+    return ok(segment, "Segment archived successfully.")
 
 
 @routes.post(f"{PREFIX}/segments/{{id}}/conditional")
@@ -221,7 +221,7 @@ async def set_segment_rules(request: web.Request) -> web.Response:
         "config_conditions_update",
         changes={"rules": {"old": clone(old), "new": clone(rules)}},
     )
-    return ok(clone(segment), "Rules successfully updated")
+    return ok(segment, "Rules successfully updated")
 
 
 @routes.get(f"{PREFIX}/segments/{{id}}/id_list")

@@ -341,7 +341,7 @@ async def delete_team(request: web.Request) -> web.Response:
 @routes.get("/console/v1/users/{email}")
 async def get_user(request: web.Request) -> web.Response:
     """``GET /users/{email}``: 404 for an e-mail that is not a member."""
-    return ok(clone(_user_or_404(request)), "User read successfully.")
+    return ok(_user_or_404(request), "User read successfully.")
 
 
 @routes.post("/console/v1/users/{email}")
@@ -361,7 +361,7 @@ async def update_user(request: web.Request) -> web.Response:
     user.update(fields)
     action = "user_role_update" if "role" in changes else "user_update"
     _audit(request, action, user["email"], user["email"], changes)
-    return ok(clone(user), "User updated successfully.")
+    return ok(user, "User updated successfully.")
 
 
 # -- teams ----------------------------------------------------------------------------
@@ -486,7 +486,7 @@ async def list_alerts(request: web.Request) -> web.Response:
         and (creator_id is None or alert.get("creatorID") == creator_id)
         and (not tags or tags & set(alert.get("tags") or []))
     ]
-    return ok_page(request, clone(alerts), "Alerts listed successfully.")
+    return ok_page(request, alerts, "Alerts listed successfully.")
 
 
 # -- keys -----------------------------------------------------------------------------
@@ -575,7 +575,7 @@ async def list_keys(request: web.Request) -> web.Response:
         if (app is None or key.get("primaryTargetApp") == app)
         and (env is None or env in (key.get("environments") or []))
     ]
-    return ok_page(request, clone(keys), "Keys listed successfully.")
+    return ok_page(request, keys, "Keys listed successfully.")
 
 
 @routes.post("/console/v1/keys")
@@ -601,13 +601,13 @@ async def create_key(request: web.Request) -> web.Response:
     store[value] = key
     _register(request, key)
     _audit(request, "sdk_key_create", mask_key(value), key["description"])
-    return ok(clone(key), "Key created successfully.")
+    return ok(key, "Key created successfully.")
 
 
 @routes.get("/console/v1/keys/{id}")
 async def get_key(request: web.Request) -> web.Response:
     """``GET /keys/{id}`` (the id is the key's value)."""
-    return ok(clone(_key_or_404(request)), "Key read successfully.")
+    return ok(_key_or_404(request), "Key read successfully.")
 
 
 @routes.patch("/console/v1/keys/{id}")
@@ -626,7 +626,7 @@ async def update_key(request: web.Request) -> web.Response:
     }
     action_type = next((action[k] for k in changes if k in action), "sdk_key_update_description")
     _audit(request, action_type, mask_key(key["key"]), key["description"], changes)
-    return ok(clone(key), "Key updated successfully.")
+    return ok(key, "Key updated successfully.")
 
 
 @routes.delete("/console/v1/keys/{id}")
@@ -636,7 +636,7 @@ async def delete_key(request: web.Request) -> web.Response:
     del project(request).store("keys")[key["key"]]
     state(request).keys.pop(key["key"], None)
     _audit(request, "sdk_key_delete", mask_key(key["key"]), key["description"])
-    return ok(clone(key), "Key deleted successfully.")
+    return ok(key, "Key deleted successfully.")
 
 
 @routes.patch("/console/v1/keys/{id}/deactivate")
@@ -646,7 +646,7 @@ async def deactivate_key(request: web.Request) -> web.Response:
     key["status"] = "deactivated"
     _register(request, key)
     _audit(request, "sdk_key_deactivate", mask_key(key["key"]), key["description"])
-    return ok(clone(key), "Key deactivated successfully.")
+    return ok(key, "Key deactivated successfully.")
 
 
 @routes.patch("/console/v1/keys/{id}/rotate")
@@ -671,4 +671,4 @@ async def rotate_key(request: web.Request) -> web.Response:
         rotated["description"],
         {"key": {"old": mask_key(old), "new": mask_key(new)}},
     )
-    return ok(clone(rotated), "Key rotated successfully,")
+    return ok(rotated, "Key rotated successfully,")
