@@ -937,6 +937,10 @@ class _Run:
                         return "applied"
                     if verdict is Verdict.CONFLICT:
                         return "conflict"
+                    if maybe_applied:
+                        # Attempts ran out on a 5xx or a lost answer, read back as not
+                        # applied: nothing happened, so leave it for a resume (T11).
+                        return await self.give_up_for_now(m, attempt, sent_at, status, message)
                 await self.record_outcome(
                     m, "failed", sent_at=sent_at, attempts=attempt, status=status, error=message
                 )
@@ -958,15 +962,7 @@ class _Run:
                 if attempt >= self.options.policy.max_attempts:
                     # Read back as not applied after transient errors only: nothing
                     # happened, so leave it for a resume (T11) instead of failing it.
-                    await self.record_outcome(
-                        m,
-                        "not_applied",
-                        sent_at=sent_at,
-                        attempts=attempt,
-                        status=status,
-                        error=f"gave up for now after {attempt} attempts: {message}",
-                    )
-                    return "pending"
+                    return await self.give_up_for_now(m, attempt, sent_at, status, message)
                 if not self.budget.try_spend():
                     self.stop(Stop.BUDGET, "too many retries for the requests made")
                     return "pending"
@@ -992,6 +988,21 @@ class _Run:
                     m, result, sent_at=sent_at, attempts=attempt, status=status, error=message
                 )
                 return "ambiguous" if maybe_applied else "pending"
+
+    async def give_up_for_now(
+        self, m: Mutation, attempt: int, sent_at: float, status: int | None, message: str
+    ) -> str:
+        """Record that ``m``'s attempts ran out on transient errors, read back as not
+        applied: not a failure, the next resume sends it again."""
+        await self.record_outcome(
+            m,
+            "not_applied",
+            sent_at=sent_at,
+            attempts=attempt,
+            status=status,
+            error=f"gave up for now after {attempt} attempts: {message}",
+        )
+        return "pending"
 
     async def finish(self) -> None:
         """Persist send times, write the run's end record and flush the journal."""

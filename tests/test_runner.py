@@ -290,13 +290,13 @@ async def test_a_lost_response_is_settled_by_a_read(
 
 
 class _FailingWrites:
-    """A server that answers every PATCH with a 500 before applying it; reads go through."""
+    """A server that answers every write with a 500 before applying it; reads go through."""
 
     def __init__(self) -> None:
         self.inner = AiohttpTransport(timeout=5)
 
     async def handle(self, request: ApiRequest) -> ApiResponse:
-        if request.method == "PATCH":
+        if request.method != "GET":
             return ApiResponse(500, {}, b'{"status":500,"message":"Internal Server Error"}')
         return await self.inner.handle(request)
 
@@ -304,25 +304,39 @@ class _FailingWrites:
         await self.inner.aclose()
 
 
+@pytest.mark.parametrize(
+    ("call", "idempotent"),
+    [
+        (
+            ("PATCH", "/gates/flaky/overrides", {"passingUserIDs": ["u1"], "failingUserIDs": []}),
+            False,
+        ),
+        (("PUT", "/gates/flaky/disable", None), True),
+    ],
+    ids=["ambiguous-patch", "idempotent-put"],
+)
 async def test_a_write_that_never_lands_is_left_for_resume_not_failed(
-    client: ConsoleClient, emulator_url: str, state: EmulatorState, tmp_path: Path
+    client: ConsoleClient,
+    emulator_url: str,
+    state: EmulatorState,
+    tmp_path: Path,
+    call: tuple[str, str, Any],
+    idempotent: bool,
 ) -> None:
     """Transient errors on every attempt, each read back as not applied: resume finishes it (T11)."""
     await _gates(client, "flaky")
-    plan = await _plan(
-        client,
-        ("PATCH", "/gates/flaky/overrides", {"passingUserIDs": ["u1"], "failingUserIDs": []}),
-    )
+    plan = await _plan(client, call)
+    assert plan.mutations[0].idempotent is idempotent  # the two paths: settle by read, resend
     settings = Settings(api_key=SecretStr("console-emulator-empty"), base_url=emulator_url)
     async with ConsoleClient(settings, transport=_FailingWrites()) as failing:
         result = await _run(plan, failing, _journal(tmp_path, plan), max_in_flight=1)
     assert not result.ok
     assert result.states["k0"].state == "pending"
-    assert not _writes(state, "/flaky/overrides")
+    assert not _writes(state, call[1])
     journal, records = Journal.open(tmp_path / "ck")
     resumed = await _run(plan, client, journal, records=records)
     assert resumed.ok and resumed.states["k0"].state == "applied"
-    assert sum(1 for e in _writes(state, "/flaky/overrides") if e["applied"]) == 1
+    assert sum(1 for e in _writes(state, call[1]) if e["applied"]) == 1
 
 
 async def test_resume_settles_intents_without_outcome(
