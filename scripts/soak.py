@@ -554,8 +554,9 @@ def run_job(ctx: Context, job: Job, *, kills: int, faults: bool) -> tuple[JobRes
         if remaining_kills > 0:
             done_writes = ctx.tail.writes - start_writes
             left = max(1, n - done_writes)
-            # Aim a little short of an even spread, so every kill lands before the end.
-            gap = min(2.0, max(0.002, left / (remaining_kills + 3) / ctx.rate))
+            # Aim well short of an even spread (the first half of what is left), so every
+            # kill lands before the end even when the runner speeds up between kills.
+            gap = min(2.0, max(0.002, left / (2 * remaining_kills + 3) / ctx.rate))
             waited = True
             if result.runs % 4 != 0:  # mostly while sending; sometimes while starting
                 waited = _wait_first_write(ctx, run.pid, writes_before, time.monotonic() + 10)
