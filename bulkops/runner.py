@@ -908,20 +908,12 @@ class _Run:
                 self.stop(Stop.UNAUTHORIZED, message)
                 return "pending"
             if decision.action is Action.FAIL:
-                if isinstance(error, RateLimited) or (
-                    isinstance(error, TransportError) and not error.sent
-                ):
-                    # Throttled or unreachable to the end: nothing happened; a resume retries it.
-                    await self.record_outcome(
-                        m,
-                        "not_applied",
-                        sent_at=sent_at,
-                        attempts=attempt,
-                        status=status,
-                        error=f"gave up for now: {message}",
-                    )
-                    return "pending"
+                # Attempts ran out on 429s, 5xx or lost connections: nothing failed for
+                # good, so what reads back as not applied is left for a resume (T11).
+                transient = isinstance(error, RateLimited | ServerError | TransportError)
                 if (doubted or maybe_applied) and m.verifiable:
+                    # An attempt may have been applied (perhaps an earlier one, before a
+                    # run of 429s): the read says whether this run made the change.
                     await self.record_outcome(
                         m,
                         "ambiguous",
@@ -937,10 +929,10 @@ class _Run:
                         return "applied"
                     if verdict is Verdict.CONFLICT:
                         return "conflict"
-                    if maybe_applied:
-                        # Attempts ran out on a 5xx or a lost answer, read back as not
-                        # applied: nothing happened, so leave it for a resume (T11).
+                    if transient:
                         return await self.give_up_for_now(m, attempt, sent_at, status, message)
+                elif transient and not maybe_applied:
+                    return await self.give_up_for_now(m, attempt, sent_at, status, message)
                 await self.record_outcome(
                     m, "failed", sent_at=sent_at, attempts=attempt, status=status, error=message
                 )

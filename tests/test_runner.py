@@ -339,6 +339,44 @@ async def test_a_write_that_never_lands_is_left_for_resume_not_failed(
     assert sum(1 for e in _writes(state, call[1]) if e["applied"]) == 1
 
 
+class _LostThenThrottled:
+    """The first write is applied but its answer is lost; every later write gets a 429."""
+
+    def __init__(self) -> None:
+        self.inner = AiohttpTransport(timeout=5)
+        self.writes = 0
+
+    async def handle(self, request: ApiRequest) -> ApiResponse:
+        if request.method == "GET":
+            return await self.inner.handle(request)
+        self.writes += 1
+        if self.writes == 1:
+            await self.inner.handle(request)
+            raise TransportError(
+                "connection reset", method=request.method, path=request.path, sent=True
+            )
+        return ApiResponse(429, {"Retry-After": "0"}, b'{"status":429,"message":"Too Many"}')
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_write_applied_before_a_run_of_429s_is_recorded_applied(
+    client: ConsoleClient, emulator_url: str, state: EmulatorState, tmp_path: Path
+) -> None:
+    """Attempts that end on 429s after one lost answer: a read says this run applied it."""
+    await _gates(client, "lost")
+    plan = await _plan(client, ("PUT", "/gates/lost/disable", None))
+    assert plan.mutations[0].idempotent  # resent by value after the lost answer, not read
+    settings = Settings(api_key=SecretStr("console-emulator-empty"), base_url=emulator_url)
+    async with ConsoleClient(settings, transport=_LostThenThrottled()) as flaky:
+        result = await _run(plan, flaky, _journal(tmp_path, plan), max_in_flight=1)
+    # Not "gave up for now" (a resume would then call it skipped, and undo would leave it).
+    assert result.states["k0"].state == "applied", result.states["k0"]
+    assert sum(1 for e in _writes(state, "/lost/disable") if e["applied"]) == 1
+    assert result.ok
+
+
 async def test_resume_settles_intents_without_outcome(
     client: ConsoleClient, state: EmulatorState, tmp_path: Path
 ) -> None:
