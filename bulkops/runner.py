@@ -854,10 +854,9 @@ class _Run:
             if sent_at is None:
                 sent_at = await self.wait_for_slot(m.quota_class)
             if sent_at is None:
-                await self.record_outcome(
-                    m, "not_applied", attempts=attempt, error="stopped before sending"
+                return await self.leave_unsettled(
+                    m, doubted, attempt, None, None, "stopped before sending"
                 )
-                return "pending"
             self.note_send()
             error: ApiError | None = None
             try:
@@ -964,22 +963,32 @@ class _Run:
             # Action.RETRY
             doubted = doubted or maybe_applied
             if not self.budget.try_spend():
-                result = "ambiguous" if maybe_applied else "not_applied"
-                await self.record_outcome(
-                    m, result, sent_at=sent_at, attempts=attempt, status=status, error=message
-                )
                 self.stop(Stop.BUDGET, "too many retries for the requests made")
-                return "ambiguous" if maybe_applied else "pending"
+                return await self.leave_unsettled(m, doubted, attempt, sent_at, status, message)
             self.retries += 1
             self.observer.retry()
             log.info(EVENT_RETRY, attempt=attempt, status=status, reason=decision.reason)
             # A 429 pauses the whole class in the limiter; other errors back off here.
             if not isinstance(error, RateLimited) and await self.pause(decision.delay):
-                result = "ambiguous" if maybe_applied else "not_applied"
-                await self.record_outcome(
-                    m, result, sent_at=sent_at, attempts=attempt, status=status, error=message
-                )
-                return "ambiguous" if maybe_applied else "pending"
+                return await self.leave_unsettled(m, doubted, attempt, sent_at, status, message)
+
+    async def leave_unsettled(
+        self,
+        m: Mutation,
+        doubted: bool,
+        attempt: int,
+        sent_at: float | None,
+        status: int | None,
+        message: str,
+    ) -> str:
+        """Record ``m`` cut short by a stop: ``ambiguous`` if any of its attempts (not only
+        the last) may have been applied, so a resume settles it by a read and finds it
+        applied, else ``not_applied``. The run's result for it."""
+        result = "ambiguous" if doubted else "not_applied"
+        await self.record_outcome(
+            m, result, sent_at=sent_at, attempts=attempt, status=status, error=message
+        )
+        return "ambiguous" if doubted else "pending"
 
     async def give_up_for_now(
         self, m: Mutation, attempt: int, sent_at: float, status: int | None, message: str

@@ -361,17 +361,24 @@ class _LostThenThrottled:
         await self.inner.aclose()
 
 
+@pytest.mark.parametrize("ends", ["attempts run out", "retry budget runs out"])
 async def test_a_write_applied_before_a_run_of_429s_is_recorded_applied(
-    client: ConsoleClient, emulator_url: str, state: EmulatorState, tmp_path: Path
+    client: ConsoleClient, emulator_url: str, state: EmulatorState, tmp_path: Path, ends: str
 ) -> None:
-    """Attempts that end on 429s after one lost answer: a read says this run applied it."""
+    """A lost answer, then only 429s: the item ends applied, not "skipped" by a later run."""
     await _gates(client, "lost")
     plan = await _plan(client, ("PUT", "/gates/lost/disable", None))
     assert plan.mutations[0].idempotent  # resent by value after the lost answer, not read
+    budget = {"budget_ratio": 0.0, "budget_minimum": 1} if "budget" in ends else {}
     settings = Settings(api_key=SecretStr("console-emulator-empty"), base_url=emulator_url)
     async with ConsoleClient(settings, transport=_LostThenThrottled()) as flaky:
-        result = await _run(plan, flaky, _journal(tmp_path, plan), max_in_flight=1)
-    # Not "gave up for now" (a resume would then call it skipped, and undo would leave it).
+        result = await _run(plan, flaky, _journal(tmp_path, plan), max_in_flight=1, **budget)
+    if budget:
+        assert result.stop is Stop.BUDGET
+        journal, records = Journal.open(tmp_path / "ck")
+        result = await _run(plan, client, journal, records=records)
+    # Not left "not applied" (the next run's pre-write read would call it skipped, and an
+    # undo would leave this run's change in place).
     assert result.states["k0"].state == "applied", result.states["k0"]
     assert sum(1 for e in _writes(state, "/lost/disable") if e["applied"]) == 1
     assert result.ok
