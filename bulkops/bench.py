@@ -86,6 +86,7 @@ from .emulator.seed import apply_seed
 from .emulator.server import ForkedEmulator, fork_emulator, running_emulator
 from .emulator.state import EmulatorState, KeyInfo, Project
 from .errors import ApiError, ApiStatusError, RateLimited, ServerError, TransportError
+from .forking import fork_cli
 from .journal import Journal, read_records
 from .logging import configure_logging
 from .mutations import Expect, InverseCall, JobContext, Mutation
@@ -437,41 +438,8 @@ class _Cli:
 
 def _fork_cli(argv: Sequence[str], env: Mapping[str, str], out_dir: Path, tag: str) -> _Cli:
     """``bulkops argv`` in a forked child: a real process that starts in milliseconds."""
-    out = out_dir / f"{tag}.out"
-    err = out_dir / f"{tag}.err"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the bulkops process
-        code = 1
-        try:
-            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-            os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
-            os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)
-            sys.stdin = open(0, closefd=False)
-            sys.stdout = open(1, "w", closefd=False, buffering=1)
-            sys.stderr = open(2, "w", closefd=False, buffering=1)
-            for name in (API_KEY_ENV, API_URL_ENV, "BULKOPS_FAILPOINT"):
-                os.environ.pop(name, None)
-            os.environ.update(env)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            structlog.reset_defaults()
-            from .cli import main as cli_main
-
-            code = cli_main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-            code = 99
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
-    return _Cli(pid=pid, out=out, err=err)
+    out, err = out_dir / f"{tag}.out", out_dir / f"{tag}.err"
+    return _Cli(pid=fork_cli(argv, env, out, err), out=out, err=err)
 
 
 def _run_cli(argv: Sequence[str], env: Mapping[str, str], out_dir: Path, tag: str) -> _Cli:

@@ -17,7 +17,6 @@ import copy
 import json
 import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from pydantic import SecretStr
 import bulkops.cli
 import bulkops.cli_engine  # noqa: F401
 import jobs  # noqa: F401
+from bulkops import forking
 from bulkops.client import ConsoleClient
 from bulkops.emulator import EmulatorState, running_emulator
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
@@ -165,44 +165,8 @@ class CliRun:
 
 def fork_cli(argv: Sequence[str], env: Mapping[str, str], out_dir: Path, tag: str) -> CliRun:
     """Start ``bulkops argv`` in a forked child with ``env`` set; stdin is /dev/null."""
-    out = out_dir / f"{tag}.out"
-    err = out_dir / f"{tag}.err"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the CLI process
-        code = 1
-        try:
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
-            os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)
-            sys.stdin = open(0, closefd=False)
-            sys.stdout = open(1, "w", closefd=False, buffering=1)
-            sys.stderr = open(2, "w", closefd=False, buffering=1)
-            for name in ("STATSIG_CONSOLE_API_KEY", "STATSIG_API_URL", "BULKOPS_FAILPOINT"):
-                os.environ.pop(name, None)
-            os.environ.update(env)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            import structlog
-
-            from bulkops.cli import main
-
-            structlog.reset_defaults()
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-            code = 99
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
-    return CliRun(pid=pid, out=out, err=err)
+    out, err = out_dir / f"{tag}.out", out_dir / f"{tag}.err"
+    return CliRun(pid=forking.fork_cli(argv, env, out, err), out=out, err=err)
 
 
 def wait_cli(run: CliRun, timeout: float = 120.0) -> int:
