@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from fnmatch import fnmatchcase
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bulkops.mutations import CREATED_ID, Expect, InverseCall, JobContext, Mutation
+from bulkops.job import CREATED_ID, Expect, InverseCall, JobContext, Mutation, encode_id
 
 
 class Params(BaseModel):
@@ -58,7 +57,7 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
         if not fnmatchcase(gate_id, params.pattern) or params.tag in old:
             continue
         new = [*old, params.tag]
-        path = f"/gates/{quote(gate_id, safe='')}"
+        path = f"/gates/{encode_id(gate_id)}"
         yield Mutation(
             key=f"gate:tag:{gate_id}",
             project=ctx.project_id,

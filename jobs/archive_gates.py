@@ -44,8 +44,8 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bulkops.mutations import Expect, InverseCall, JobContext, Mutation
-from bulkops.resources._base import encode_id
+from bulkops.api.paths import encode_id
+from bulkops.engine.mutations import Expect, InverseCall, JobContext, Mutation
 
 __all__ = [
     "NAME",

@@ -52,15 +52,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from engine_support import Emulator, fork_cli, run_cli, serve_forked, wait_cli  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from bulkops.client import ConsoleClient  # noqa: E402
+from bulkops.api.client import ConsoleClient  # noqa: E402
 from bulkops.emulator import EmulatorState, running_emulator  # noqa: E402
 from bulkops.emulator.app import quota_class  # noqa: E402
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed  # noqa: E402
 from bulkops.emulator.state import KeyInfo, Project  # noqa: E402
+from bulkops.engine.journal import read_records  # noqa: E402
+from bulkops.engine.quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, ID_LIST_CLASS  # noqa: E402
+from bulkops.engine.reconcile import replay  # noqa: E402
 from bulkops.errors import JournalError  # noqa: E402
-from bulkops.journal import read_records  # noqa: E402
-from bulkops.quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, ID_LIST_CLASS  # noqa: E402
-from bulkops.reconcile import replay  # noqa: E402
 from bulkops.settings import Settings  # noqa: E402
 
 V1 = "/console/v1"

@@ -15,7 +15,7 @@ import pytest
 from conformance import check_exchanges, format_problems, load_spec
 from pydantic import SecretStr
 
-from bulkops.client import ConsoleClient
+from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState, create_app
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
 from bulkops.settings import Settings

@@ -27,17 +27,18 @@ from typing import Any
 import anyio._backends._asyncio  # noqa: F401
 from pydantic import SecretStr
 
+import bulkops.cli.engine
+
 # Imported before forking, so CLI children start warm.
-import bulkops.cli
-import bulkops.cli_engine  # noqa: F401
-import jobs  # noqa: F401
-from bulkops import forking
-from bulkops.client import ConsoleClient
+import bulkops.cli.main
+import bulkops.jobs  # noqa: F401
+from bulkops import testing as forking
+from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState, running_emulator
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
 from bulkops.emulator.server import ForkedEmulator, fork_emulator
 from bulkops.emulator.state import Faults, KeyInfo
-from bulkops.quota import QuotaWindow
+from bulkops.engine.quota import QuotaWindow
 from bulkops.settings import Settings
 
 __all__ = [

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
-from bulkops.bench import PEERS
-from jobs import JOBS
+from bulkops.jobs import JOBS
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))  # the benchmark is a dev program, not in the wheel
+
+from bench import PEERS  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results.json"
 
 

@@ -24,18 +24,18 @@ from engine_support import Emulator, fork_cli, run_cli, seeded_state, serve_fork
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from bulkops import commands
-from bulkops.cli_engine import add_job_options, job_option_lines
+from bulkops.cli import commands
+from bulkops.cli.engine import add_job_options, job_option_lines
+from bulkops.cli.output import ProgressView
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_KEY
 from bulkops.emulator.state import KeyInfo, Project
+from bulkops.engine.journal import read_records
+from bulkops.engine.locks import exclusive_lock, lock_path_for_project
+from bulkops.engine.plans import Plan, ProjectRef
+from bulkops.engine.quota import QuotaWindow
+from bulkops.engine.ratelimit import QuotaLimiter
 from bulkops.errors import UsageError
-from bulkops.journal import read_records
-from bulkops.locks import exclusive_lock, lock_path_for_project
-from bulkops.output import ProgressView
-from bulkops.plans import Plan, ProjectRef
-from bulkops.quota import QuotaWindow
-from bulkops.ratelimit import QuotaLimiter
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")

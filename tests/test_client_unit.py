@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from bulkops.client import ConsoleClient, parse_retry_after
+from bulkops.api.client import ConsoleClient, parse_retry_after
+from bulkops.api.transport import ApiRequest, ApiResponse, MockTransport, map_aiohttp_errors
 from bulkops.errors import (
     ApiError,
     ApiStatusError,
@@ -28,7 +29,6 @@ from bulkops.errors import (
     Unauthorized,
 )
 from bulkops.settings import Settings
-from bulkops.transport import ApiRequest, ApiResponse, MockTransport, map_aiohttp_errors
 
 KEY = "console-unit-test-secret-4242"
 BASE = "https://api.test/console/v1"
@@ -70,7 +70,7 @@ def _sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_sleep(delay: float) -> None:
         slept.append(delay)
 
-    monkeypatch.setattr("bulkops.client.anyio.sleep", fake_sleep)
+    monkeypatch.setattr("bulkops.api.client.anyio.sleep", fake_sleep)
     return slept
 
 

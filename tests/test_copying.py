@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bulkops.copying import (
+from bulkops.jobs.copy_project.analysis import (
     IdMap,
     TargetFacts,
     canonical,

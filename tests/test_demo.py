@@ -11,8 +11,8 @@ from typing import Any
 
 from rich.console import Console
 
-from bulkops.plans import read_plan
-from bulkops.tour import STEPS, Tally, excerpt, run_demo, summary_table
+from bulkops.cli.tour import STEPS, Tally, excerpt, run_demo, summary_table
+from bulkops.engine.plans import read_plan
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 TIME_SCALE = 240.0  # the copy is then bound by the runner's speed, not the quota

@@ -15,7 +15,16 @@ from conformance import load_spec
 from pydantic import SecretStr
 from rich.console import Console
 
-from bulkops.client import ConsoleClient
+from bulkops.api.client import ConsoleClient
+from bulkops.cli.tour import (
+    GATE_TYPES,
+    Census,
+    DemoContext,
+    Step,
+    prepare_workdir,
+    run_demo,
+    tour,
+)
 from bulkops.emulator.common import referenced_ids
 from bulkops.emulator.demo import (
     DEMO_AUDITOR_KEY,
@@ -30,15 +39,6 @@ from bulkops.emulator.demo import (
 from bulkops.emulator.state import KeyInfo, Project
 from bulkops.errors import Forbidden, Unauthorized, UsageError
 from bulkops.settings import Settings
-from bulkops.tour import (
-    GATE_TYPES,
-    Census,
-    DemoContext,
-    Step,
-    prepare_workdir,
-    run_demo,
-    tour,
-)
 
 STALE_REASONS = {
     "STALE_PROBABLY_LAUNCHED",

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bulkops.cli import main
+from bulkops.cli.main import main
 from bulkops.emulator.seed import EMPTY_KEY
 
 STARTUP_SECONDS = 30.0

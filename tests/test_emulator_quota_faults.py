@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from bulkops.client import ConsoleClient
+from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState, create_app
 from bulkops.emulator.app import quota_class, retry_after_value
 from bulkops.emulator.http import mark_applied, project

@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bulkops.api.models import Experiment, ExperimentOverrides
 from bulkops.emulator.seed import EMPTY_KEY, EMPTY_READ_ONLY_KEY
 from bulkops.errors import BadRequest, Forbidden, NotFound
-from bulkops.models import Experiment, ExperimentOverrides
 
 GROUPS = [
     {"name": "Control", "size": 30, "parameterValues": {"color": "blue"}},

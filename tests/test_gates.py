@@ -10,12 +10,12 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from bulkops.client import ConsoleClient
+from bulkops.api.client import ConsoleClient
+from bulkops.api.models import Gate, Rule, dump
+from bulkops.api.transport import ApiRequest, ApiResponse
 from bulkops.emulator.seed import EMPTY_READ_ONLY_KEY
 from bulkops.errors import BadRequest, Forbidden, NotFound
-from bulkops.models import Gate, Rule, dump
 from bulkops.settings import Settings
-from bulkops.transport import ApiRequest, ApiResponse
 
 EVERYONE = {"name": "everyone", "passPercentage": 10, "conditions": [{"type": "public"}]}
 EMPLOYEES = {

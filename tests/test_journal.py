@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from bulkops.errors import JournalError, RefusedError
-from bulkops.journal import (
+from bulkops.engine.journal import (
     JOURNAL_FORMAT,
     Journal,
     journal_summary,
     key_states,
     read_records,
 )
+from bulkops.errors import JournalError, RefusedError
 
 PLAN = {"t": "plan", "plan": {"job": "archive-gates", "project": "p1", "sha256": "ab" * 32}}
 

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 
 import pytest
 
+from bulkops.api.models import LayerOverrides, Overrides
 from bulkops.emulator.seed import EMPTY_READ_ONLY_KEY
 from bulkops.errors import BadRequest, Forbidden, NotFound
-from bulkops.models import LayerOverrides, Overrides
 
 PARAMETERS = [
     {"name": "color", "type": "string", "defaultValue": "blue"},

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from bulkops import locks
-from bulkops.errors import RefusedError
-from bulkops.locks import (
+from bulkops.engine import locks
+from bulkops.engine.locks import (
     default_state_dir,
     exclusive_lock,
     lock_path_for_journal,
     lock_path_for_project,
     network_filesystem,
 )
+from bulkops.errors import RefusedError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from bulkops.errors import RefusedError
-from bulkops.locks import exclusive_lock
+from bulkops.engine.locks import exclusive_lock
 try:
     with exclusive_lock(Path(sys.argv[1]), what="project p1", info={"run_id": sys.argv[2]}):
         print("locked", flush=True)

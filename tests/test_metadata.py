@@ -5,9 +5,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from bulkops.api.models import Environment
 from bulkops.emulator.seed import EMPTY_KEY, EMPTY_READ_ONLY_KEY
 from bulkops.errors import BadRequest, Forbidden, NotFound
-from bulkops.models import Environment
 
 DAY_MS = 86_400_000
 JAN_1_2024_MS = 1_704_067_200_000

@@ -52,14 +52,14 @@ from hypothesis.stateful import (
 )
 from pydantic import SecretStr
 
-from bulkops.client import ConsoleClient
+from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState, running_emulator
 from bulkops.emulator.app import create_app
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
 from bulkops.emulator.state import Faults
-from bulkops.journal import read_records
-from bulkops.reconcile import replay
-from bulkops.runner import FAILPOINT_STEPS
+from bulkops.engine.journal import read_records
+from bulkops.engine.reconcile import replay
+from bulkops.engine.runner import FAILPOINT_STEPS
 from bulkops.settings import Settings
 
 V1 = "/console/v1"

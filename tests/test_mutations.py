@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bulkops.errors import PlanError
-from bulkops.mutations import (
+from bulkops.engine.mutations import (
     CREATED_ID,
     Expect,
     InverseCall,
@@ -14,6 +13,7 @@ from bulkops.mutations import (
     resolve_path,
     value_matches,
 )
+from bulkops.errors import PlanError
 
 GATE = {
     "id": "g",

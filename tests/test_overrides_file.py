@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bulkops.errors import InputError
-from bulkops.overrides_file import Catalog, read_overrides_file
+from bulkops.jobs.import_overrides.parser import Catalog, read_overrides_file
 
 HEADER = "kind,id,unit_id,value,environment,unit_type\n"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bulkops.engine.mutations import Expect, Mutation
+from bulkops.engine.plans import Plan, ProjectRef, read_plan, validate_mutations, write_plan
 from bulkops.errors import BulkOpsError, PlanError, RefusedError
-from bulkops.mutations import Expect, Mutation
-from bulkops.plans import Plan, ProjectRef, read_plan, validate_mutations, write_plan
 
 PROJECT = ProjectRef(id="p1", name="Project One")
 
@@ -129,7 +129,7 @@ def test_a_forged_plan_with_a_recomputed_hash_is_still_validated(
     tmp_path: Path, edit, message
 ) -> None:
     """The fast load of a plan whose hash matches still refuses content we never write."""
-    from bulkops.plans import _hash_document
+    from bulkops.engine.plans import _hash_document
 
     path = tmp_path / "plan.json"
     write_plan(path, _plan(_m("a"), _m("b")))
@@ -144,7 +144,7 @@ def test_a_forged_plan_with_a_recomputed_hash_is_still_validated(
 
 def test_a_plan_missing_a_default_field_still_loads(tmp_path: Path) -> None:
     """A plan written without an optional field (an older writer) takes the full path and loads."""
-    from bulkops.plans import _hash_document
+    from bulkops.engine.plans import _hash_document
 
     path = tmp_path / "plan.json"
     plan = _plan(_m("a"), _m("b", deps=("a",)))

@@ -16,9 +16,10 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
+from bulkops.api.retry import RetryPolicy
 from bulkops.emulator.state import Quota
-from bulkops.quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, QuotaWindow
-from bulkops.ratelimit import (
+from bulkops.engine.quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, QuotaWindow
+from bulkops.engine.ratelimit import (
     DEFAULT_PAD,
     DEFAULT_SAFETY,
     QuotaLimiter,
@@ -26,7 +27,6 @@ from bulkops.ratelimit import (
     schedule,
     theoretical_minimum,
 )
-from bulkops.retry import RetryPolicy
 
 MUTATION = "mutation"
 ID_LIST = "id_list"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bulkops.client import ConsoleClient
-from bulkops.effects import CallPlanner, RawCall
-from bulkops.mutations import Expect, InverseCall, Mutation
-from bulkops.reconcile import KeyState, Match, Verdict, judge, replay, settle, undo_mutations
+from bulkops.api.client import ConsoleClient
+from bulkops.engine.mutations import Expect, InverseCall, Mutation
+from bulkops.engine.reconcile import KeyState, Match, Verdict, judge, replay, settle, undo_mutations
+from bulkops.jobs.apply_calls.planner import CallPlanner, RawCall
 
 
 def _rec(seq: int, t: str, key: str, **fields: object) -> dict[str, object]:

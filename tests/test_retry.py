@@ -8,6 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bulkops.api.retry import (
+    Action,
+    Decision,
+    RetryBudget,
+    RetryPolicy,
+    backoff,
+    clamp_retry_after,
+    decide,
+)
 from bulkops.errors import (
     ApiError,
     ApiStatusError,
@@ -19,15 +28,6 @@ from bulkops.errors import (
     ServerError,
     TransportError,
     Unauthorized,
-)
-from bulkops.retry import (
-    Action,
-    Decision,
-    RetryBudget,
-    RetryPolicy,
-    backoff,
-    clamp_retry_after,
-    decide,
 )
 
 POLICY = RetryPolicy(max_attempts=5, base=0.5, cap=30.0, retry_after_cap=120.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bulkops.errors import InputError
-from bulkops.rewrite import RewriteSpec, load_rewrite_file, load_rule_function
+from bulkops.jobs.rewrite_rules.language import RewriteSpec, load_rewrite_file, load_rule_function
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "rewrite.toml"
 

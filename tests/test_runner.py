@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,19 +14,19 @@ import anyio
 import pytest
 from pydantic import SecretStr
 
-from bulkops.client import ConsoleClient
-from bulkops.effects import CallPlanner, RawCall
+from bulkops.api.client import ConsoleClient
+from bulkops.api.retry import RetryPolicy
+from bulkops.api.transport import AiohttpTransport, ApiRequest, ApiResponse
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_READ_ONLY_KEY
-from bulkops.errors import JournalError, TransportError
-from bulkops.journal import Journal, read_records
-from bulkops.mutations import Mutation
-from bulkops.plans import Plan, ProjectRef
-from bulkops.quota import QuotaWindow
-from bulkops.ratelimit import QuotaLimiter
-from bulkops.reconcile import replay, undo_mutations
-from bulkops.retry import RetryPolicy
-from bulkops.runner import (
+from bulkops.engine import runner as runner_module
+from bulkops.engine.journal import Journal, read_records
+from bulkops.engine.mutations import Mutation
+from bulkops.engine.plans import Plan, ProjectRef
+from bulkops.engine.quota import QuotaWindow
+from bulkops.engine.ratelimit import QuotaLimiter
+from bulkops.engine.reconcile import replay, undo_mutations
+from bulkops.engine.runner import (
     Failpoints,
     NullObserver,
     RunOptions,
@@ -32,8 +34,9 @@ from bulkops.runner import (
     history_from_records,
     run_plan,
 )
+from bulkops.errors import JournalError, TransportError
+from bulkops.jobs.apply_calls.planner import CallPlanner, RawCall
 from bulkops.settings import Settings
-from bulkops.transport import AiohttpTransport, ApiRequest, ApiResponse
 
 FAST = RetryPolicy(base=0.01, cap=0.05)
 
@@ -548,24 +551,43 @@ async def test_a_journal_failure_surfaces_as_a_journal_error(
 async def test_a_failed_fsync_stops_the_run_before_the_write_is_sent(
     client: ConsoleClient, state: EmulatorState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The intent's fsync runs beside the re-read; if it fails, nothing is sent."""
+    """The intent's fsync runs beside the re-read; if it fails, nothing is sent.
+
+    Both workers are made to wait on the one failing fsync, so both see its error in
+    the same tick: the run still raises one JournalError (never an exception group,
+    which would reach the user as a traceback).
+    """
     await _gates(client, "fs1", "fs2")
     plan = await _plan(client, _archive("fs1"), _archive("fs2"))
     journal = _journal(tmp_path, plan)
 
     fsyncs = 0
+    both_waiting = threading.Event()
 
     def broken_disk(fd: int) -> None:  # the run's start record is synced; then the disk fails
         nonlocal fsyncs
         fsyncs += 1
         if fsyncs > 1:
+            assert both_waiting.wait(10), "the workers never both waited for the fsync"
             raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("bulkops.journal._fsync", broken_disk)
+    durable = runner_module._Writer.durable
+    waiting = 0
+
+    async def counted(self: Any, seq: int) -> None:
+        nonlocal waiting
+        if fsyncs >= 1:  # an intent's wait, not the start record's
+            waiting += 1
+            if waiting == 2:
+                asyncio.get_running_loop().call_soon(both_waiting.set)
+        await durable(self, seq)
+
+    monkeypatch.setattr("bulkops.engine.journal._fsync", broken_disk)
+    monkeypatch.setattr(runner_module._Writer, "durable", counted)
     before = len(_writes(state))
     with pytest.raises(JournalError, match="fsync failed"):
-        await _run(plan, client, journal)
-    assert fsyncs > 1
+        await _run(plan, client, journal, max_in_flight=2)
+    assert waiting == 2
     assert _writes(state)[before:] == []
     for name in ("fs1", "fs2"):
         assert (await client.data("GET", f"/gates/{name}"))["status"] != "Archived"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from bulkops.api.models import Rule, Segment
 from bulkops.emulator.seed import EMPTY_KEY, EMPTY_READ_ONLY_KEY
 from bulkops.errors import BadRequest, Forbidden, NotFound
-from bulkops.models import Rule, Segment
 
 RULE_BASED_ERROR = "Segment must be of type 'rule_based' to be modified on this endpoint"
 ID_LIST_ERROR = "Segment must be of type 'id_list' to be modified on this endpoint"

@@ -30,7 +30,7 @@ async def test_response_headers_are_read_case_insensitively():
     from aiohttp import web
     from pydantic import SecretStr
 
-    from bulkops.client import ConsoleClient
+    from bulkops.api.client import ConsoleClient
     from bulkops.errors import RateLimited
     from bulkops.settings import Settings
 

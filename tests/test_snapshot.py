@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from engine_support import run_cli, serve_forked
 
+from bulkops.cli.snapshot import COLLECTION_SOURCES, rehearsal_key, write_snapshot
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.demo import (
     DEMO_AUDITOR_KEY,
@@ -24,7 +25,6 @@ from bulkops.emulator.demo import (
 )
 from bulkops.emulator.seed import apply_seed
 from bulkops.errors import RefusedError
-from bulkops.snapshot import COLLECTION_SOURCES, rehearsal_key, write_snapshot
 
 REAL_KEYS = (DEMO_SOURCE_KEY, DEMO_SOURCE_READ_ONLY_KEY, DEMO_AUDITOR_KEY)
 

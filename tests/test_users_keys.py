@@ -7,10 +7,10 @@ import json
 import aiohttp
 import pytest
 
+from bulkops.api.models import Key
+from bulkops.api.transport import ApiResponse
 from bulkops.emulator.seed import EMPTY_KEY, EMPTY_READ_ONLY_KEY
 from bulkops.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from bulkops.models import Key
-from bulkops.transport import ApiResponse
 
 ROLE_ERROR = {
     "property": "role",

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ..quota import QuotaWindow
+from ..engine.quota import QuotaWindow
 from .app import create_app, quota_class
 from .server import running_emulator, serve
 from .state import EmulatorState, Faults, KeyInfo, Project

@@ -30,8 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..engine.quota import ID_LIST_CLASS, MUTATION_CLASS
 from ..errors import redact
-from ..quota import ID_LIST_CLASS, MUTATION_CLASS
 from .handlers import ROUTE_TABLES
 from .http import APPLIED, PREFIX, PROJECT, STATE, api_error
 from .state import EmulatorState

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
+from ..api.paths import id_from_name
 from .http import GENERIC_400, api_error, now_ms, project
 from .state import new_base_id
 
@@ -101,11 +102,6 @@ def require_fields(body: Any, *names: str) -> dict[str, Any]:
         if body.get(name) is None:
             field_error(name, f"{name} is required")
     return body
-
-
-def id_from_name(name: str) -> str:
-    """The service's id derivation: lower case, spaces to underscores ("A Gate" → ``a_gate``)."""
-    return name.strip().lower().replace(" ", "_")
 
 
 def check_name(value: Any, prop: str = "name", *, pattern: re.Pattern[str] = NAME_PATTERN) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, ID_LIST_CLASS, QuotaWindow
+from ..engine.quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, ID_LIST_CLASS, QuotaWindow
 
 __all__ = [
     "COLLECTIONS",

@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 import structlog
 
-from bulkops.client import ConsoleClient
-from bulkops.effects import CallPlanner, RawCall, quota_class_for, read_object
+from bulkops.api.client import ConsoleClient, read_object
+from bulkops.engine.journal import Journal
+from bulkops.engine.mutations import Expect, JobContext, Mutation
+from bulkops.engine.plans import Plan, ProjectRef
+from bulkops.engine.quota import QuotaWindow, quota_class_for
+from bulkops.engine.ratelimit import QuotaLimiter
+from bulkops.engine.reconcile import Match, judge
+from bulkops.engine.runner import RunOptions, run_plan
 from bulkops.errors import InputError
-from bulkops.journal import Journal
-from bulkops.mutations import Expect, JobContext, Mutation
-from bulkops.plans import Plan, ProjectRef
-from bulkops.quota import QuotaWindow
-from bulkops.ratelimit import QuotaLimiter
-from bulkops.reconcile import Match, judge
-from bulkops.runner import RunOptions, run_plan
-from jobs import JOBS, apply_calls, check_job_module
+from bulkops.jobs import JOBS, apply_calls, check_job_module
+from bulkops.jobs.apply_calls.planner import CallPlanner, RawCall
 
 
 def _file(tmp_path: Path, text: str) -> Path:

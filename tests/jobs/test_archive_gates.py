@@ -24,15 +24,15 @@ import structlog
 from engine_support import Emulator, applied_counts, fork_cli, run_cli, serve_forked, wait_cli
 from pydantic import SecretStr, ValidationError
 
-from bulkops.client import ConsoleClient
+from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState, create_app
 from bulkops.emulator.demo import BASE_MS, DEMO_SOURCE_ID, DEMO_SOURCE_KEY
 from bulkops.emulator.handlers.gates import gate_references
 from bulkops.emulator.seed import apply_seed
-from bulkops.mutations import JobContext, Mutation
+from bulkops.engine.mutations import JobContext, Mutation
+from bulkops.jobs import JOBS, archive_gates, check_job_module
+from bulkops.jobs.archive_gates import Params
 from bulkops.settings import Settings
-from jobs import JOBS, archive_gates, check_job_module
-from jobs.archive_gates import Params
 
 V1 = "/console/v1"
 DAY_MS = 86_400_000

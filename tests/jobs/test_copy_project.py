@@ -21,7 +21,7 @@ import structlog
 from engine_support import Emulator, applied_counts, run_cli, seeded_state, serve_forked
 from pydantic import SecretStr, ValidationError
 
-from bulkops.client import ConsoleClient
+from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.demo import (
     DEMO_SOURCE_ID,
@@ -32,16 +32,16 @@ from bulkops.emulator.demo import (
 )
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
 from bulkops.emulator.state import Project
+from bulkops.engine.journal import Journal
+from bulkops.engine.mutations import JobContext, Mutation
+from bulkops.engine.plans import Plan, ProjectRef
+from bulkops.engine.quota import QuotaWindow
+from bulkops.engine.ratelimit import QuotaLimiter
+from bulkops.engine.reconcile import undo_mutations
+from bulkops.engine.runner import RunOptions, RunResult, run_plan
 from bulkops.errors import PlanError, RefusedError
-from bulkops.journal import Journal
-from bulkops.mutations import JobContext, Mutation
-from bulkops.plans import Plan, ProjectRef
-from bulkops.quota import QuotaWindow
-from bulkops.ratelimit import QuotaLimiter
-from bulkops.reconcile import undo_mutations
-from bulkops.runner import RunOptions, RunResult, run_plan
+from bulkops.jobs import JOBS, copy_project
 from bulkops.settings import Settings
-from jobs import JOBS, copy_project
 
 SRC, DST = "COPY_SOURCE_KEY", "COPY_TARGET_KEY"
 APPS = ("web", "ios", "android", "backend", "admin_console")
@@ -630,7 +630,7 @@ def test_kill_9_mid_copy_then_resume_then_undo(demo_seed: EmulatorState, tmp_pat
 
 JOB_WITH_A_CHECK = """
 from pydantic import BaseModel
-from bulkops.mutations import Expect, Mutation
+from bulkops.engine.mutations import Expect, Mutation
 
 
 class Params(BaseModel):

@@ -14,21 +14,20 @@ import structlog
 from engine_support import Emulator, run_cli, serve_forked
 from pydantic import SecretStr
 
-from bulkops.client import ConsoleClient
-from bulkops.effects import read_object
+from bulkops.api.client import ConsoleClient, read_object
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.demo import DEMO_SOURCE_ID, DEMO_SOURCE_KEY
 from bulkops.emulator.seed import apply_seed
-from bulkops.journal import Journal
-from bulkops.mutations import JobContext, Mutation
-from bulkops.overrides_file import Catalog, GroupRef, RowProblem, read_overrides_file
-from bulkops.plans import Plan, ProjectRef
-from bulkops.quota import QuotaWindow
-from bulkops.ratelimit import QuotaLimiter
-from bulkops.reconcile import Match, judge, undo_mutations
-from bulkops.runner import RunOptions, RunResult, run_plan
+from bulkops.engine.journal import Journal
+from bulkops.engine.mutations import JobContext, Mutation
+from bulkops.engine.plans import Plan, ProjectRef
+from bulkops.engine.quota import QuotaWindow
+from bulkops.engine.ratelimit import QuotaLimiter
+from bulkops.engine.reconcile import Match, judge, undo_mutations
+from bulkops.engine.runner import RunOptions, RunResult, run_plan
+from bulkops.jobs import JOBS, check_job_module, import_overrides
+from bulkops.jobs.import_overrides.parser import Catalog, GroupRef, RowProblem, read_overrides_file
 from bulkops.settings import Settings
-from jobs import JOBS, check_job_module, import_overrides
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HEADER = "kind,id,unit_id,value,environment,unit_type\n"

@@ -29,20 +29,20 @@ from engine_support import (
 )
 from pydantic import SecretStr
 
-from bulkops.client import ConsoleClient
+from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.demo import DEMO_SOURCE_ID, DEMO_SOURCE_KEY
 from bulkops.emulator.seed import apply_seed
-from bulkops.journal import Journal
-from bulkops.mutations import JobContext, Mutation
-from bulkops.plans import Plan, ProjectRef
-from bulkops.quota import QuotaWindow
-from bulkops.ratelimit import QuotaLimiter
-from bulkops.reconcile import Match, judge, undo_mutations
-from bulkops.rewrite import RuleChange, load_rewrite_file
-from bulkops.runner import RunOptions, RunResult, run_plan
+from bulkops.engine.journal import Journal
+from bulkops.engine.mutations import JobContext, Mutation
+from bulkops.engine.plans import Plan, ProjectRef
+from bulkops.engine.quota import QuotaWindow
+from bulkops.engine.ratelimit import QuotaLimiter
+from bulkops.engine.reconcile import Match, judge, undo_mutations
+from bulkops.engine.runner import RunOptions, RunResult, run_plan
+from bulkops.jobs import JOBS, check_job_module, rewrite_rules
+from bulkops.jobs.rewrite_rules.language import RuleChange, load_rewrite_file
 from bulkops.settings import Settings
-from jobs import JOBS, check_job_module, rewrite_rules
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rewrite.toml"
 V1 = "/console/v1"

@@ -1,0 +1,396 @@
+"""The Console API client.
+
+A request goes through a small pipeline: headers (key, version, review header on
+mutations), then the middlewares the caller installed (the engine adds its quota
+limiter there), then the read-retry loop, then ``transport.handle()``. Responses
+with a non-2xx status become typed errors from :mod:`bulkops.errors`.
+
+Typed endpoint methods live on resource namespaces (``client.gates.archive(…)``,
+``client.segments.add_ids(…)``), one module per API group in
+:mod:`bulkops.resources`. ``client.call(method, path, body)`` reaches any endpoint.
+
+Example::
+
+    async with ConsoleClient(Settings.from_env()) as client:
+        async for gate in client.gates.list(type="STALE"):
+            print(gate.id, gate.typeReason)
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import anyio
+import structlog
+
+from ..errors import (
+    ApiStatusError,
+    BulkOpsError,
+    NotFound,
+    TransportError,
+    error_for_status,
+    redact,
+)
+from ..settings import Settings
+from . import resources
+from .transport import AiohttpTransport, ApiRequest, ApiResponse, Transport
+
+__all__ = [
+    "MUTATING_METHODS",
+    "ConsoleClient",
+    "Middleware",
+    "Next",
+    "Params",
+    "parse_retry_after",
+    "read_object",
+]
+
+log = structlog.get_logger()
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+Params = Mapping[str, str | int | float | bool | Sequence[str] | None]
+Next = Callable[[ApiRequest], Awaitable[ApiResponse]]
+Middleware = Callable[[ApiRequest, Next], Awaitable[ApiResponse]]
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
+
+
+class ConsoleClient:
+    """Async client for one project's Console API (the key decides the project).
+
+    Args:
+        settings: Key, base URL and knobs. The key never appears in a repr, log or error.
+        transport: Defaults to :class:`AiohttpTransport`.
+        middlewares: ``(request, next) -> response`` callables run in order around
+            every attempt; the engine installs its quota limiter here.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: Transport | None = None,
+        middlewares: Sequence[Middleware] = (),
+    ) -> None:
+        self.settings = settings
+        self._transport: Transport = transport or AiohttpTransport(timeout=settings.timeout)
+        self._middlewares = list(middlewares)
+        self._state = _State.UNOPENED
+        base = urlsplit(settings.base_url)
+        self._origin = f"{base.scheme}://{base.netloc}"
+        self._base_path = base.path.rstrip("/")
+        # One namespace per API group (see bulkops.resources).
+        self.gates = resources.Gates(self)
+        self.dynamic_configs = resources.DynamicConfigs(self)
+        self.segments = resources.Segments(self)
+        self.tags = resources.Tags(self)
+        self.target_apps = resources.TargetApps(self)
+        self.unit_id_types = resources.UnitIdTypes(self)
+        self.environments = resources.Environments(self)
+        self.project = resources.ProjectInfo(self)
+        self.audit_logs = resources.AuditLogs(self)
+        self.experiments = resources.Experiments(self)
+        self.warehouse_native = resources.WarehouseNative(self)
+        self.layers = resources.Layers(self)
+        self.holdouts = resources.Holdouts(self)
+        self.ingestions = resources.Ingestions(self)
+        self.users = resources.Users(self)
+        self.teams = resources.Teams(self)
+        self.alerts = resources.Alerts(self)
+        self.keys = resources.Keys(self)
+
+    def __repr__(self) -> str:
+        return f"ConsoleClient(base_url={self.settings.base_url!r})"
+
+    async def __aenter__(self) -> ConsoleClient:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("client is closed")
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the transport; the client cannot be used afterwards."""
+        if self._state is not _State.CLOSED:
+            self._state = _State.CLOSED
+            await self._transport.aclose()
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Append a middleware to the pipeline (outermost first)."""
+        self._middlewares.append(middleware)
+
+    # -- the pipeline -------------------------------------------------------------
+
+    def build_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        has_body: bool | None = None,
+    ) -> ApiRequest:
+        """Build the request for ``method path`` (``path`` relative to the base URL)."""
+        method = method.upper()
+        headers = {
+            "STATSIG-API-KEY": self.settings.api_key.get_secret_value(),
+            "STATSIG-API-VERSION": self.settings.api_version,
+            "Accept": "application/json",
+        }
+        if has_body is None:
+            has_body = json is not None
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        if method in MUTATING_METHODS and self.settings.respect_reviews:
+            headers["x-respect-review-settings"] = "true"
+        return ApiRequest(
+            method=method,
+            url=self._url(path),
+            headers=headers,
+            params=_clean_params(params or {}),
+            json=json,
+            has_body=has_body,
+        )
+
+    def _url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        if not path.startswith("/"):
+            path = "/" + path
+        return f"{self._origin}{self._base_path}{path}"
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        """Send one request through the middlewares and the read-retry loop.
+
+        Returns the 2xx response; raises a typed :class:`ApiStatusError` otherwise.
+        Mutations are never retried here: whether a failed write may be repeated is
+        the engine's decision (:mod:`bulkops.retry`).
+        """
+        if self._state is _State.CLOSED:
+            raise RuntimeError("client is closed")
+        attempts = 1 + (self.settings.read_retries if request.method == "GET" else 0)
+        for attempt in range(attempts):
+            try:
+                response = await self._dispatch(request, 0)
+                return self._check(request, response)
+            except (TransportError, ApiStatusError) as exc:
+                retryable = (
+                    isinstance(exc, TransportError) or exc.status == 429 or exc.status >= 500
+                )
+                if not retryable or attempt + 1 >= attempts:
+                    raise
+                delay = _read_retry_delay(attempt, exc)
+                log.debug(
+                    "request.retry", method=request.method, path=redact(request.path), delay=delay
+                )
+                await anyio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _dispatch(self, request: ApiRequest, index: int) -> ApiResponse:
+        if index < len(self._middlewares):
+            middleware = self._middlewares[index]
+            return await middleware(request, lambda req: self._dispatch(req, index + 1))
+        return await self._transport.handle(request)
+
+    def _check(self, request: ApiRequest, response: ApiResponse) -> ApiResponse:
+        if 200 <= response.status < 300:
+            return response
+        message = f"HTTP {response.status}"
+        errors: list[dict[str, Any]] | None = None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            message = str(body.get("message") or message)
+            raw_errors = body.get("errors")
+            if isinstance(raw_errors, list):
+                # Field errors may echo the key too (str(exc) shows them).
+                secret_value = self.settings.api_key.get_secret_value()
+                errors = [
+                    {k: redact(v, secret_value) if isinstance(v, str) else v for k, v in e.items()}
+                    for e in raw_errors
+                    if isinstance(e, dict)
+                ]
+        elif response.content:
+            message = response.content[:200].decode("utf-8", "replace")
+        secret = self.settings.api_key.get_secret_value()
+        cls = error_for_status(response.status)
+        raise cls(
+            redact(message, secret),
+            status=response.status,
+            method=request.method,
+            path=request.path,
+            errors=errors,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            request_id=response.headers.get("x-request-id"),
+        )
+
+    # -- convenience --------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        has_body: bool | None = None,
+    ) -> Any:
+        """Send ``method path`` and return the decoded JSON body (the whole envelope)."""
+        req = self.build_request(method, path, params=params, json=json, has_body=has_body)
+        return (await self.send(req)).json()
+
+    async def call(
+        self, method: str, path: str, body: Any = None, params: Params | None = None
+    ) -> Any:
+        """Call any endpoint; returns the decoded envelope (``{"message", "data", …}``)."""
+        return await self.request(method, path, params=params, json=body)
+
+    async def data(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        has_body: bool | None = None,
+    ) -> Any:
+        """Send a request and return the envelope's ``data`` (None when there is none)."""
+        body = await self.request(method, path, params=params, json=json, has_body=has_body)
+        if isinstance(body, dict):
+            return body.get("data")
+        return body
+
+    async def paginate(
+        self, path: str, *, params: Params | None = None, limit: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield every item of a paginated list, following ``pagination.nextPage``.
+
+        ``nextPage`` may be relative (``/console/v1/gates?page=2&limit=100``) or carry
+        a host (``statsigapi.net/console/v1/…``); both are followed on our base URL.
+        """
+        query: dict[str, Any] = dict(params or {})
+        query.setdefault("limit", limit or self.settings.page_limit)
+        query.setdefault("page", 1)
+        next_path: str | None = path
+        seen: set[str] = set()
+        while next_path is not None:
+            body = await self.request("GET", next_path, params=query)
+            if not isinstance(body, dict):
+                raise BulkOpsError(
+                    f"GET {path}: expected a list envelope, got {type(body).__name__}"
+                )
+            items = body.get("data") or []
+            if isinstance(items, dict):  # a few list endpoints wrap one object
+                items = [items]
+            for item in items:
+                yield item
+            pagination = body.get("pagination") or {}
+            link = pagination.get("nextPage")
+            if not link or not items:
+                return
+            next_path, query = self._follow(link)
+            key = f"{next_path}?{sorted(query.items())}"
+            if key in seen:  # a server that loops its links must not loop us
+                raise BulkOpsError(f"GET {path}: pagination repeats page {link!r}")
+            seen.add(key)
+
+    def _follow(self, link: str) -> tuple[str, dict[str, Any]]:
+        parts = urlsplit(
+            link if "://" in link else "//" + link if not link.startswith("/") else link
+        )
+        link_path = parts.path
+        marker = self._base_path or "/console/v1"
+        if marker and marker in link_path:
+            link_path = link_path.split(marker, 1)[1] or "/"
+        query: dict[str, Any] = {}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in query:
+                prev = query[key]
+                query[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+            else:
+                query[key] = value
+        return link_path, query
+
+
+def _clean_params(params: Params) -> dict[str, str | list[str]]:
+    out: dict[str, str | list[str]] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            out[key] = str(value)
+        else:
+            out[key] = [str(v) for v in value]
+    return out
+
+
+def _read_retry_delay(attempt: int, exc: Exception) -> float:
+    if isinstance(exc, ApiStatusError) and exc.retry_after is not None:
+        return min(exc.retry_after, 30.0)
+    return random.uniform(0, min(8.0, 0.25 * 2**attempt))
+
+
+async def read_object(client: ConsoleClient, path: str) -> Any:
+    """What ``GET path`` shows: the envelope's ``data``, or None for a 404.
+
+    A paginated list is read to its end; a paged id list (``{ids: [...]}``) has its
+    ids merged across pages, so predicates see the whole object.
+    """
+    try:
+        body = await client.request("GET", path)
+    except NotFound:
+        return None
+    if not isinstance(body, dict):
+        return body
+    data = body.get("data")
+    pagination = body.get("pagination")
+    if not isinstance(pagination, dict) or not pagination.get("nextPage"):
+        return data
+    if isinstance(data, list):
+        return [item async for item in client.paginate(path)]
+    if isinstance(data, dict) and isinstance(data.get("ids"), list):
+        merged = dict(data)
+        ids: list[Any] = []
+        async for page in client.paginate(path):
+            ids.extend(page.get("ids") or [])
+        merged["ids"] = ids
+        return merged
+    return data

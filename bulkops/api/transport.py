@@ -1,0 +1,173 @@
+"""The transport seam under the client: one request in, one response out.
+
+``AiohttpTransport`` is the real one; ``MockTransport`` wraps a function for unit
+tests. aiohttp errors are translated to bulkops errors here and nowhere else
+(:func:`map_aiohttp_errors`), so job code never sees aiohttp.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+
+from ..errors import TransportError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AiohttpTransport",
+    "ApiRequest",
+    "ApiResponse",
+    "MockTransport",
+    "Transport",
+    "map_aiohttp_errors",
+]
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One HTTP request. ``url`` is absolute; ``headers`` hold the key, so never log them."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    params: Mapping[str, str | list[str]] = field(default_factory=dict)
+    json: Any = None
+    has_body: bool = False
+
+    @property
+    def path(self) -> str:
+        """The URL path (no host, no query): safe to put in messages."""
+        rest = self.url.split("://", 1)[-1]
+        path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+        return path.split("?", 1)[0]
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """One HTTP response, body already read."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        """Decode the body as JSON (``None`` for an empty body)."""
+        if not self.content:
+            return None
+        return json.loads(self.content)
+
+
+class Transport(Protocol):
+    """Anything that can turn an :class:`ApiRequest` into an :class:`ApiResponse`."""
+
+    async def handle(self, request: ApiRequest) -> ApiResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+@contextmanager
+def map_aiohttp_errors(request: ApiRequest) -> Iterator[None]:
+    """Translate aiohttp and timeout errors into :class:`TransportError`.
+
+    ``sent`` is False only when the connection could not be made at all, so the
+    request cannot have reached the server; every other failure happened after
+    bytes may have gone out and is ambiguous for a write.
+    """
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:
+        raise TransportError(
+            f"cannot connect: {type(exc).__name__}",
+            method=request.method,
+            path=request.path,
+            sent=False,
+        ) from exc
+    except TimeoutError as exc:
+        raise TransportError(
+            "timed out", method=request.method, path=request.path, sent=True
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise TransportError(
+            f"connection failed: {type(exc).__name__}",
+            method=request.method,
+            path=request.path,
+            sent=True,
+        ) from exc
+
+
+class AiohttpTransport:
+    """The default transport: one ``aiohttp.ClientSession``, created lazily in the running loop."""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, limit: int = 16) -> None:
+        # ``total`` bounds a hung request; a per-read timeout as long as it adds nothing
+        # but a timer rescheduled on every chunk received.
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout, connect=min(timeout, 10.0), sock_connect=min(timeout, 10.0)
+        )
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"AiohttpTransport(timeout={self._timeout.total})"
+
+    async def handle(self, request: ApiRequest) -> ApiResponse:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._limit)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
+        data = None
+        if request.has_body:
+            data = json.dumps(request.json, separators=(",", ":")).encode()
+        with map_aiohttp_errors(request):
+            async with self._session.request(
+                request.method,
+                request.url,
+                params=_multi(request.params) if request.params else None,
+                data=data,
+                headers=request.headers,
+            ) as resp:
+                content = await resp.read()
+                # The response's own case-insensitive headers: no copy per request.
+                return ApiResponse(status=resp.status, headers=resp.headers, content=content)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _multi(params: Mapping[str, str | list[str]]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if isinstance(value, list):
+            out.extend((key, v) for v in value)
+        else:
+            out.append((key, value))
+    return out
+
+
+Handler = Callable[[ApiRequest], ApiResponse | Awaitable[ApiResponse]]
+
+
+class MockTransport:
+    """A transport that calls ``handler(request)`` (sync or async); for client unit tests."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def handle(self, request: ApiRequest) -> ApiResponse:
+        result = self._handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        assert isinstance(result, ApiResponse)
+        return result
+
+    async def aclose(self) -> None:
+        return None

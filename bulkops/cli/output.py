@@ -1,0 +1,250 @@
+"""What people see: plan diffs, the confirmation banner, progress and the summary table.
+
+Everything goes through rich ``Console`` objects the CLI creates (stdout for results,
+stderr for progress), never ``print``. On a terminal the progress is a live bar with
+done/total, the rate, an ETA from the quota limiter and live counts; otherwise a
+plain line every few seconds, so logs of unattended runs stay readable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ..engine.mutations import Mutation
+from ..engine.plans import Plan
+from ..engine.ratelimit import QuotaLimiter
+from ..engine.runner import RunResult, Stop
+
+__all__ = [
+    "ProgressView",
+    "format_duration",
+    "render_plan",
+    "render_summary",
+]
+
+_RESULTS = ("applied", "skipped", "failed", "conflict")
+
+
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m 05s``, ``1h 02m``."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def render_plan(
+    console: Console,
+    plan: Plan,
+    *,
+    eta: float,
+    project_name: str,
+    show: int = 50,
+    title: str = "Plan",
+) -> None:
+    """Print the per-object diff (only what changes), counts per action, and the ETA."""
+    groups: dict[str, list[Mutation]] = {}
+    for m in plan.mutations:
+        groups.setdefault(m.object, []).append(m)
+    console.print(f"[bold]{escape(title)}[/]: job {escape(plan.header.job)}", highlight=False)
+    for index, (obj, mutations) in enumerate(groups.items()):
+        if index >= show:
+            console.print(
+                f"… and {len(groups) - show} more objects (all are in the plan)", highlight=False
+            )
+            break
+        console.print(f"  [bold]{escape(obj)}[/]", highlight=False)
+        for m in mutations:
+            for what, before, after in m.diff():
+                change = f"{before} → {after}" if before else after
+                console.print(
+                    f"    {escape(m.action)}: {escape(what)}: {escape(change)}", highlight=False
+                )
+    table = Table(title="Mutations per action", show_edge=False)
+    table.add_column("action")
+    table.add_column("count", justify="right")
+    for action, count in plan.counts().items():
+        table.add_row(escape(action), str(count))
+    if plan.mutations:
+        console.print(table)
+    target = plan.target_project
+    console.print(
+        f"{len(plan.mutations)} API mutations on {len(groups)} objects in project "
+        f"{escape(project_name)} ({escape(target)}); "
+        f"ETA ≈ {format_duration(eta)} at the configured quota",
+        highlight=False,
+    )
+
+
+class ProgressView:
+    """A runner observer: a live rich bar on a terminal, plain lines otherwise.
+
+    Args:
+        console: Where progress goes (stderr).
+        limiter: For the quota-based ETA and the 429 count.
+        live: Use the live bar (a terminal).
+        interval: Seconds between plain lines.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        limiter: QuotaLimiter,
+        *,
+        live: bool,
+        interval: float = 5.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.console = console
+        self.limiter = limiter
+        self.live = live
+        self.interval = interval
+        self.clock = clock
+        self.counts: Counter[str] = Counter()
+        self.remaining: Counter[str] = Counter()
+        self.total = 0
+        self.done = 0
+        self.done_here = 0
+        self.n_retries = 0
+        self.n_throttled = 0
+        self._started = clock()
+        self._last_line = 0.0
+        self._eta = 0.0
+        self._eta_at = -1.0
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def start(self, total: int, done: int, remaining: Mapping[str, int]) -> None:
+        self.total, self.done = total, done
+        self.remaining = Counter(remaining)
+        self._started = self.clock()
+        if self.live:
+            self._progress = Progress(
+                BarColumn(bar_width=20),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("ETA {task.fields[eta]}"),
+                TextColumn("{task.fields[counts]}"),
+                console=self.console,
+                refresh_per_second=4,
+            )
+            self._task = self._progress.add_task(
+                "apply", total=total, completed=done, rate="", eta="", counts=""
+            )
+            self._progress.start()
+        self._update(force=True)
+
+    def result(self, key: str, result: str, klass: str) -> None:
+        self.counts[result] += 1
+        if self.remaining[klass] > 0:
+            self.remaining[klass] -= 1
+        if result in _RESULTS:
+            self.done += 1
+            self.done_here += 1
+        self._update()
+
+    def retry(self) -> None:
+        self.n_retries += 1
+
+    def throttled(self) -> None:
+        self.n_throttled += 1
+
+    def stop(self) -> None:
+        self._update(force=True)
+
+    def close(self) -> None:
+        """Stop the live bar (call once the run is over)."""
+        if self._progress is not None:
+            self._update(force=True)
+            self._progress.stop()
+            self._progress = None
+
+    def _eta_text(self) -> str:
+        now = self.clock()
+        if now - self._eta_at >= 0.5:
+            self._eta_at = now
+            try:
+                self._eta = self.limiter.eta(+self.remaining)
+            except KeyError:
+                self._eta = 0.0
+        return format_duration(self._eta)
+
+    def _counts_text(self, short: bool = False) -> str:
+        c = self.counts
+        if short:  # the live bar shares one terminal line with everything else
+            return (
+                f"ok {c['applied']} skip {c['skipped']} fail {c['failed']} "
+                f"conflict {c['conflict']} 429 {self.n_throttled} retry {self.n_retries}"
+            )
+        return (
+            f"applied {c['applied']} skipped {c['skipped']} failed {c['failed']} "
+            f"conflicts {c['conflict']} 429s {self.n_throttled} retries {self.n_retries}"
+        )
+
+    def _update(self, force: bool = False) -> None:
+        now = self.clock()
+        elapsed = max(now - self._started, 1e-9)
+        rate = f"{self.done_here / elapsed:.1f}/s"
+        if self._progress is not None:
+            self._progress.update(
+                self._task,
+                completed=self.done,
+                rate=rate,
+                eta=self._eta_text(),
+                counts=self._counts_text(short=True),
+            )
+            return
+        if force or now - self._last_line >= self.interval:
+            self._last_line = now
+            self.console.print(
+                f"progress {self.done}/{self.total} {self._counts_text()} "
+                f"rate {rate} ETA {self._eta_text()}",
+                highlight=False,
+            )
+
+
+def render_summary(console: Console, result: RunResult, plan: Plan, *, problems: int = 20) -> None:
+    """Print the summary table and the first ``problems`` items that need a look."""
+    counts = result.counts()
+    table = Table(title="Summary", show_edge=False)
+    table.add_column("state")
+    table.add_column("count", justify="right")
+    for state in ("applied", "skipped", "failed", "conflict", "in_doubt", "pending"):
+        if counts.get(state) or state in _RESULTS:
+            label = {"in_doubt": "unsettled", "pending": "not yet sent"}.get(state, state)
+            table.add_row(label, str(counts.get(state, 0)))
+    table.add_row("429s", str(result.throttled))
+    table.add_row("retries", str(result.retries))
+    table.add_row("requests sent", str(result.sent))
+    table.add_row("elapsed", format_duration(result.elapsed))
+    console.print(table)
+    shown = 0
+    for m in plan.mutations:
+        st = result.states[m.key]
+        if st.state in ("failed", "conflict", "in_doubt"):
+            if shown == 0:
+                console.print("[bold]Needs a look:[/]")
+            if shown >= problems:
+                console.print("  … (see the report)", highlight=False)
+                break
+            shown += 1
+            reason = st.reason or st.error or ""
+            console.print(
+                f"  {escape(st.state)} {escape(m.key)}: {escape(reason)}", highlight=False
+            )
+    if result.stop is Stop.INTERRUPTED:
+        console.print("Interrupted: the checkpoint is consistent; resume to continue.")
+    elif result.stop is not Stop.COMPLETE:
+        console.print(f"Stopped: {escape(result.reason or result.stop.value)}", highlight=False)

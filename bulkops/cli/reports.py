@@ -1,0 +1,131 @@
+"""Per-item reports (JSON and CSV) and the checkpoint status summary.
+
+A report has one row per planned mutation: key, action, object, method, path, the
+final state, HTTP status, attempts and the reason when it did not apply. Files are
+created 0600 (bodies are not included: they may hold user ids). The status summary
+is what ``bulkops status CKPT`` prints, read without changing the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..engine.plans import Plan, write_private
+from ..engine.reconcile import FINAL_STATES, KeyState
+
+__all__ = ["REPORT_FIELDS", "report_rows", "status_summary", "write_report"]
+
+REPORT_FIELDS = (
+    "key",
+    "action",
+    "object",
+    "method",
+    "path",
+    "state",
+    "status",
+    "attempts",
+    "reason",
+    "created_id",
+)
+
+
+def report_rows(plan: Plan, states: Mapping[str, KeyState]) -> list[dict[str, Any]]:
+    """One row per mutation, in plan order."""
+    rows = []
+    for m in plan.mutations:
+        st = states.get(m.key) or KeyState()
+        reason = st.reason or (st.error if st.state not in ("applied", "skipped") else None)
+        rows.append(
+            {
+                "key": m.key,
+                "action": m.action,
+                "object": m.object,
+                "method": m.method,
+                "path": m.path,
+                "state": st.state,
+                "status": st.status,
+                "attempts": st.attempts,
+                "reason": reason,
+                "created_id": st.created_id,
+            }
+        )
+    return rows
+
+
+def write_report(path: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
+    """Write ``rows`` as JSON (``.json``), CSV (``.csv``) or both (any other name).
+
+    Returns:
+        The files written (each 0600, written atomically).
+    """
+    path = Path(path)
+    targets: list[Path]
+    if path.suffix == ".json" or path.suffix == ".csv":
+        targets = [path]
+    else:
+        targets = [path.with_name(path.name + ".json"), path.with_name(path.name + ".csv")]
+    for target in targets:
+        if target.suffix == ".json":
+            text = json.dumps({"items": list(rows)}, indent=1, ensure_ascii=False) + "\n"
+        else:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=REPORT_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(
+                    {k: "" if row.get(k) is None else row.get(k) for k in REPORT_FIELDS}
+                )
+            text = buffer.getvalue()
+        write_private(target, text)
+    return targets
+
+
+def status_summary(
+    plan: Plan, records: Sequence[Mapping[str, Any]], states: Mapping[str, KeyState]
+) -> dict[str, Any]:
+    """What a checkpoint says: the plan, the runs, and how many mutations are in each state."""
+    counts = Counter(st.state for st in states.values())
+    runs = [r for r in records if r.get("t") == "run"]
+    starts = [r for r in runs if r.get("event") == "start"]
+    ends = [r for r in runs if r.get("event") != "start"]
+    last_end = ends[-1] if ends else None
+    # The last run record is a start: that run was killed (or is still going).
+    open_run = bool(runs) and runs[-1].get("event") == "start"
+    unsettled = counts.get("in_doubt", 0)
+    pending = counts.get("pending", 0)
+    done = all(st.state in FINAL_STATES for st in states.values())
+    problems = [
+        {"key": k, "state": st.state, "reason": st.reason or st.error}
+        for k, st in states.items()
+        if st.state in ("failed", "conflict", "in_doubt")
+    ]
+    return {
+        "job": plan.header.job,
+        "plan_id": plan.header.plan_id,
+        "plan_hash": plan.header.hash,
+        "created": plan.header.created,
+        "projects": [p.model_dump() for p in plan.header.projects],
+        "target_project": plan.target_project,
+        "mutations": len(plan.mutations),
+        "counts": {
+            "applied": counts.get("applied", 0),
+            "skipped": counts.get("skipped", 0),
+            "failed": counts.get("failed", 0),
+            "conflict": counts.get("conflict", 0),
+            "unsettled": unsettled,
+            "pending": pending,
+        },
+        "runs": len(starts),
+        "last_run": dict(last_end) if last_end else None,
+        "ended_without_record": open_run,
+        "complete": done,
+        "resumable": not done,
+        "problems": problems[:100],
+        "records": len(records),
+    }

@@ -1,0 +1,210 @@
+"""Reconciliation: what the journal says happened, and what a read says happened.
+
+The journal is a hint, the remote is the truth (reliability notes, section 2.6).
+:func:`replay` folds the journal's records into one :class:`KeyState` per mutation;
+:func:`settle` decides an uncertain mutation by reading its object back:
+
+* the read matches the after-state: it was applied (never sent again);
+* it matches the before-state: it was not applied, and may be sent (new intent);
+* it matches neither: someone else changed the object; ``conflict``, for a human.
+
+A mutation that cannot be observed (``read`` is None) is settled only if it is
+idempotent (sending it again is safe); otherwise it is a conflict, "check by hand".
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.client import ConsoleClient, read_object
+from ..errors import PlanError
+from .mutations import Mutation
+
+__all__ = [
+    "FINAL_STATES",
+    "undo_mutations",
+    "KeyState",
+    "Match",
+    "Verdict",
+    "judge",
+    "observe",
+    "replay",
+    "settle",
+]
+
+# States a resumed run does not touch again.
+FINAL_STATES = frozenset({"applied", "skipped", "failed", "conflict"})
+
+
+class Match(enum.Enum):
+    """Which of a mutation's states an object shows."""
+
+    AFTER = "after"
+    BEFORE = "before"
+    NEITHER = "neither"
+
+
+class Verdict(enum.Enum):
+    """How an uncertain mutation was settled (the journal's ``reconciled`` verdict)."""
+
+    APPLIED = "applied"
+    NOT_APPLIED = "not_applied"
+    CONFLICT = "conflict"
+
+
+def judge(mutation: Mutation, data: Any) -> Match:
+    """Compare a read with the mutation's states (the after-state wins a tie)."""
+    if mutation.after.matches(data):
+        return Match.AFTER
+    if mutation.before.matches(data):
+        return Match.BEFORE
+    return Match.NEITHER
+
+
+async def observe(client: ConsoleClient, mutation: Mutation) -> Any:
+    """Read the mutation's object (None for 404). The mutation must have a ``read``."""
+    assert mutation.read is not None, "observe() needs a read path"
+    return await read_object(client, mutation.read)
+
+
+async def settle(client: ConsoleClient, mutation: Mutation) -> tuple[Verdict, str]:
+    """Settle an uncertain mutation by a read; returns the verdict and a reason.
+
+    Raises:
+        ApiError: the read itself failed (the mutation stays uncertain).
+    """
+    if not mutation.verifiable:
+        if mutation.idempotent:
+            return Verdict.NOT_APPLIED, "cannot be read back, but sending it again is safe"
+        return Verdict.CONFLICT, "cannot verify; check by hand"
+    data = await observe(client, mutation)
+    match = judge(mutation, data)
+    if match is Match.AFTER:
+        return Verdict.APPLIED, f"read shows {mutation.after.describe()}"
+    if match is Match.BEFORE:
+        return Verdict.NOT_APPLIED, f"read shows {mutation.before.describe()}"
+    return (
+        Verdict.CONFLICT,
+        f"read shows neither {mutation.before.describe()} nor {mutation.after.describe()}",
+    )
+
+
+@dataclass
+class KeyState:
+    """What the journal says about one mutation.
+
+    Attributes:
+        state: ``pending`` (nothing sent, or provably not applied), ``in_doubt`` (an
+            intent or an ambiguous outcome not yet settled), or a final state:
+            ``applied``, ``skipped``, ``failed``, ``conflict``.
+        attempts: Attempts made so far (the last outcome's count, else the last intent's
+            number).
+        status: The last HTTP status seen, if any.
+        error: The last error message (redacted), if any.
+        created_id: The id the server assigned on a create, from its response.
+        settled_at: Journal sequence number of the record that made it final.
+        reason: Why it ended as it did.
+    """
+
+    state: str = "pending"
+    attempts: int = 0
+    status: int | None = None
+    error: str | None = None
+    created_id: str | None = None
+    settled_at: int = -1
+    reason: str | None = None
+
+
+def replay(
+    records: Iterable[Mapping[str, Any]], keys: Iterable[str] | None = None
+) -> dict[str, KeyState]:
+    """Fold journal records into one :class:`KeyState` per mutation key.
+
+    ``intent`` makes a key ``in_doubt``; an ``outcome`` of applied/skipped/failed/
+    conflict makes it final, ``ambiguous`` keeps it in doubt, ``not_applied`` returns
+    it to pending; a ``reconciled`` verdict settles a doubt the same way.
+    """
+    states: dict[str, KeyState] = {k: KeyState() for k in keys or ()}
+    for record in records:
+        kind = record.get("t")
+        key = record.get("key")
+        if kind not in ("intent", "outcome", "reconciled") or not isinstance(key, str):
+            continue
+        st = states.setdefault(key, KeyState())
+        seq = int(record.get("seq", -1))
+        if kind == "intent":
+            st.state = "in_doubt"
+            st.attempts = max(st.attempts, int(record.get("attempt") or 0))
+        elif kind == "outcome":
+            result = str(record.get("result"))
+            st.status = record.get("status", st.status)
+            st.error = record.get("error")
+            if "attempts" in record:
+                # The outcome knows whether its intent was sent: an intent appended
+                # before the re-read that then found nothing to send is no attempt.
+                st.attempts = int(record.get("attempts") or 0)
+            if record.get("created_id"):
+                st.created_id = str(record["created_id"])
+            if result in FINAL_STATES:
+                st.state = result
+                st.settled_at = seq
+                st.reason = record.get("error")
+            elif result == "ambiguous":
+                st.state = "in_doubt"
+            elif result == "not_applied":
+                st.state = "pending"
+        else:
+            verdict = str(record.get("verdict"))
+            if verdict == Verdict.APPLIED.value:
+                st.state = "applied"
+                st.settled_at = seq
+            elif verdict == Verdict.CONFLICT.value:
+                st.state = "conflict"
+                st.settled_at = seq
+                st.reason = record.get("reason")
+            elif verdict == Verdict.NOT_APPLIED.value:
+                st.state = "pending"
+    return states
+
+
+def undo_mutations(
+    plan_mutations: Iterable[Mutation] | Any, states: Mapping[str, KeyState]
+) -> tuple[list[Mutation], list[tuple[str, str]]]:
+    """The undo of every applied mutation, newest first, and what cannot be undone.
+
+    ``plan_mutations`` is a :class:`~bulkops.plans.Plan` or its mutations. When B
+    depended on A, the undo of A waits for the undo of B (dependencies reversed).
+
+    Returns:
+        The undo mutations, and ``(key, reason)`` for applied mutations without an undo.
+    """
+    mutations = list(getattr(plan_mutations, "mutations", plan_mutations))
+    applied = [m for m in mutations if states.get(m.key, KeyState()).state == "applied"]
+    applied.sort(key=lambda m: states[m.key].settled_at, reverse=True)
+    undo_keys: dict[str, list[str]] = {}
+    out: list[Mutation] = []
+    skipped: list[tuple[str, str]] = []
+    for m in applied:
+        if not m.inverse:
+            skipped.append((m.key, f"{m.action} has no inverse"))
+            continue
+        try:
+            reverse = m.reverse(states[m.key].created_id)
+        except PlanError as exc:
+            skipped.append((m.key, exc.message))
+            continue
+        undo_keys[m.key] = [r.key for r in reverse]
+        out.extend(reverse)
+    waits: dict[str, set[str]] = {}
+    for m in applied:
+        for dep in m.depends_on:
+            if dep in undo_keys and m.key in undo_keys:
+                for first in undo_keys[dep]:
+                    waits.setdefault(first, set()).update(undo_keys[m.key])
+    return [
+        r.model_copy(update={"depends_on": tuple(sorted(waits[r.key]))}) if r.key in waits else r
+        for r in out
+    ], skipped

@@ -1,0 +1,65 @@
+"""The job author's API: everything a job module needs, from one stable import path.
+
+A job is a module (built in under ``bulkops.jobs``, or a ``.py`` file given to ``bulkops
+run``) with a docstring (its description), a ``Params`` pydantic model (its options;
+``extra="forbid"``) and ``async def plan(ctx, params)`` yielding :class:`Mutation`
+objects. It reads through ``ctx.client`` and never writes: the engine sends what it
+yields, under the quota, journaled, resumable and undoable. Optionally
+``async def verify(ctx, params, done) -> list[str]`` checks the result after a
+complete run (each line is a difference and makes the exit code 1)::
+
+    from bulkops.job import Expect, InverseCall, JobContext, Mutation, encode_id
+
+See ``examples/my_job.py`` for a whole job in one file, and
+:class:`~bulkops.engine.mutations.Mutation` for the contract of a mutation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import ModuleType
+
+from pydantic import BaseModel
+
+from .api.paths import encode_id
+from .engine.mutations import CREATED_ID, Expect, InverseCall, JobContext, JobModule, Mutation
+from .engine.quota import ID_LIST_CLASS, MUTATION_CLASS
+
+__all__ = [
+    "CREATED_ID",
+    "ID_LIST_CLASS",
+    "MUTATION_CLASS",
+    "Expect",
+    "InverseCall",
+    "JobContext",
+    "JobModule",
+    "Mutation",
+    "check_job_module",
+    "encode_id",
+    "job_name",
+]
+
+
+def job_name(module: ModuleType) -> str:
+    """A job's name: its ``NAME``, else the module name with dashes (``apply-calls``)."""
+    name = getattr(module, "NAME", None)
+    if isinstance(name, str) and name:
+        return name
+    return module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def check_job_module(module: ModuleType, source: str | None = None) -> ModuleType:
+    """Check ``module`` has the job contract; returns it.
+
+    Raises:
+        TypeError: ``Params`` is missing or not a pydantic model, or ``plan`` is missing
+            or not an async generator function.
+    """
+    where = source or module.__name__
+    params = getattr(module, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise TypeError(f"job {where}: needs a `Params` pydantic model")
+    plan = getattr(module, "plan", None)
+    if not inspect.isasyncgenfunction(plan):
+        raise TypeError(f"job {where}: needs `async def plan(ctx, params)` that yields mutations")
+    return module

@@ -1,0 +1,123 @@
+"""apply-calls: send a file of raw Console API calls with the quota, journal, resume and undo.
+
+Each line of the file is one JSON object::
+
+    {"method": "PUT", "path": "/gates/old_gate/archive", "body": {"archiveReason": "cleanup"}}
+    {"method": "POST", "path": "/gates", "body": {"name": "new gate"}, "key": "create-new-gate"}
+
+``method`` is POST, PUT, PATCH or DELETE; ``path`` is relative to ``/console/v1``
+(a leading ``/console/v1`` is accepted); ``body`` is any JSON; ``key`` (optional) names
+the call in the checkpoint and reports (default ``L<line>:<METHOD> <path>``). Blank
+lines are ignored. Every line is checked before anything is sent: bad lines are listed
+with their line numbers and nothing runs.
+
+For the endpoints the Console API documents (creates, archive/unarchive, enable/disable,
+launch, full and partial updates, deletes, overrides, segment id lists, tags) each call
+is planned from a read of its object, so it is skipped when already done, refused when
+the object changed since planning, settled by a read after a timeout, and undoable.
+Other endpoints run as given; an ambiguous outcome on those is reported as a conflict to
+check by hand, never resent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bulkops.api.paths import normalize_path
+from bulkops.engine.mutations import WRITE_METHODS, JobContext, Mutation
+from bulkops.errors import InputError
+
+from .planner import CallPlanner, RawCall
+
+__all__ = ["Params", "load_calls", "plan"]
+
+_FIELDS = frozenset({"method", "path", "body", "key"})
+_MAX_LISTED = 50
+
+
+class Params(BaseModel):
+    """Options of apply-calls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: Path = Field(description="JSON-lines file of calls: method, path, body?, key?")
+
+
+def _check(text: str) -> tuple[RawCall, str | None] | str:
+    try:
+        item = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg} at column {exc.colno})"
+    if not isinstance(item, dict):
+        return "expected a JSON object"
+    unknown = sorted(set(item) - _FIELDS)
+    if unknown:
+        return f"unknown field(s) {', '.join(unknown)} (allowed: body, key, method, path)"
+    method = item.get("method")
+    if not isinstance(method, str) or method.upper() not in WRITE_METHODS:
+        return f"method must be one of {', '.join(sorted(WRITE_METHODS))}, got {method!r}"
+    path = item.get("path")
+    if not isinstance(path, str) or not path.startswith("/") or "://" in path:
+        return "path must be a string starting with '/' (relative to /console/v1)"
+    if any(c.isspace() for c in path):
+        return "path must not contain spaces (percent-encode ids)"
+    if normalize_path(path) in ("", "/"):
+        return "path names no endpoint"
+    key = item.get("key")
+    if key is not None and (not isinstance(key, str) or not key.strip() or "\n" in key):
+        return "key must be a non-empty one-line string"
+    return RawCall(method=method.upper(), path=path, body=item.get("body")), key
+
+
+def load_calls(path: Path) -> list[tuple[int, RawCall, str]]:
+    """Read and check every line; returns ``(line number, call, key)`` per call.
+
+    Raises:
+        InputError: the file cannot be read, or lines are bad (all are listed, with
+            their numbers), or two calls share a key.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the calls file: {exc}") from exc
+    calls: list[tuple[int, RawCall, str]] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        checked = _check(line)
+        if isinstance(checked, str):
+            problems.append(f"line {lineno}: {checked}")
+            continue
+        call, key = checked
+        key = key or f"L{lineno}:{call.method} {normalize_path(call.path)}"
+        if key in seen:
+            problems.append(f"line {lineno}: key {key!r} is also used on line {seen[key]}")
+            continue
+        seen[key] = lineno
+        calls.append((lineno, call, key))
+    if problems:
+        listed = problems[:_MAX_LISTED]
+        more = len(problems) - len(listed)
+        tail = f"\n  … and {more} more" if more else ""
+        raise InputError(
+            f"{path}: {len(problems)} bad line(s); nothing was sent:\n  "
+            + "\n  ".join(listed)
+            + tail
+        )
+    if not calls:
+        raise InputError(f"{path}: no calls in the file")
+    return calls
+
+
+async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
+    """Yield one mutation per call, in file order (checked whole before the first read)."""
+    calls = load_calls(params.file)
+    planner = CallPlanner(ctx.client, ctx.project_id)
+    for _lineno, call, key in calls:
+        yield await planner.plan(call, key=key)
