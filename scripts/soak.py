@@ -18,7 +18,7 @@ processes and the emulator's request log as the ground truth:
    the client timeout; a run stopped by the retry budget is resumed. Same exactly-once
    checks; after-apply faults on non-idempotent writes settled by a read, never resent;
    every quota window recounted from the request log at the emulator's time scale.
-3. **model** (T14): ``tests/test_model.py`` with ``BULKOPS_MODEL_EXAMPLES`` examples.
+3. **model** (T14): ``tests/engine/test_model.py`` with ``BULKOPS_MODEL_EXAMPLES`` examples.
 
 Prints progress and a markdown summary (``--markdown FILE`` also writes it); exit 1 if
 any check failed.
@@ -714,7 +714,7 @@ def model_run(examples: int) -> dict[str, Any]:
     that ran to their end and passed the final checks (each writes one line to
     ``BULKOPS_MODEL_STATS``); pytest is run again for any shortfall.
     """
-    say(f"== model: tests/test_model.py with {examples} examples")
+    say(f"== model: tests/engine/test_model.py with {examples} examples")
     started = time.monotonic()
     stats = Path(tempfile.mkstemp(prefix="bulkops-model-", suffix=".jsonl")[1])
     runs: list[dict[str, Any]] = []
@@ -727,7 +727,7 @@ def model_run(examples: int) -> dict[str, Any]:
             "BULKOPS_MODEL_STATS": str(stats),
         }
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "tests/test_model.py", "-q", "-p", "no:cacheprovider"]
+            [sys.executable, "-m", "pytest", "tests/engine/test_model.py", "-q", "-p", "no:cacheprovider"]
             + ["-k", "state_machine"],
             cwd=ROOT,
             env=env,

@@ -25,7 +25,7 @@ from bulkops.engine.locks import (
 )
 from bulkops.errors import RefusedError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # A separate process that takes the lock, says so, and holds it until killed. Contenders
 # print the refusal and exit 3.

@@ -37,7 +37,7 @@ from bulkops.engine.quota import QuotaWindow
 from bulkops.engine.ratelimit import QuotaLimiter
 from bulkops.errors import UsageError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 

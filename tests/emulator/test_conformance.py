@@ -261,7 +261,7 @@ async def test_make_emulator_serves_more_captured_emulators(make_emulator, state
 
 def test_a_test_whose_exchange_breaks_the_spec_fails(pytester, monkeypatch, spec):
     """The conftest fails the test that produced a non-conforming exchange, with the details."""
-    here = Path(__file__).parent
+    here = Path(__file__).resolve().parents[1]  # tests/, where conftest.py lives
     pytester.syspathinsert(here)
     monkeypatch.setenv("PYTHONPATH", str(here))
     pytester.makeconftest((here / "conftest.py").read_text())

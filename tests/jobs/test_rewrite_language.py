@@ -10,7 +10,7 @@ import pytest
 from bulkops.errors import InputError
 from bulkops.jobs.rewrite_rules.language import RewriteSpec, load_rewrite_file, load_rule_function
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "rewrite.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rewrite.toml"
 
 
 def _gate(**extra):
