@@ -727,7 +727,15 @@ def model_run(examples: int) -> dict[str, Any]:
             "BULKOPS_MODEL_STATS": str(stats),
         }
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "tests/engine/test_model.py", "-q", "-p", "no:cacheprovider"]
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "tests/engine/test_model.py",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ]
             + ["-k", "state_machine"],
             cwd=ROOT,
             env=env,
