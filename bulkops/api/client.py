@@ -40,10 +40,10 @@ from ..errors import (
 )
 from ..settings import Settings
 from . import resources
+from .paths import WRITE_METHODS
 from .transport import AiohttpTransport, ApiRequest, ApiResponse, Transport
 
 __all__ = [
-    "MUTATING_METHODS",
     "ConsoleClient",
     "Middleware",
     "Next",
@@ -53,8 +53,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger()
-
-MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Params = Mapping[str, str | int | float | bool | Sequence[str] | None]
 Next = Callable[[ApiRequest], Awaitable[ApiResponse]]
@@ -175,7 +173,7 @@ class ConsoleClient:
             has_body = json is not None
         if has_body:
             headers["Content-Type"] = "application/json"
-        if method in MUTATING_METHODS and self.settings.respect_reviews:
+        if method in WRITE_METHODS and self.settings.respect_reviews:
             headers["x-respect-review-settings"] = "true"
         return ApiRequest(
             method=method,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-__all__ = ["API_PREFIX", "encode_id", "id_from_name", "normalize_path"]
+__all__ = ["API_PREFIX", "WRITE_METHODS", "encode_id", "id_from_name", "normalize_path"]
 
 API_PREFIX = "/console/v1"
+# The methods that change something (and spend the mutation quota); GET reads.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def encode_id(value: str) -> str:

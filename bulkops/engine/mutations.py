@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..api.paths import WRITE_METHODS
 from ..errors import PlanError
 from .quota import ID_LIST_CLASS, MUTATION_CLASS
 
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CREATED_ID",
     "QUOTA_CLASSES",
-    "WRITE_METHODS",
     "Expect",
     "InverseCall",
     "JobContext",
@@ -63,7 +63,6 @@ __all__ = [
     "resolve_path",
 ]
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 QUOTA_CLASSES = frozenset({MUTATION_CLASS, ID_LIST_CLASS})
 # Placeholder for an id the server assigns on create (tags): filled in from the
 # create's response when the undo is planned.

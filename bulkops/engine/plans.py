@@ -32,8 +32,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import __version__
+from ..api.paths import WRITE_METHODS
 from ..errors import PlanError, RefusedError
-from .mutations import QUOTA_CLASSES, WRITE_METHODS, Expect, InverseCall, Mutation
+from .mutations import QUOTA_CLASSES, Expect, InverseCall, Mutation
 
 __all__ = [
     "PLAN_FORMAT",

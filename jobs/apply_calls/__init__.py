@@ -27,8 +27,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bulkops.api.paths import normalize_path
-from bulkops.engine.mutations import WRITE_METHODS, JobContext, Mutation
+from bulkops.api.paths import WRITE_METHODS, normalize_path
+from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.errors import InputError
 
 from .planner import CallPlanner, RawCall
