@@ -32,7 +32,7 @@ from aiohttp import web
 
 from ..engine.quota import ID_LIST_CLASS, MUTATION_CLASS
 from ..errors import redact
-from .handlers import ROUTE_TABLES
+from .handlers import ROUTES
 from .http import APPLIED, PREFIX, PROJECT, STATE, api_error
 from .state import EmulatorState
 
@@ -263,8 +263,7 @@ def create_app(state: EmulatorState) -> web.Application:
     app = web.Application(middlewares=[_pipeline], client_max_size=64 * 1024 * 1024)
     app[STATE] = state
     app[FAULT_RNG] = random.Random(state.fault_seed)
-    for table in ROUTE_TABLES:
-        app.router.add_routes(table)
+    app.router.add_routes(ROUTES)
     app.router.add_get("/", _index)
     return app
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..common import field_error
+from ..checks import field_error
 from ..http import (
     GENERIC_400,
     api_error,
@@ -49,8 +49,6 @@ __all__ = [
     "SOURCE_TYPES",
     "routes",
 ]
-
-routes = web.RouteTableDef()
 
 SOURCE_TYPES = (
     "redshift",
@@ -280,7 +278,6 @@ def _source_body(body: dict[str, Any], *, creating: bool) -> tuple[str, dict[str
     return source_type, fields
 
 
-@routes.get("/console/v1/ingestion")
 async def get_ingestion(request: web.Request) -> web.Response:
     """``GET /ingestion?type&dataset[&source_name]``: one source."""
     source_type, dataset, name = _locator(request)
@@ -288,7 +285,6 @@ async def get_ingestion(request: web.Request) -> web.Response:
     return ok(source, "Ingestion read successfully.")
 
 
-@routes.post("/console/v1/ingestion")
 async def create_ingestion(request: web.Request) -> web.Response:
     """``POST /ingestion`` (200): a new source; 400 if the name is taken for that dataset."""
     body = _object(await read_body(request))
@@ -315,7 +311,6 @@ async def create_ingestion(request: web.Request) -> web.Response:
     return ok(source, "Ingestion created successfully.")
 
 
-@routes.patch("/console/v1/ingestion")
 async def update_ingestion(request: web.Request) -> web.Response:
     """``PATCH /ingestion``: change the given fields of the source the body names."""
     body = _object(await read_body(request))
@@ -338,7 +333,6 @@ async def update_ingestion(request: web.Request) -> web.Response:
     return ok(source, "Ingestion updated successfully.")
 
 
-@routes.delete("/console/v1/ingestion")
 async def delete_ingestion(request: web.Request) -> web.Response:
     """``DELETE /ingestion?type&dataset[&source_name]``."""
     source_type, dataset, name = _locator(request)
@@ -360,7 +354,6 @@ def _new_run_id(proj: Project) -> str:
     return run_id
 
 
-@routes.post("/console/v1/ingestion/backfill")
 async def backfill(request: web.Request) -> web.Response:
     """``POST /ingestion/backfill``: enqueue a run over the given dates and sources."""
     body = _object(await read_body(request))
@@ -422,7 +415,6 @@ async def backfill(request: web.Request) -> web.Response:
     return ok({"runID": run_id}, "Ingestion backfilled successfully.")
 
 
-@routes.post("/console/v1/ingestion/connection/databricks")
 async def connect_databricks(request: web.Request) -> web.Response:
     """``POST /ingestion/connection/databricks``: store the connection (never its token)."""
     body = _object(await read_body(request))
@@ -452,7 +444,6 @@ async def connect_databricks(request: web.Request) -> web.Response:
     return ok(connection, "Ingestion databricks connection created successfully.")
 
 
-@routes.get("/console/v1/ingestion/schedule")
 async def get_schedule(request: web.Request) -> web.Response:
     """``GET /ingestion/schedule?dataset``: the daily hour (PST) the dataset is imported."""
     dataset = str(_enum(request.rel_url.query.get("dataset"), "dataset", DATASETS))
@@ -461,7 +452,6 @@ async def get_schedule(request: web.Request) -> web.Response:
     return ok(data, "Ingestion schedule read successfully.")
 
 
-@routes.post("/console/v1/ingestion/schedule")
 async def set_schedule(request: web.Request) -> web.Response:
     """``POST /ingestion/schedule``: set the hour (0–23, default 10) for one dataset."""
     body = _object(await read_body(request))
@@ -489,7 +479,6 @@ async def set_schedule(request: web.Request) -> web.Response:
 # -- runs and reports -----------------------------------------------------------------
 
 
-@routes.get("/console/v1/ingestion/runs")
 async def list_runs(request: web.Request) -> web.Response:
     """``GET /ingestion/runs``: every run, newest first, paginated."""
     runs = sorted(
@@ -500,7 +489,6 @@ async def list_runs(request: web.Request) -> web.Response:
     return ok_page(request, runs, "Ingestion Runs Listed Successfully.")
 
 
-@routes.get("/console/v1/ingestion/runs/{id}")
 async def get_run(request: web.Request) -> web.Response:
     """``GET /ingestion/runs/{id}``."""
     run = project(request).store("ingestion_runs").get(request.match_info["id"])
@@ -533,7 +521,6 @@ def _status_rows(proj: Project, run: dict[str, Any]) -> Iterator[dict[str, Any]]
             }
 
 
-@routes.get("/console/v1/ingestion/status")
 async def list_status(request: web.Request) -> web.Response:
     """``GET /ingestion/status``: per (source, date) statuses of the runs in the date range."""
     query = request.rel_url.query
@@ -593,7 +580,6 @@ def _hash(*parts: str) -> int:
     return zlib.crc32("|".join(parts).encode())
 
 
-@routes.get("/console/v1/ingestion/events/count")
 async def event_count(request: web.Request) -> web.Response:
     """``GET /ingestion/events/count``: per date, how many of each event were ingested."""
     data = []
@@ -614,7 +600,6 @@ async def event_count(request: web.Request) -> web.Response:
     return ok(data, "Ingestion event count read successfully.")
 
 
-@routes.get("/console/v1/ingestion/events/delta")
 async def event_delta(request: web.Request) -> web.Response:
     """``GET /ingestion/events/delta``: our counts against the warehouse's, per date."""
     threshold = 0.01
@@ -639,3 +624,20 @@ async def event_delta(request: web.Request) -> web.Response:
             )
         data.append({"date": day, "events": events})
     return ok(data, "Ingestion event delta ledger read successfully.")
+
+
+routes = [
+    web.get("/console/v1/ingestion", get_ingestion),
+    web.post("/console/v1/ingestion", create_ingestion),
+    web.patch("/console/v1/ingestion", update_ingestion),
+    web.delete("/console/v1/ingestion", delete_ingestion),
+    web.post("/console/v1/ingestion/backfill", backfill),
+    web.post("/console/v1/ingestion/connection/databricks", connect_databricks),
+    web.get("/console/v1/ingestion/schedule", get_schedule),
+    web.post("/console/v1/ingestion/schedule", set_schedule),
+    web.get("/console/v1/ingestion/runs", list_runs),
+    web.get("/console/v1/ingestion/runs/{id}", get_run),
+    web.get("/console/v1/ingestion/status", list_status),
+    web.get("/console/v1/ingestion/events/count", event_count),
+    web.get("/console/v1/ingestion/events/delta", event_delta),
+]

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..common import field_error, require_fields
+from ..checks import field_error, require_fields
 from ..http import (
     GENERIC_400,
     PREFIX,
@@ -32,8 +32,6 @@ from ..http import (
 from ..state import new_base_id
 
 __all__ = ["BUILTIN_UNIT_ID_TYPES", "routes"]
-
-routes = web.RouteTableDef()
 
 BUILTIN_UNIT_ID_TYPES = frozenset({"userID", "stableID"})
 VISIBILITIES = ("OPEN", "CLOSED", "EXTERNAL")
@@ -127,14 +125,12 @@ def _check_is_core(body: dict[str, Any]) -> None:
         field_error("isCore", f"Expected boolean, received {type(body['isCore']).__name__}")
 
 
-@routes.get(f"{PREFIX}/tags")
 async def list_tags(request: web.Request) -> web.Response:
     """``GET /tags``."""
     items = [clone(t) for t in project(request).store("tags").values()]
     return ok_page(request, items, "Tags listed successfully")
 
 
-@routes.post(f"{PREFIX}/tags")
 async def create_tag(request: web.Request) -> web.Response:
     """``POST /tags``: 200 ``"Tag created successfully"``; names are unique."""
     body = require_fields(await read_body(request), "name", "description")
@@ -155,13 +151,11 @@ async def create_tag(request: web.Request) -> web.Response:
     return ok(tag, "Tag created successfully")
 
 
-@routes.get(f"{PREFIX}/tags/{{id}}")
 async def get_tag(request: web.Request) -> web.Response:
     """``GET /tags/{id}`` (tag id or name)."""
     return ok(_tag(request), "Tag read successfully")
 
 
-@routes.patch(f"{PREFIX}/tags/{{id}}")
 async def update_tag(request: web.Request) -> web.Response:
     """``PATCH /tags/{id}``: change name, description or isCore; a rename follows into configs."""
     body = require_fields(await read_body(request))
@@ -188,7 +182,6 @@ async def update_tag(request: web.Request) -> web.Response:
     return ok(tag, "Tag updated successfully")
 
 
-@routes.delete(f"{PREFIX}/tags/{{id}}")
 async def delete_tag(request: web.Request) -> web.Response:
     """``DELETE /tags/{id}``: the tag is also removed from every config."""
     tag = _tag(request)
@@ -247,14 +240,12 @@ def _assign(request: web.Request, pairs: list[tuple[str, str]], app_names: list[
             )
 
 
-@routes.get(f"{PREFIX}/target_app")
 async def list_target_apps(request: web.Request) -> web.Response:
     """``GET /target_app``."""
     items = [clone(a) for a in project(request).store("target_apps").values()]
     return ok_page(request, items, "Target apps listed successfully.")
 
 
-@routes.post(f"{PREFIX}/target_app")
 async def create_target_app(request: web.Request) -> web.Response:
     """``POST /target_app``: create, optionally assigning it to configs at once."""
     body = require_fields(await read_body(request), "name", "description")
@@ -274,7 +265,6 @@ async def create_target_app(request: web.Request) -> web.Response:
     return ok(app, "Target app created successfully.")
 
 
-@routes.patch(f"{PREFIX}/target_app")
 async def assign_target_apps(request: web.Request) -> web.Response:
     """``PATCH /target_app``: add target apps to the listed gates, configs and experiments."""
     body = require_fields(await read_body(request), "targetApps")
@@ -290,13 +280,11 @@ async def assign_target_apps(request: web.Request) -> web.Response:
     return ok(message="Target apps updated successfully.", with_data=False)
 
 
-@routes.get(f"{PREFIX}/target_app/{{id}}")
 async def get_target_app(request: web.Request) -> web.Response:
     """``GET /target_app/{id}`` (id or name)."""
     return ok(_target_app(request), "Target app read successfully.")
 
 
-@routes.patch(f"{PREFIX}/target_app/{{id}}")
 async def update_target_app(request: web.Request) -> web.Response:
     """``PATCH /target_app/{id}``: rename or re-describe; a rename follows into configs."""
     body = require_fields(await read_body(request))
@@ -325,7 +313,6 @@ async def update_target_app(request: web.Request) -> web.Response:
     return ok(message="Target apps updated successfully.", with_data=False)
 
 
-@routes.delete(f"{PREFIX}/target_app/{{id}}")
 async def delete_target_app(request: web.Request) -> web.Response:
     """``DELETE /target_app/{id}``: also removed from every config."""
     app = _target_app(request)
@@ -355,14 +342,12 @@ def _check_description(body: dict[str, Any]) -> None:
         _string(body, "description", max_len=1000)
 
 
-@routes.get(f"{PREFIX}/unit_id_types")
 async def list_unit_id_types(request: web.Request) -> web.Response:
     """``GET /unit_id_types``: the custom unit id types (not the built-in ones)."""
     items = [clone(u) for u in project(request).store("unit_id_types").values()]
     return ok_page(request, items, "Unit ID Types listed successfully.")
 
 
-@routes.post(f"{PREFIX}/unit_id_types")
 async def create_unit_id_type(request: web.Request) -> web.Response:
     """``POST /unit_id_types``: 201; 400 if the name is taken (built-ins included)."""
     body = require_fields(await read_body(request), "name")
@@ -377,13 +362,11 @@ async def create_unit_id_type(request: web.Request) -> web.Response:
     return ok(unit, "Unit ID Type created successfully.", status=201)
 
 
-@routes.get(f"{PREFIX}/unit_id_types/{{id}}")
 async def get_unit_id_type(request: web.Request) -> web.Response:
     """``GET /unit_id_types/{id}`` (the name)."""
     return ok(_unit_id_type(request), "Unit ID Type read successfully.")
 
 
-@routes.patch(f"{PREFIX}/unit_id_types/{{id}}")
 async def update_unit_id_type(request: web.Request) -> web.Response:
     """``PATCH /unit_id_types/{id}``: body ``{description}``."""
     body = require_fields(await read_body(request), "description")
@@ -396,7 +379,6 @@ async def update_unit_id_type(request: web.Request) -> web.Response:
     return ok(unit, "Unit ID Type updated successfully.")
 
 
-@routes.delete(f"{PREFIX}/unit_id_types/{{id}}")
 async def delete_unit_id_type(request: web.Request) -> web.Response:
     """``DELETE /unit_id_types/{id}``."""
     unit = _unit_id_type(request)
@@ -440,14 +422,12 @@ def _environment(raw: Any, index: int, known_ids: set[str]) -> dict[str, Any]:
     return env
 
 
-@routes.get(f"{PREFIX}/environments")
 async def get_environments(request: web.Request) -> web.Response:
     """``GET /environments``: ``data: {environments: [...]}``."""
     data = {"environments": clone(project(request).environments)}
     return ok(data, "Environments read successfully.")
 
 
-@routes.post(f"{PREFIX}/environments")
 async def update_environments(request: web.Request) -> web.Response:
     """``POST /environments``: the given list replaces the project's environments."""
     body = require_fields(await read_body(request), "environments")
@@ -484,19 +464,16 @@ def _project_settings(request: web.Request) -> dict[str, Any]:
     return data
 
 
-@routes.get(f"{PREFIX}/project")
 async def get_project(request: web.Request) -> web.Response:
     """``GET /project``: ``{id}`` of the key's project."""
     return ok({"id": project(request).id}, "Project Info Retrieved Successfully")
 
 
-@routes.get(f"{PREFIX}/settings/project")
 async def get_project_settings(request: web.Request) -> web.Response:
     """``GET /settings/project``: ``{name, visibility, default_unit_type?}``."""
     return ok(_project_settings(request), "Settings read successfully.")
 
 
-@routes.post(f"{PREFIX}/settings/project")
 async def update_project_settings(request: web.Request) -> web.Response:
     """``POST /settings/project``: replaces name, visibility and the default unit type."""
     body = require_fields(await read_body(request), "name", "visibility")
@@ -552,7 +529,6 @@ def _entry_day(entry: dict[str, Any]) -> dt.date:
     return dt.datetime.fromtimestamp(int(entry.get("timestamp") or 0) / 1000, dt.UTC).date()
 
 
-@routes.get(f"{PREFIX}/audit_logs")
 async def list_audit_logs(request: web.Request) -> web.Response:
     """``GET /audit_logs``: newest first by default; filters, sorting and ``latestID``."""
     query = request.rel_url.query
@@ -596,3 +572,29 @@ async def list_audit_logs(request: web.Request) -> web.Response:
     if sort_order == "desc":
         ordered = ordered[::-1]
     return ok_page(request, ordered, "Audit logs listed successfully.")
+
+
+routes = [
+    web.get(f"{PREFIX}/tags", list_tags),
+    web.post(f"{PREFIX}/tags", create_tag),
+    web.get(f"{PREFIX}/tags/{{id}}", get_tag),
+    web.patch(f"{PREFIX}/tags/{{id}}", update_tag),
+    web.delete(f"{PREFIX}/tags/{{id}}", delete_tag),
+    web.get(f"{PREFIX}/target_app", list_target_apps),
+    web.post(f"{PREFIX}/target_app", create_target_app),
+    web.patch(f"{PREFIX}/target_app", assign_target_apps),
+    web.get(f"{PREFIX}/target_app/{{id}}", get_target_app),
+    web.patch(f"{PREFIX}/target_app/{{id}}", update_target_app),
+    web.delete(f"{PREFIX}/target_app/{{id}}", delete_target_app),
+    web.get(f"{PREFIX}/unit_id_types", list_unit_id_types),
+    web.post(f"{PREFIX}/unit_id_types", create_unit_id_type),
+    web.get(f"{PREFIX}/unit_id_types/{{id}}", get_unit_id_type),
+    web.patch(f"{PREFIX}/unit_id_types/{{id}}", update_unit_id_type),
+    web.delete(f"{PREFIX}/unit_id_types/{{id}}", delete_unit_id_type),
+    web.get(f"{PREFIX}/environments", get_environments),
+    web.post(f"{PREFIX}/environments", update_environments),
+    web.get(f"{PREFIX}/project", get_project),
+    web.get(f"{PREFIX}/settings/project", get_project_settings),
+    web.post(f"{PREFIX}/settings/project", update_project_settings),
+    web.get(f"{PREFIX}/audit_logs", list_audit_logs),
+]

@@ -20,16 +20,14 @@ from typing import Any
 
 from aiohttp import web
 
+from ...api.paths import id_from_name
+from ..checks import check_name, field_error, require_fields
 from ..common import (
     SEGMENT_CONDITION_TYPES,
-    check_name,
-    field_error,
     get_or_404,
-    id_from_name,
     new_metadata,
     normalize_rules,
     referenced_ids,
-    require_fields,
 )
 from ..http import (
     GENERIC_400,
@@ -45,8 +43,6 @@ from ..http import (
 )
 
 __all__ = ["SEGMENT_TYPES", "routes"]
-
-routes = web.RouteTableDef()
 
 SEGMENT_TYPES = ("id_list", "rule_based", "analysis_list", "user_store_id_list")
 ID_LIST_TYPES = frozenset({"id_list", "user_store_id_list"})
@@ -118,14 +114,12 @@ def _set_count(segment: dict[str, Any], ids: dict[str, None]) -> None:
     segment["count"] = len(ids)
 
 
-@routes.get(f"{PREFIX}/segments")
 async def list_segments(request: web.Request) -> web.Response:
     """``GET /segments``: every segment, paginated."""
     items = [clone(s) for s in project(request).store(_KIND).values()]
     return ok_page(request, items, "Segments listed successfully.")
 
 
-@routes.post(f"{PREFIX}/segments")
 async def create_segment(request: web.Request) -> web.Response:
     """``POST /segments``: 201 with the new segment; 400 on a taken id or name."""
     body = require_fields(await read_body(request), "name", "type")
@@ -169,13 +163,11 @@ async def create_segment(request: web.Request) -> web.Response:
     return ok(segment, "Segment created successfully.", status=201)
 
 
-@routes.get(f"{PREFIX}/segments/{{id}}")
 async def get_segment(request: web.Request) -> web.Response:
     """``GET /segments/{id}``."""
     return ok(_segment(request), "Segment read successfully.")
 
 
-@routes.delete(f"{PREFIX}/segments/{{id}}")
 async def delete_segment(request: web.Request) -> web.Response:
     """``DELETE /segments/{id}``: the segment and its id list go."""
     segment = _segment(request)
@@ -186,7 +178,6 @@ async def delete_segment(request: web.Request) -> web.Response:
     return ok(message="Segment deleted successfully.", with_data=False)
 
 
-@routes.put(f"{PREFIX}/segments/{{id}}/archive")
 async def archive_segment(request: web.Request) -> web.Response:
     """``PUT /segments/{id}/archive``: ``status`` becomes ``Archived``, ``isEnabled`` false."""
     segment = _segment(request)
@@ -203,7 +194,6 @@ async def archive_segment(request: web.Request) -> web.Response:
     return ok(segment, "Segment archived successfully.")
 
 
-@routes.post(f"{PREFIX}/segments/{{id}}/conditional")
 async def set_segment_rules(request: web.Request) -> web.Response:
     """``POST /segments/{id}/conditional``: a top-level array of rules replaces the rules."""
     raw = await read_body(request)
@@ -224,7 +214,6 @@ async def set_segment_rules(request: web.Request) -> web.Response:
     return ok(segment, "Rules successfully updated")
 
 
-@routes.get(f"{PREFIX}/segments/{{id}}/id_list")
 async def get_id_list(request: web.Request) -> web.Response:
     """``GET /segments/{id}/id_list``: ``{name, count, ids}`` with one page of ids."""
     segment = _segment(request)
@@ -235,7 +224,6 @@ async def get_id_list(request: web.Request) -> web.Response:
     return web.json_response({"message": "IDs read successfully", "data": data, "pagination": meta})
 
 
-@routes.patch(f"{PREFIX}/segments/{{id}}/id_list")
 async def add_to_id_list(request: web.Request) -> web.Response:
     """``PATCH /segments/{id}/id_list``: add ids (≤100,000 per request)."""
     ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
@@ -245,7 +233,6 @@ async def add_to_id_list(request: web.Request) -> web.Response:
     return ok(message="IDs successfully added to Segment ID List", with_data=False)
 
 
-@routes.delete(f"{PREFIX}/segments/{{id}}/id_list")
 async def remove_from_id_list(request: web.Request) -> web.Response:
     """``DELETE /segments/{id}/id_list`` with body ``{ids}``: remove ids."""
     ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
@@ -255,7 +242,6 @@ async def remove_from_id_list(request: web.Request) -> web.Response:
     return ok(message="IDs successfully removed from Segment ID List", with_data=False)
 
 
-@routes.post(f"{PREFIX}/segments/{{id}}/id_list/reset")
 async def reset_id_list(request: web.Request) -> web.Response:
     """``POST /segments/{id}/id_list/reset``: the id list becomes exactly ``ids``."""
     ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
@@ -276,7 +262,6 @@ async def reset_id_list(request: web.Request) -> web.Response:
     return ok(message="Segment Reset reset successfully.", with_data=False)
 
 
-@routes.get(f"{PREFIX}/segments/{{id}}/idlist_metadata")
 async def id_list_metadata(request: web.Request) -> web.Response:
     """``GET /segments/{id}/idlist_metadata``: ``{currentVersion, isUpdating}``."""
     segment = _segment(request)
@@ -285,7 +270,6 @@ async def id_list_metadata(request: web.Request) -> web.Response:
     return ok(data, "ID List metadata read successfully")
 
 
-@routes.patch(f"{PREFIX}/segments/{{id}}/add_ids")
 async def add_user_store_ids(request: web.Request) -> web.Response:
     """``PATCH /segments/{id}/add_ids``: user-store lists only, ≤1000 ids, optional version."""
     ids, version = _ids(await read_body(request), MAX_USER_STORE_IDS, with_version=True)
@@ -296,7 +280,6 @@ async def add_user_store_ids(request: web.Request) -> web.Response:
     return ok(message="IDs successfully added to Segment ID List", with_data=False)
 
 
-@routes.patch(f"{PREFIX}/segments/{{id}}/remove_ids")
 async def remove_user_store_ids(request: web.Request) -> web.Response:
     """``PATCH /segments/{id}/remove_ids``: user-store lists only, ≤1000 ids, optional version."""
     ids, version = _ids(await read_body(request), MAX_USER_STORE_IDS, with_version=True)
@@ -340,3 +323,20 @@ def _remove(request: web.Request, segment: dict[str, Any], ids: list[str]) -> No
         "ID_list_update",
         changes={"count": {"old": before, "new": len(current)}, "removed": len(gone)},
     )
+
+
+routes = [
+    web.get(f"{PREFIX}/segments", list_segments),
+    web.post(f"{PREFIX}/segments", create_segment),
+    web.get(f"{PREFIX}/segments/{{id}}", get_segment),
+    web.delete(f"{PREFIX}/segments/{{id}}", delete_segment),
+    web.put(f"{PREFIX}/segments/{{id}}/archive", archive_segment),
+    web.post(f"{PREFIX}/segments/{{id}}/conditional", set_segment_rules),
+    web.get(f"{PREFIX}/segments/{{id}}/id_list", get_id_list),
+    web.patch(f"{PREFIX}/segments/{{id}}/id_list", add_to_id_list),
+    web.delete(f"{PREFIX}/segments/{{id}}/id_list", remove_from_id_list),
+    web.post(f"{PREFIX}/segments/{{id}}/id_list/reset", reset_id_list),
+    web.get(f"{PREFIX}/segments/{{id}}/idlist_metadata", id_list_metadata),
+    web.patch(f"{PREFIX}/segments/{{id}}/add_ids", add_user_store_ids),
+    web.patch(f"{PREFIX}/segments/{{id}}/remove_ids", remove_user_store_ids),
+]

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..common import field_error
+from ..checks import field_error
 from ..http import (
     GENERIC_400,
     api_error,
@@ -54,8 +54,6 @@ __all__ = [
     "mask_key",
     "routes",
 ]
-
-routes = web.RouteTableDef()
 
 ROLES = ("admin", "member", "read_only")
 KEY_TYPES = ("SERVER", "CLIENT", "CONSOLE", "SCIM", "ORG")
@@ -216,7 +214,6 @@ def _emails(body: dict[str, Any], prop: str, *, required: bool) -> list[str] | N
     return [v.strip().lower() for v in values]
 
 
-@routes.get("/console/v1/users")
 async def list_users(request: web.Request) -> web.Response:
     """``GET /users``: the project's members, paginated."""
     return ok_page(
@@ -224,7 +221,6 @@ async def list_users(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/console/v1/users/invite")
 async def invite_users(request: web.Request) -> web.Response:
     """``POST /users/invite``: add members with a role (and to teams); no e-mail is sent."""
     body = _object(await read_body(request))
@@ -269,7 +265,6 @@ async def invite_users(request: web.Request) -> web.Response:
     return ok(message="User(s) Invited successfully", with_data=False)
 
 
-@routes.get("/console/v1/users/teams")
 async def list_teams(request: web.Request) -> web.Response:
     """``GET /users/teams``: every team, paginated."""
     proj = project(request)
@@ -277,7 +272,6 @@ async def list_teams(request: web.Request) -> web.Response:
     return ok_page(request, teams, "Teams listed successfully.")
 
 
-@routes.post("/console/v1/users/teams")
 async def create_team(request: web.Request) -> web.Response:
     """``POST /users/teams``: create a team (200); members and admins must be users."""
     body = _object(await read_body(request))
@@ -302,14 +296,12 @@ async def create_team(request: web.Request) -> web.Response:
     return ok(_render_team(proj, team), "Team created successfully.")
 
 
-@routes.get("/console/v1/users/teams/{id}")
 async def get_team(request: web.Request) -> web.Response:
     """``GET /users/teams/{id}``."""
     proj = project(request)
     return ok(_render_team(proj, _team_or_400(request)), "Team read successfully.")
 
 
-@routes.patch("/console/v1/users/teams/{id}")
 async def update_team(request: web.Request) -> web.Response:
     """``PATCH /users/teams/{id}``: each given field replaces the stored one."""
     team = _team_or_400(request)
@@ -329,7 +321,6 @@ async def update_team(request: web.Request) -> web.Response:
     return ok(_render_team(proj, team), "Team updated successfully.")
 
 
-@routes.delete("/console/v1/users/teams/{id}")
 async def delete_team(request: web.Request) -> web.Response:
     """``DELETE /users/teams/{id}``."""
     team = _team_or_400(request)
@@ -338,13 +329,11 @@ async def delete_team(request: web.Request) -> web.Response:
     return ok(message="Team deleted successfully", with_data=False)
 
 
-@routes.get("/console/v1/users/{email}")
 async def get_user(request: web.Request) -> web.Response:
     """``GET /users/{email}``: 404 for an e-mail that is not a member."""
     return ok(_user_or_404(request), "User read successfully.")
 
 
-@routes.post("/console/v1/users/{email}")
 async def update_user(request: web.Request) -> web.Response:
     """``POST /users/{email}``: change the role and/or the names."""
     user = _user_or_404(request)
@@ -472,7 +461,6 @@ def _render_team(proj: Project, team: dict[str, Any]) -> dict[str, Any]:
 # -- alerts ---------------------------------------------------------------------------
 
 
-@routes.get("/console/v1/alerts")
 async def list_alerts(request: web.Request) -> web.Response:
     """``GET /alerts``: topline alerts filtered by creator and tags (any of them), paginated."""
     query = request.rel_url.query
@@ -563,7 +551,6 @@ def _key_fields(request: web.Request, body: dict[str, Any], *, creating: bool) -
     return fields
 
 
-@routes.get("/console/v1/keys")
 async def list_keys(request: web.Request) -> web.Response:
     """``GET /keys``: every key of the project, filtered by target app and environment."""
     query = request.rel_url.query
@@ -578,7 +565,6 @@ async def list_keys(request: web.Request) -> web.Response:
     return ok_page(request, keys, "Keys listed successfully.")
 
 
-@routes.post("/console/v1/keys")
 async def create_key(request: web.Request) -> web.Response:
     """``POST /keys`` (200): a new key; a CONSOLE key can call this API at once."""
     body = _object(await read_body(request))
@@ -604,13 +590,11 @@ async def create_key(request: web.Request) -> web.Response:
     return ok(key, "Key created successfully.")
 
 
-@routes.get("/console/v1/keys/{id}")
 async def get_key(request: web.Request) -> web.Response:
     """``GET /keys/{id}`` (the id is the key's value)."""
     return ok(_key_or_404(request), "Key read successfully.")
 
 
-@routes.patch("/console/v1/keys/{id}")
 async def update_key(request: web.Request) -> web.Response:
     """``PATCH /keys/{id}``: description, scopes, environments, target apps."""
     key = _key_or_404(request)
@@ -629,7 +613,6 @@ async def update_key(request: web.Request) -> web.Response:
     return ok(key, "Key updated successfully.")
 
 
-@routes.delete("/console/v1/keys/{id}")
 async def delete_key(request: web.Request) -> web.Response:
     """``DELETE /keys/{id}``: the key stops working at once."""
     key = _key_or_404(request)
@@ -639,7 +622,6 @@ async def delete_key(request: web.Request) -> web.Response:
     return ok(key, "Key deleted successfully.")
 
 
-@routes.patch("/console/v1/keys/{id}/deactivate")
 async def deactivate_key(request: web.Request) -> web.Response:
     """``PATCH /keys/{id}/deactivate``: the key stays listed but gets 401 from now on."""
     key = _key_or_404(request)
@@ -649,7 +631,6 @@ async def deactivate_key(request: web.Request) -> web.Response:
     return ok(key, "Key deactivated successfully.")
 
 
-@routes.patch("/console/v1/keys/{id}/rotate")
 async def rotate_key(request: web.Request) -> web.Response:
     """``PATCH /keys/{id}/rotate``: a new value replaces the old one, which stops working."""
     key = _key_or_404(request)
@@ -672,3 +653,24 @@ async def rotate_key(request: web.Request) -> web.Response:
         {"key": {"old": mask_key(old), "new": mask_key(new)}},
     )
     return ok(rotated, "Key rotated successfully,")
+
+
+routes = [
+    web.get("/console/v1/users", list_users),
+    web.post("/console/v1/users/invite", invite_users),
+    web.get("/console/v1/users/teams", list_teams),
+    web.post("/console/v1/users/teams", create_team),
+    web.get("/console/v1/users/teams/{id}", get_team),
+    web.patch("/console/v1/users/teams/{id}", update_team),
+    web.delete("/console/v1/users/teams/{id}", delete_team),
+    web.get("/console/v1/users/{email}", get_user),
+    web.post("/console/v1/users/{email}", update_user),
+    web.get("/console/v1/alerts", list_alerts),
+    web.get("/console/v1/keys", list_keys),
+    web.post("/console/v1/keys", create_key),
+    web.get("/console/v1/keys/{id}", get_key),
+    web.patch("/console/v1/keys/{id}", update_key),
+    web.delete("/console/v1/keys/{id}", delete_key),
+    web.patch("/console/v1/keys/{id}/deactivate", deactivate_key),
+    web.patch("/console/v1/keys/{id}/rotate", rotate_key),
+]
