@@ -34,6 +34,7 @@ __all__ = [
     "check_gate",
     "check_name",
     "check_types",
+    "enum_field",
     "enum_value",
     "expected",
     "field_error",
@@ -50,6 +51,7 @@ __all__ = [
     "require_fields",
     "require_keys",
     "string",
+    "string_field",
     "string_list",
     "target_apps",
     "validate_fields",
@@ -157,6 +159,37 @@ def enum_value(value: Any, prop: str, allowed: Sequence[str]) -> str:
         choices = " | ".join(f"'{a}'" for a in allowed)
         shown = f"'{value}'" if isinstance(value, str) else json_type(value)
         field_error(prop, f"Invalid enum value. Expected {choices}, received {shown}")
+    return value
+
+
+def enum_field(
+    value: Any, prop: str, allowed: Sequence[str], *, required: bool = True
+) -> str | None:
+    """An optional :func:`enum_value`: None when ``value`` is null or absent (``Required``
+    if ``required``)."""
+    if value is None:
+        if required:
+            field_error(prop, "Required")
+        return None
+    return enum_value(value, prop, allowed)
+
+
+def string_field(
+    body: Mapping[str, Any], prop: str, *, required: bool = False, nullable: bool = False
+) -> str | None:
+    """``body[prop]`` as a string, or None when absent (``Required`` if ``required``).
+
+    A null is ``"Expected string, received null"``, or (``nullable``) taken as absent.
+    """
+    value = body.get(prop)
+    if value is None:
+        if prop in body and not nullable:
+            expected(prop, "string", value)
+        if required:
+            field_error(prop, "Required")
+        return None
+    if not isinstance(value, str):
+        expected(prop, "string", value)
     return value
 
 

@@ -21,17 +21,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
-from ..checks import field_error
+from ..checks import enum_field, field_error, json_type, object_value, string_field
 from ..http import (
     GENERIC_400,
     api_error,
+    audit,
     clone,
-    mark_applied,
     now_ms,
     ok,
     ok_page,
@@ -116,47 +116,6 @@ _DATE_MESSAGE = "Expected valid date in the form of YYYY-MM-DD"
 # -- zod-style validation (400 "Bad Request Exception" + errors[]) ----------------------
 
 
-def _received(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _object(value: Any, prop: str = "body") -> dict[str, Any]:
-    if not isinstance(value, dict):
-        field_error(prop, f"Expected object, received {_received(value)}")
-    return value
-
-
-def _string(body: dict[str, Any], prop: str, *, required: bool = False) -> str | None:
-    value = body.get(prop)
-    if value is None:
-        if required:
-            field_error(prop, "Required")
-        return None
-    if not isinstance(value, str):
-        field_error(prop, f"Expected string, received {_received(value)}")
-    return value
-
-
-def _enum(value: Any, prop: str, allowed: Sequence[str], *, required: bool = True) -> str | None:
-    if value is None:
-        if required:
-            field_error(prop, "Required")
-        return None
-    if not isinstance(value, str) or value not in allowed:
-        expected = " | ".join(f"'{a}'" for a in allowed)
-        shown = f"'{value}'" if isinstance(value, str) else _received(value)
-        field_error(prop, f"Invalid enum value. Expected {expected}, received {shown}")
-    return value
-
-
 def _date(value: Any, prop: str) -> dt.date:
     if value is None:
         field_error(prop, "Required")
@@ -181,17 +140,6 @@ def _date_range(start: Any, end: Any, names: tuple[str, str]) -> list[dt.date]:
 def _iso(ms: int) -> str:
     stamp = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _audit(
-    request: web.Request,
-    action_type: str,
-    obj_id: str,
-    name: str,
-    changes: dict[str, Any] | None = None,
-) -> None:
-    project(request).audit(action_type, obj_id, name, changes=changes, now_ms=now_ms(request))
-    mark_applied(request)
 
 
 # -- sources --------------------------------------------------------------------------
@@ -228,13 +176,13 @@ def _find_source(proj: Project, source_type: str, dataset: str, name: str | None
 
 def _locator(request: web.Request) -> tuple[str, str, str | None]:
     query = request.rel_url.query
-    source_type = _enum(query.get("type"), "type", SOURCE_TYPES)
-    dataset = _enum(query.get("dataset"), "dataset", (*DATASETS, "Exposures"))
+    source_type = enum_field(query.get("type"), "type", SOURCE_TYPES)
+    dataset = enum_field(query.get("dataset"), "dataset", (*DATASETS, "Exposures"))
     return str(source_type), str(dataset), query.get("source_name")
 
 
 def _column_mapping(value: Any, dataset: str) -> dict[str, Any]:
-    mapping = _object(value, "column_mapping")
+    mapping = object_value(value, "column_mapping")
     kind = "Exposures" if dataset in ("Exposures", "export_exposures") else dataset
     for key in _MAPPING_REQUIRED[kind]:
         if mapping.get(key) is None:
@@ -242,26 +190,26 @@ def _column_mapping(value: Any, dataset: str) -> dict[str, Any]:
     for key, item in mapping.items():
         prop = f"column_mapping.{key}"
         if key in _MAPPING_OBJECTS:
-            for sub, column in _object(item, prop).items():
+            for sub, column in object_value(item, prop).items():
                 if not isinstance(column, str):
-                    field_error(f"{prop}.{sub}", f"Expected string, received {_received(column)}")
+                    field_error(f"{prop}.{sub}", f"Expected string, received {json_type(column)}")
         elif not isinstance(item, str):
-            field_error(prop, f"Expected string, received {_received(item)}")
+            field_error(prop, f"Expected string, received {json_type(item)}")
     return dict(mapping)
 
 
 def _source_body(body: dict[str, Any], *, creating: bool) -> tuple[str, dict[str, Any]]:
     """Validate a create/update body; returns the type and the fields it sets."""
-    dataset = str(_enum(body.get("dataset"), "dataset", CREATE_DATASETS))
-    source_type = str(_enum(body.get("type"), "type", SOURCE_TYPES))
+    dataset = str(enum_field(body.get("dataset"), "dataset", CREATE_DATASETS))
+    source_type = str(enum_field(body.get("type"), "type", SOURCE_TYPES))
     fields: dict[str, Any] = {"dataset": dataset}
-    name = _string(body, "source_name", required=creating)
+    name = string_field(body, "source_name", required=creating, nullable=True)
     if name is not None:
         if not name.strip():
             field_error("source_name", "String must contain at least 1 character(s)")
         fields["source_name"] = name
     for prop in _SOURCE_FIELDS:
-        value = _string(body, prop)
+        value = string_field(body, prop, nullable=True)
         if value is not None:
             fields[prop] = value
     if body.get("column_mapping") is not None:
@@ -272,7 +220,7 @@ def _source_body(body: dict[str, Any], *, creating: bool) -> tuple[str, dict[str
         fields["use_delta_sharing"] = True
     enabled = body.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
-        field_error("enabled", f"Expected boolean, received {_received(enabled)}")
+        field_error("enabled", f"Expected boolean, received {json_type(enabled)}")
     if enabled is not None:
         fields["enabled"] = enabled
     return source_type, fields
@@ -287,7 +235,7 @@ async def get_ingestion(request: web.Request) -> web.Response:
 
 async def create_ingestion(request: web.Request) -> web.Response:
     """``POST /ingestion`` (200): a new source; 400 if the name is taken for that dataset."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     source_type, fields = _source_body(body, creating=True)
     proj = project(request)
     dataset, name = fields["dataset"], fields["source_name"]
@@ -307,13 +255,13 @@ async def create_ingestion(request: web.Request) -> web.Response:
         "data": {**fields, "createdTime": ts, "lastModifiedTime": ts},
     }
     _sources(proj)[source_id] = source
-    _audit(request, "ingestion_source_create", source_id, name)
+    audit(request, "ingestion_source_create", source_id, name)
     return ok(source, "Ingestion created successfully.")
 
 
 async def update_ingestion(request: web.Request) -> web.Response:
     """``PATCH /ingestion``: change the given fields of the source the body names."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     source_type, fields = _source_body(body, creating=False)
     proj = project(request)
     source = _find_source(proj, source_type, fields["dataset"], fields.get("source_name"))
@@ -329,7 +277,7 @@ async def update_ingestion(request: web.Request) -> web.Response:
             changes[key] = {"old": clone(data.get(key)), "new": clone(value)}
         data[key] = value
     data["lastModifiedTime"] = now_ms(request)
-    _audit(request, "ingestion_source_update", source["id"], str(data["source_name"]), changes)
+    audit(request, "ingestion_source_update", source["id"], str(data["source_name"]), changes)
     return ok(source, "Ingestion updated successfully.")
 
 
@@ -339,7 +287,7 @@ async def delete_ingestion(request: web.Request) -> web.Response:
     proj = project(request)
     source = _find_source(proj, source_type, dataset, name)
     del _sources(proj)[source["id"]]
-    _audit(request, "ingestion_source_delete", source["id"], str(source["data"]["source_name"]))
+    audit(request, "ingestion_source_delete", source["id"], str(source["data"]["source_name"]))
     return ok(source, "Ingestion deleted successfully.")
 
 
@@ -356,18 +304,18 @@ def _new_run_id(proj: Project) -> str:
 
 async def backfill(request: web.Request) -> web.Response:
     """``POST /ingestion/backfill``: enqueue a run over the given dates and sources."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     dates = _date_range(
         body.get("datestamp_start"), body.get("datestamp_end"), ("datestamp_start", "datestamp_end")
     )
-    source_type = str(_enum(body.get("type"), "type", SOURCE_TYPES))
-    dataset = str(_enum(body.get("dataset"), "dataset", DATASETS))
+    source_type = str(enum_field(body.get("type"), "type", SOURCE_TYPES))
+    dataset = str(enum_field(body.get("dataset"), "dataset", DATASETS))
     raw = body.get("source")
     wanted = [raw] if isinstance(raw, str) else raw
     if wanted is not None and (
         not isinstance(wanted, list) or not all(isinstance(s, str) for s in wanted)
     ):
-        field_error("source", f"Expected string or array of strings, received {_received(raw)}")
+        field_error("source", f"Expected string or array of strings, received {json_type(raw)}")
     proj = project(request)
     known = [str(s["data"]["source_name"]) for s in _matching(proj, source_type, dataset, None)]
     unknown = [s for s in wanted or () if s not in known]
@@ -405,7 +353,7 @@ async def backfill(request: web.Request) -> web.Response:
         ],
     }
     proj.store("ingestion_runs")[run_id] = run
-    _audit(
+    audit(
         request,
         "ingestion_backfill",
         run_id,
@@ -417,15 +365,15 @@ async def backfill(request: web.Request) -> web.Response:
 
 async def connect_databricks(request: web.Request) -> web.Response:
     """``POST /ingestion/connection/databricks``: store the connection (never its token)."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     for prop in ("token", "host", "path"):
-        value = _string(body, prop, required=True)
+        value = string_field(body, prop, required=True, nullable=True)
         if not value:
             field_error(prop, "String must contain at least 1 character(s)")
-    credentials = _string(body, "deltaSharingCredentials")
+    credentials = string_field(body, "deltaSharingCredentials", nullable=True)
     verified = body.get("verified", False)
     if not isinstance(verified, bool):
-        field_error("verified", f"Expected boolean, received {_received(verified)}")
+        field_error("verified", f"Expected boolean, received {json_type(verified)}")
     proj = project(request)
     connection_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"statsig:{proj.id}:connection:databricks"))
     connection = {
@@ -440,13 +388,13 @@ async def connect_databricks(request: web.Request) -> web.Response:
         },
     }
     proj.settings.setdefault("ingestion_connections", {})["databricks"] = connection
-    _audit(request, "ingestion_connection_update", connection_id, "databricks")
+    audit(request, "ingestion_connection_update", connection_id, "databricks")
     return ok(connection, "Ingestion databricks connection created successfully.")
 
 
 async def get_schedule(request: web.Request) -> web.Response:
     """``GET /ingestion/schedule?dataset``: the daily hour (PST) the dataset is imported."""
-    dataset = str(_enum(request.rel_url.query.get("dataset"), "dataset", DATASETS))
+    dataset = str(enum_field(request.rel_url.query.get("dataset"), "dataset", DATASETS))
     hours = project(request).settings.get("ingestion_schedule") or {}
     data = {"dataset": dataset, "scheduled_hour_pst": hours.get(dataset, DEFAULT_SCHEDULED_HOUR)}
     return ok(data, "Ingestion schedule read successfully.")
@@ -454,17 +402,17 @@ async def get_schedule(request: web.Request) -> web.Response:
 
 async def set_schedule(request: web.Request) -> web.Response:
     """``POST /ingestion/schedule``: set the hour (0–23, default 10) for one dataset."""
-    body = _object(await read_body(request))
-    dataset = str(_enum(body.get("dataset"), "dataset", DATASETS))
+    body = object_value(await read_body(request), "body")
+    dataset = str(enum_field(body.get("dataset"), "dataset", DATASETS))
     hour = body.get("scheduled_hour_pst", DEFAULT_SCHEDULED_HOUR)
     if isinstance(hour, bool) or not isinstance(hour, int | float):
-        field_error("scheduled_hour_pst", f"Expected number, received {_received(hour)}")
+        field_error("scheduled_hour_pst", f"Expected number, received {json_type(hour)}")
     if not 0 <= hour < 24:
         field_error("scheduled_hour_pst", "scheduled_hour_pst must be between 0 and 23")
     hours = project(request).settings.setdefault("ingestion_schedule", {})
     old = hours.get(dataset, DEFAULT_SCHEDULED_HOUR)
     hours[dataset] = hour
-    _audit(
+    audit(
         request,
         "ingestion_schedule_update",
         dataset,
@@ -529,12 +477,12 @@ async def list_status(request: web.Request) -> web.Response:
         for d in _date_range(query.get("startDate"), query.get("endDate"), ("startDate", "endDate"))
     }
     source = query.get("source")
-    dataset = _enum(query.get("dataset"), "dataset", DATASETS, required=False)
+    dataset = enum_field(query.get("dataset"), "dataset", DATASETS, required=False)
     wanted = set(query.getall("statuses", []))
     if query.get("status") is not None:
         wanted.add(query["status"])
     for index, value in enumerate(sorted(wanted)):
-        _enum(value, f"statuses[{index}]", INGESTION_STATUSES)
+        enum_field(value, f"statuses[{index}]", INGESTION_STATUSES)
     proj = project(request)
     rows = [
         row

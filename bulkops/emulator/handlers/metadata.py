@@ -20,9 +20,8 @@ from ..http import (
     GENERIC_400,
     PREFIX,
     api_error,
+    audit,
     clone,
-    mark_applied,
-    now_ms,
     ok,
     ok_page,
     project,
@@ -42,17 +41,6 @@ _ASSIGNABLE = {
     "dynamicConfigs": ("dynamic_configs", "Dynamic configs"),
     "experiments": ("experiments", "Experiments"),
 }
-
-
-def _applied(
-    request: web.Request,
-    action_type: str,
-    obj_id: str,
-    name: str,
-    changes: dict[str, Any] | None = None,
-) -> None:
-    mark_applied(request)
-    project(request).audit(action_type, obj_id, name, changes=changes, now_ms=now_ms(request))
 
 
 def _string(
@@ -147,7 +135,7 @@ async def create_tag(request: web.Request) -> web.Response:
         "isCore": bool(body.get("isCore", False)),
     }
     project(request).store("tags")[tag_id] = tag
-    _applied(request, "tag_create", tag_id, name)
+    audit(request, "tag_create", tag_id, name)
     return ok(tag, "Tag created successfully")
 
 
@@ -176,7 +164,7 @@ async def update_tag(request: web.Request) -> web.Response:
         old_name = tag["name"]
         for key, change in changes.items():
             tag[key] = change["new"]
-        _applied(request, "tag_edit", tag["id"], tag["name"], changes)
+        audit(request, "tag_edit", tag["id"], tag["name"], changes)
         if "name" in changes:
             _rename_references(request, "tags", old_name, tag["name"])
     return ok(tag, "Tag updated successfully")
@@ -186,7 +174,7 @@ async def delete_tag(request: web.Request) -> web.Response:
     """``DELETE /tags/{id}``: the tag is also removed from every config."""
     tag = _tag(request)
     del project(request).store("tags")[tag["id"]]
-    _applied(request, "tag_delete", tag["id"], tag["name"])
+    audit(request, "tag_delete", tag["id"], tag["name"])
     _rename_references(request, "tags", tag["name"], None)
     return ok(message="Tag deleted successfully", with_data=False)
 
@@ -260,7 +248,7 @@ async def create_target_app(request: web.Request) -> web.Response:
     app_id = name if name not in store else new_base_id()
     app = {"id": app_id, "name": name, "description": description}
     store[app_id] = app
-    _applied(request, "create_customer_app", app_id, name)
+    audit(request, "create_customer_app", app_id, name)
     _assign(request, pairs, [name])
     return ok(app, "Target app created successfully.")
 
@@ -307,7 +295,7 @@ async def update_target_app(request: web.Request) -> web.Response:
         old_name = app["name"]
         for key, change in changes.items():
             app[key] = change["new"]
-        _applied(request, "edit_target_app", app["id"], app["name"], changes)
+        audit(request, "edit_target_app", app["id"], app["name"], changes)
         if "name" in changes:
             _rename_references(request, "targetApps", old_name, app["name"])
     return ok(message="Target apps updated successfully.", with_data=False)
@@ -317,7 +305,7 @@ async def delete_target_app(request: web.Request) -> web.Response:
     """``DELETE /target_app/{id}``: also removed from every config."""
     app = _target_app(request)
     del project(request).store("target_apps")[app["id"]]
-    _applied(request, "delete_target_app", app["id"], app["name"])
+    audit(request, "delete_target_app", app["id"], app["name"])
     _rename_references(request, "targetApps", app["name"], None)
     return ok(message="Target app deleted successfully", with_data=False)
 
@@ -358,7 +346,7 @@ async def create_unit_id_type(request: web.Request) -> web.Response:
         api_error(400, "Name is already in use")
     unit = {"name": name, "description": body.get("description") or ""}
     store[name] = unit
-    _applied(request, "company_ID_type_add", name, name)
+    audit(request, "company_ID_type_add", name, name)
     return ok(unit, "Unit ID Type created successfully.", status=201)
 
 
@@ -375,7 +363,7 @@ async def update_unit_id_type(request: web.Request) -> web.Response:
     if unit.get("description") != body["description"]:
         changes = {"description": {"old": unit.get("description"), "new": body["description"]}}
         unit["description"] = body["description"]
-        _applied(request, "company_ID_type_edit", unit["name"], unit["name"], changes)
+        audit(request, "company_ID_type_edit", unit["name"], unit["name"], changes)
     return ok(unit, "Unit ID Type updated successfully.")
 
 
@@ -383,7 +371,7 @@ async def delete_unit_id_type(request: web.Request) -> web.Response:
     """``DELETE /unit_id_types/{id}``."""
     unit = _unit_id_type(request)
     del project(request).store("unit_id_types")[unit["name"]]
-    _applied(request, "company_ID_type_delete", unit["name"], unit["name"])
+    audit(request, "company_ID_type_delete", unit["name"], unit["name"])
     return ok(message="Unit ID Type deleted successfully.", with_data=False)
 
 
@@ -446,7 +434,7 @@ async def update_environments(request: web.Request) -> web.Response:
     if envs != proj.environments:
         changes = {"environments": {"old": clone(proj.environments), "new": clone(envs)}}
         proj.environments = envs
-        _applied(request, "company_environments_edit", proj.id, proj.name, changes)
+        audit(request, "company_environments_edit", proj.id, proj.name, changes)
     return ok({"environments": clone(envs)}, "Environments updated successfully.")
 
 
@@ -498,7 +486,7 @@ async def update_project_settings(request: web.Request) -> web.Response:
     after = _project_settings(request)
     if after != before:
         changes = {k: {"old": before.get(k), "new": after.get(k)} for k in after.keys() | before}
-        _applied(request, "company_basic_info_edit", proj.id, proj.name, changes)
+        audit(request, "company_basic_info_edit", proj.id, proj.name, changes)
     return ok(after, "Settings updated successfully.")
 
 
