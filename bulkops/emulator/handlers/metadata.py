@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -89,23 +91,98 @@ def _rename_references(request: web.Request, field: str, old: str, new: str | No
             )
 
 
+# -- tags and target apps: named objects that configs list by name ----------------------
+
+
+@dataclass(frozen=True)
+class _Named:
+    """Tags or target apps: what their update and delete do differently."""
+
+    kind: str  # the store
+    label: str  # as in "<label> not found."
+    field: str  # the config field listing them by name
+    keys: tuple[str, ...]  # the fields an update may change
+    actions: tuple[str, str]  # audit actionType of an update, of a delete
+    updated: str  # the update's message
+    deleted: str  # the delete's message
+    answer_updated: bool  # whether the update answers with the object
+
+
+def _find(kind: _Named, request: web.Request, key: str) -> dict[str, Any] | None:
+    store = project(request).store(kind.kind)
+    return store.get(key) or next((o for o in store.values() if o.get("name") == key), None)
+
+
+def _named(kind: _Named, request: web.Request) -> dict[str, Any]:
+    """The object named by ``{id}``: its id or, as a convenience, its name."""
+    obj = _find(kind, request, request.match_info["id"])
+    if obj is None:
+        api_error(404, f"{kind.label} not found.")
+    return obj
+
+
+def _name_taken(kind: _Named, request: web.Request, name: str, but: str | None = None) -> bool:
+    return any(
+        o.get("name") == name and o["id"] != but for o in project(request).store(kind.kind).values()
+    )
+
+
+async def read_named(kind: _Named, message: str, request: web.Request) -> web.Response:
+    """``GET /tags/{id}`` or ``GET /target_app/{id}`` (id or name)."""
+    return ok(_named(kind, request), message)
+
+
+async def update_named(kind: _Named, request: web.Request) -> web.Response:
+    """``PATCH /tags/{id}`` or ``/target_app/{id}``: a rename follows into the configs."""
+    body = require_fields(await read_body(request))
+    if "name" in body:
+        _string(body, "name", min_len=1, max_len=100)
+    if "description" in body:
+        _string(body, "description", max_len=1000)
+    if "isCore" in kind.keys:
+        _check_is_core(body)
+    obj = _named(kind, request)
+    if "name" in body and _name_taken(kind, request, body["name"], but=obj["id"]):
+        api_error(400, "Name is already in use")
+    changes: dict[str, Any] = {
+        k: {"old": obj.get(k), "new": body[k]}
+        for k in kind.keys
+        if k in body and body[k] != obj.get(k)
+    }
+    if changes:
+        old_name = obj["name"]
+        for key, change in changes.items():
+            obj[key] = change["new"]
+        audit(request, kind.actions[0], obj["id"], obj["name"], changes)
+        if "name" in changes:
+            _rename_references(request, kind.field, old_name, obj["name"])
+    if kind.answer_updated:
+        return ok(obj, kind.updated)
+    return ok(message=kind.updated, with_data=False)
+
+
+async def delete_named(kind: _Named, request: web.Request) -> web.Response:
+    """``DELETE /tags/{id}`` or ``/target_app/{id}``: also removed from every config."""
+    obj = _named(kind, request)
+    del project(request).store(kind.kind)[obj["id"]]
+    audit(request, kind.actions[1], obj["id"], obj["name"])
+    _rename_references(request, kind.field, obj["name"], None)
+    return ok(message=kind.deleted, with_data=False)
+
+
 # -- tags ---------------------------------------------------------------------------------
 
 
-def _tag(request: web.Request) -> dict[str, Any]:
-    """The tag named by ``{id}``: its id or, as a convenience, its name."""
-    key = request.match_info["id"]
-    store = project(request).store("tags")
-    tag = store.get(key) or next((t for t in store.values() if t.get("name") == key), None)
-    if tag is None:
-        api_error(404, "Tag not found.")
-    return tag
-
-
-def _tag_name_taken(request: web.Request, name: str, but: str | None = None) -> bool:
-    return any(
-        t.get("name") == name and t["id"] != but for t in project(request).store("tags").values()
-    )
+TAGS = _Named(
+    kind="tags",
+    label="Tag",
+    field="tags",
+    keys=("name", "description", "isCore"),
+    actions=("tag_edit", "tag_delete"),
+    updated="Tag updated successfully",
+    deleted="Tag deleted successfully",
+    answer_updated=True,
+)
 
 
 def _check_is_core(body: dict[str, Any]) -> None:
@@ -125,7 +202,7 @@ async def create_tag(request: web.Request) -> web.Response:
     name = _string(body, "name", min_len=1, max_len=100)
     description = _string(body, "description", max_len=1000)
     _check_is_core(body)
-    if _tag_name_taken(request, name):
+    if _name_taken(TAGS, request, name):
         api_error(400, "Name is already in use")
     tag_id = new_base_id()
     tag: dict[str, Any] = {
@@ -139,59 +216,19 @@ async def create_tag(request: web.Request) -> web.Response:
     return ok(tag, "Tag created successfully")
 
 
-async def get_tag(request: web.Request) -> web.Response:
-    """``GET /tags/{id}`` (tag id or name)."""
-    return ok(_tag(request), "Tag read successfully")
-
-
-async def update_tag(request: web.Request) -> web.Response:
-    """``PATCH /tags/{id}``: change name, description or isCore; a rename follows into configs."""
-    body = require_fields(await read_body(request))
-    if "name" in body:
-        _string(body, "name", min_len=1, max_len=100)
-    if "description" in body:
-        _string(body, "description", max_len=1000)
-    _check_is_core(body)
-    tag = _tag(request)
-    if "name" in body and _tag_name_taken(request, body["name"], but=tag["id"]):
-        api_error(400, "Name is already in use")
-    changes: dict[str, Any] = {
-        k: {"old": tag[k], "new": body[k]}
-        for k in ("name", "description", "isCore")
-        if k in body and body[k] != tag[k]
-    }
-    if changes:
-        old_name = tag["name"]
-        for key, change in changes.items():
-            tag[key] = change["new"]
-        audit(request, "tag_edit", tag["id"], tag["name"], changes)
-        if "name" in changes:
-            _rename_references(request, "tags", old_name, tag["name"])
-    return ok(tag, "Tag updated successfully")
-
-
-async def delete_tag(request: web.Request) -> web.Response:
-    """``DELETE /tags/{id}``: the tag is also removed from every config."""
-    tag = _tag(request)
-    del project(request).store("tags")[tag["id"]]
-    audit(request, "tag_delete", tag["id"], tag["name"])
-    _rename_references(request, "tags", tag["name"], None)
-    return ok(message="Tag deleted successfully", with_data=False)
-
-
 # -- target apps ----------------------------------------------------------------------------
 
 
-def _find_target_app(request: web.Request, key: str) -> dict[str, Any] | None:
-    store = project(request).store("target_apps")
-    return store.get(key) or next((a for a in store.values() if a.get("name") == key), None)
-
-
-def _target_app(request: web.Request) -> dict[str, Any]:
-    app = _find_target_app(request, request.match_info["id"])
-    if app is None:
-        api_error(404, "Target app not found.")
-    return app
+TARGET_APPS = _Named(
+    kind="target_apps",
+    label="Target app",
+    field="targetApps",
+    keys=("name", "description"),
+    actions=("edit_target_app", "delete_target_app"),
+    updated="Target apps updated successfully.",
+    deleted="Target app deleted successfully",
+    answer_updated=False,
+)
 
 
 def _assignments(request: web.Request, body: dict[str, Any]) -> list[tuple[str, str]]:
@@ -259,55 +296,13 @@ async def assign_target_apps(request: web.Request) -> web.Response:
     keys = _string_list(body, "targetApps")
     if not keys:
         field_error("targetApps", "Array must contain at least 1 element(s)")
-    apps = [(k, _find_target_app(request, k)) for k in keys]
+    apps = [(k, _find(TARGET_APPS, request, k)) for k in keys]
     missing = [k for k, app in apps if app is None]
     if missing:
         api_error(404, f"Target apps with IDs [{', '.join(missing)}] do not exist")
     pairs = _assignments(request, body)
     _assign(request, pairs, [str(app["name"]) for _, app in apps if app is not None])
     return ok(message="Target apps updated successfully.", with_data=False)
-
-
-async def get_target_app(request: web.Request) -> web.Response:
-    """``GET /target_app/{id}`` (id or name)."""
-    return ok(_target_app(request), "Target app read successfully.")
-
-
-async def update_target_app(request: web.Request) -> web.Response:
-    """``PATCH /target_app/{id}``: rename or re-describe; a rename follows into configs."""
-    body = require_fields(await read_body(request))
-    if "name" in body:
-        _string(body, "name", min_len=1, max_len=100)
-    if "description" in body:
-        _string(body, "description", max_len=1000)
-    app = _target_app(request)
-    if "name" in body and any(
-        a.get("name") == body["name"] and a["id"] != app["id"]
-        for a in project(request).store("target_apps").values()
-    ):
-        api_error(400, "Name is already in use")
-    changes: dict[str, Any] = {
-        k: {"old": app.get(k), "new": body[k]}
-        for k in ("name", "description")
-        if k in body and body[k] != app.get(k)
-    }
-    if changes:
-        old_name = app["name"]
-        for key, change in changes.items():
-            app[key] = change["new"]
-        audit(request, "edit_target_app", app["id"], app["name"], changes)
-        if "name" in changes:
-            _rename_references(request, "targetApps", old_name, app["name"])
-    return ok(message="Target apps updated successfully.", with_data=False)
-
-
-async def delete_target_app(request: web.Request) -> web.Response:
-    """``DELETE /target_app/{id}``: also removed from every config."""
-    app = _target_app(request)
-    del project(request).store("target_apps")[app["id"]]
-    audit(request, "delete_target_app", app["id"], app["name"])
-    _rename_references(request, "targetApps", app["name"], None)
-    return ok(message="Target app deleted successfully", with_data=False)
 
 
 # -- unit id types (errors are 400, as the spec documents) ------------------------------------
@@ -565,15 +560,18 @@ async def list_audit_logs(request: web.Request) -> web.Response:
 routes = [
     web.get(f"{PREFIX}/tags", list_tags),
     web.post(f"{PREFIX}/tags", create_tag),
-    web.get(f"{PREFIX}/tags/{{id}}", get_tag),
-    web.patch(f"{PREFIX}/tags/{{id}}", update_tag),
-    web.delete(f"{PREFIX}/tags/{{id}}", delete_tag),
+    web.get(f"{PREFIX}/tags/{{id}}", partial(read_named, TAGS, "Tag read successfully")),
+    web.patch(f"{PREFIX}/tags/{{id}}", partial(update_named, TAGS)),
+    web.delete(f"{PREFIX}/tags/{{id}}", partial(delete_named, TAGS)),
     web.get(f"{PREFIX}/target_app", list_target_apps),
     web.post(f"{PREFIX}/target_app", create_target_app),
     web.patch(f"{PREFIX}/target_app", assign_target_apps),
-    web.get(f"{PREFIX}/target_app/{{id}}", get_target_app),
-    web.patch(f"{PREFIX}/target_app/{{id}}", update_target_app),
-    web.delete(f"{PREFIX}/target_app/{{id}}", delete_target_app),
+    web.get(
+        f"{PREFIX}/target_app/{{id}}",
+        partial(read_named, TARGET_APPS, "Target app read successfully."),
+    ),
+    web.patch(f"{PREFIX}/target_app/{{id}}", partial(update_named, TARGET_APPS)),
+    web.delete(f"{PREFIX}/target_app/{{id}}", partial(delete_named, TARGET_APPS)),
     web.get(f"{PREFIX}/unit_id_types", list_unit_id_types),
     web.post(f"{PREFIX}/unit_id_types", create_unit_id_type),
     web.get(f"{PREFIX}/unit_id_types/{{id}}", get_unit_id_type),

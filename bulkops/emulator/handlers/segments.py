@@ -16,6 +16,7 @@ it as an optional optimistic-concurrency check.
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -53,6 +54,7 @@ MAX_USER_STORE_IDS = 1000
 _NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_\- ]*$")
 _ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]*$")
 _KIND = "segments"
+_USER_STORE = "user_store_id_list"
 
 
 def _segment(request: web.Request) -> dict[str, Any]:
@@ -108,10 +110,6 @@ def _check_version(segment: dict[str, Any], version: Any) -> None:
             "version",
             f"ID list version {version:g} does not match the current version {current}",
         )
-
-
-def _set_count(segment: dict[str, Any], ids: dict[str, None]) -> None:
-    segment["count"] = len(ids)
 
 
 async def list_segments(request: web.Request) -> web.Response:
@@ -224,24 +222,6 @@ async def get_id_list(request: web.Request) -> web.Response:
     return web.json_response({"message": "IDs read successfully", "data": data, "pagination": meta})
 
 
-async def add_to_id_list(request: web.Request) -> web.Response:
-    """``PATCH /segments/{id}/id_list``: add ids (≤100,000 per request)."""
-    ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
-    segment = _segment(request)
-    _require_type(segment, "id_list")
-    _add(request, segment, ids)
-    return ok(message="IDs successfully added to Segment ID List", with_data=False)
-
-
-async def remove_from_id_list(request: web.Request) -> web.Response:
-    """``DELETE /segments/{id}/id_list`` with body ``{ids}``: remove ids."""
-    ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
-    segment = _segment(request)
-    _require_type(segment, "id_list")
-    _remove(request, segment, ids)
-    return ok(message="IDs successfully removed from Segment ID List", with_data=False)
-
-
 async def reset_id_list(request: web.Request) -> web.Response:
     """``POST /segments/{id}/id_list/reset``: the id list becomes exactly ``ids``."""
     ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
@@ -249,16 +229,8 @@ async def reset_id_list(request: web.Request) -> web.Response:
     _require_type(segment, "id_list")
     current = _id_list(request, segment)
     if list(current) != ids:
-        before = len(current)
         project(request).id_lists[str(segment["id"])] = dict.fromkeys(ids)
-        _set_count(segment, project(request).id_lists[str(segment["id"])])
-        record_change(
-            request,
-            _KIND,
-            segment,
-            "ID_list_update",
-            changes={"count": {"old": before, "new": len(ids)}},
-        )
+        _record_count(request, segment, len(current), {})
     return ok(message="Segment Reset reset successfully.", with_data=False)
 
 
@@ -270,59 +242,38 @@ async def id_list_metadata(request: web.Request) -> web.Response:
     return ok(data, "ID List metadata read successfully")
 
 
-async def add_user_store_ids(request: web.Request) -> web.Response:
-    """``PATCH /segments/{id}/add_ids``: user-store lists only, ≤1000 ids, optional version."""
-    ids, version = _ids(await read_body(request), MAX_USER_STORE_IDS, with_version=True)
+async def change_ids(seg_type: str, adding: bool, request: web.Request) -> web.Response:
+    """Add or remove ids: ``PATCH``/``DELETE /segments/{id}/id_list`` (``id_list`` segments,
+    ≤100,000 ids) or ``PATCH …/add_ids``/``…/remove_ids`` (``user_store_id_list``, ≤1000
+    ids, optional ``version``)."""
+    user_store = seg_type == "user_store_id_list"
+    limit = MAX_USER_STORE_IDS if user_store else MAX_ID_LIST_IDS
+    ids, version = _ids(await read_body(request), limit, with_version=user_store)
     segment = _segment(request)
-    _require_type(segment, "user_store_id_list")
+    _require_type(segment, seg_type)
     _check_version(segment, version)
-    _add(request, segment, ids)
-    return ok(message="IDs successfully added to Segment ID List", with_data=False)
-
-
-async def remove_user_store_ids(request: web.Request) -> web.Response:
-    """``PATCH /segments/{id}/remove_ids``: user-store lists only, ≤1000 ids, optional version."""
-    ids, version = _ids(await read_body(request), MAX_USER_STORE_IDS, with_version=True)
-    segment = _segment(request)
-    _require_type(segment, "user_store_id_list")
-    _check_version(segment, version)
-    _remove(request, segment, ids)
-    return ok(message="IDs successfully removed from Segment ID List", with_data=False)
-
-
-def _add(request: web.Request, segment: dict[str, Any], ids: list[str]) -> None:
     current = _id_list(request, segment)
-    new = [i for i in ids if i not in current]
-    if not new:
-        return
-    before = len(current)
-    current.update(dict.fromkeys(new))
-    _set_count(segment, current)
-    record_change(
-        request,
-        _KIND,
-        segment,
-        "ID_list_update",
-        changes={"count": {"old": before, "new": len(current)}, "added": len(new)},
-    )
+    changed = [i for i in ids if (i in current) != adding]
+    if changed:
+        before = len(current)
+        for value in changed:
+            if adding:
+                current[value] = None
+            else:
+                del current[value]
+        _record_count(request, segment, before, {"added" if adding else "removed": len(changed)})
+    verb = "added to" if adding else "removed from"
+    return ok(message=f"IDs successfully {verb} Segment ID List", with_data=False)
 
 
-def _remove(request: web.Request, segment: dict[str, Any], ids: list[str]) -> None:
-    current = _id_list(request, segment)
-    gone = [i for i in ids if i in current]
-    if not gone:
-        return
-    before = len(current)
-    for value in gone:
-        del current[value]
-    _set_count(segment, current)
-    record_change(
-        request,
-        _KIND,
-        segment,
-        "ID_list_update",
-        changes={"count": {"old": before, "new": len(current)}, "removed": len(gone)},
-    )
+def _record_count(
+    request: web.Request, segment: dict[str, Any], before: int, extra: dict[str, Any]
+) -> None:
+    """Set the segment's ``count`` from its id list and record the change."""
+    ids = _id_list(request, segment)
+    segment["count"] = len(ids)
+    changes = {"count": {"old": before, "new": len(ids)}, **extra}
+    record_change(request, _KIND, segment, "ID_list_update", changes=changes)
 
 
 routes = [
@@ -333,10 +284,10 @@ routes = [
     web.put(f"{PREFIX}/segments/{{id}}/archive", archive_segment),
     web.post(f"{PREFIX}/segments/{{id}}/conditional", set_segment_rules),
     web.get(f"{PREFIX}/segments/{{id}}/id_list", get_id_list),
-    web.patch(f"{PREFIX}/segments/{{id}}/id_list", add_to_id_list),
-    web.delete(f"{PREFIX}/segments/{{id}}/id_list", remove_from_id_list),
+    web.patch(f"{PREFIX}/segments/{{id}}/id_list", partial(change_ids, "id_list", True)),
+    web.delete(f"{PREFIX}/segments/{{id}}/id_list", partial(change_ids, "id_list", False)),
     web.post(f"{PREFIX}/segments/{{id}}/id_list/reset", reset_id_list),
     web.get(f"{PREFIX}/segments/{{id}}/idlist_metadata", id_list_metadata),
-    web.patch(f"{PREFIX}/segments/{{id}}/add_ids", add_user_store_ids),
-    web.patch(f"{PREFIX}/segments/{{id}}/remove_ids", remove_user_store_ids),
+    web.patch(f"{PREFIX}/segments/{{id}}/add_ids", partial(change_ids, _USER_STORE, True)),
+    web.patch(f"{PREFIX}/segments/{{id}}/remove_ids", partial(change_ids, _USER_STORE, False)),
 ]
