@@ -374,51 +374,36 @@ async def schedule_start(request: web.Request) -> web.Response:
     return ok(message="Successfully scheduled experiment start", with_data=False)
 
 
-async def make_decision(request: web.Request) -> web.Response:
-    """``PUT /experiments/{id}/make_decision`` ("finish early"): ship group ``id``."""
+async def finish_experiment(ship: bool, request: web.Request) -> web.Response:
+    """``PUT /experiments/{id}/make_decision`` ("finish early": ship group ``id``) or
+    ``PUT …/abandon`` (no group ships): active → decision_made or abandoned."""
     experiment = experiment_or_404(request)
+    fields = {"decisionReason": _STR, "removeTargeting": _BOOL}
     body = validate_fields(
         await read_body(request),
-        {"id": _STR, "decisionReason": _STR, "removeTargeting": _BOOL},
-        required=("id", "decisionReason"),
+        {"id": _STR, **fields} if ship else fields,
+        required=("id", "decisionReason") if ship else ("decisionReason",),
     )
     _require_status(experiment, "active")
-    group = find_group(experiment, body["id"])
-    if group is None:
-        field_error("id", f"Group {body['id']} is not a group of experiment {experiment['id']}")
+    launched = None
+    if ship:
+        group = find_group(experiment, body["id"])
+        if group is None:
+            field_error("id", f"Group {body['id']} is not a group of experiment {experiment['id']}")
+        launched = group["id"]
     ts = now_ms(request)
     updates: dict[str, Any] = {
-        "status": "decision_made",
-        "launchedGroupID": group["id"],
+        "status": "decision_made" if ship else "abandoned",
+        "launchedGroupID": launched,
         "decisionReason": body["decisionReason"],
         "decisionTime": ts,
         "endTime": ts,
     }
     if body.get("removeTargeting"):
         updates["targetingGateID"] = ""
-    _transition(request, experiment, "experiment_decision_make", updates)
-    return ok(message="Decision made for Experiment.", with_data=False)
-
-
-async def abandon_experiment(request: web.Request) -> web.Response:
-    """``PUT /experiments/{id}/abandon``: active → abandoned (no group ships)."""
-    experiment = experiment_or_404(request)
-    body = validate_fields(
-        await read_body(request),
-        {"decisionReason": _STR, "removeTargeting": _BOOL},
-        required=("decisionReason",),
-    )
-    _require_status(experiment, "active")
-    ts = now_ms(request)
-    updates: dict[str, Any] = {
-        "status": "abandoned",
-        "launchedGroupID": None,
-        "decisionReason": body["decisionReason"],
-        "decisionTime": ts,
-        "endTime": ts,
-    }
-    if body.get("removeTargeting"):
-        updates["targetingGateID"] = ""
+    if ship:
+        _transition(request, experiment, "experiment_decision_make", updates)
+        return ok(message="Decision made for Experiment.", with_data=False)
     _transition(request, experiment, "experiment_abandon", updates)
     return ok(message="Experiment successfully abandoned.", with_data=False)
 
@@ -570,8 +555,8 @@ routes = [
     web.delete(_EXPERIMENT, delete_experiment),
     web.put(f"{_EXPERIMENT}/start", start_experiment),
     web.post(f"{_EXPERIMENT}/schedule_start", schedule_start),
-    web.put(f"{_EXPERIMENT}/make_decision", make_decision),
-    web.put(f"{_EXPERIMENT}/abandon", abandon_experiment),
+    web.put(f"{_EXPERIMENT}/make_decision", partial(finish_experiment, True)),
+    web.put(f"{_EXPERIMENT}/abandon", partial(finish_experiment, False)),
     web.put(f"{_EXPERIMENT}/reset", reset_experiment),
     web.post(f"{_EXPERIMENT}/restart_as_new", restart_as_new),
     web.put(f"{_EXPERIMENT}/archive", archive_experiment),

@@ -82,16 +82,22 @@ _RULE = f"{_GATE}/rules/{{ruleID}}"
 
 GATE_TYPES = ("TEMPORARY", "PERMANENT", "STALE", "TEMPLATE")
 WRITABLE_TYPES = ("PERMANENT", "TEMPORARY")
+# "NONE", or why the service thinks the gate is stale.
 TYPE_REASONS = (
     "NONE",
-    "STALE_PROBABLY_LAUNCHED",
-    "STALE_PROBABLY_UNLAUNCHED",
-    "STALE_PROBABLY_FORGOTTEN",
-    "STALE_NO_RULES",
-    "STALE_PROBABLY_DEAD_CHECK",
-    "STALE_EMPTY_CHECKS",
-    "STALE_ALL_TRUE",
-    "STALE_ALL_FALSE",
+    *(
+        f"STALE_{reason}"
+        for reason in (
+            "PROBABLY_LAUNCHED",
+            "PROBABLY_UNLAUNCHED",
+            "PROBABLY_FORGOTTEN",
+            "NO_RULES",
+            "PROBABLY_DEAD_CHECK",
+            "EMPTY_CHECKS",
+            "ALL_TRUE",
+            "ALL_FALSE",
+        )
+    ),
 )
 RATE_BUCKETS = ("0", "100", "INBETWEEN")
 MAX_OVERRIDE_IDS = 2000
@@ -558,22 +564,17 @@ async def get_overrides(request: web.Request) -> web.Response:
 # -- rules --------------------------------------------------------------------------------
 
 
-async def add_rule(request: web.Request) -> web.Response:
-    """``POST /gates/{id}/rule``: append one rule."""
+async def add_rules(many: bool, request: web.Request) -> web.Response:
+    """``POST /gates/{id}/rule`` (one rule) or ``POST /gates/{id}/rules`` ``{rules: [...]}``."""
     gate = GATES.get(request)
-    rule = json_object(await read_body(request))
+    if many:
+        body = require_fields(await read_body(request), "rules")
+        check_types(body, {"rules": "array"})
+        given = body["rules"]
+    else:
+        given = [json_object(await read_body(request))]
     existing = clone(gate.get("rules") or [])
-    rules = _rules(request, [*existing, *versioned.fresh([rule])], str(gate["id"]), existing)
-    return versioned.replace_rules(request, GATES, gate, rules, "Gate rules added successfully.")
-
-
-async def add_rules(request: web.Request) -> web.Response:
-    """``POST /gates/{id}/rules`` ``{rules: [...]}``: append several rules."""
-    gate = GATES.get(request)
-    body = require_fields(await read_body(request), "rules")
-    check_types(body, {"rules": "array"})
-    existing = clone(gate.get("rules") or [])
-    rules = _rules(request, [*existing, *versioned.fresh(body["rules"])], str(gate["id"]), existing)
+    rules = _rules(request, [*existing, *versioned.fresh(given)], str(gate["id"]), existing)
     return versioned.replace_rules(request, GATES, gate, rules, "Gate rules added successfully.")
 
 
@@ -659,8 +660,8 @@ routes = [
     web.patch(f"{_GATE}/overrides", partial(change_overrides, "add")),
     web.delete(f"{_GATE}/overrides", partial(change_overrides, "remove")),
     web.get(f"{_GATE}/rules", partial(versioned.get_rules, GATES)),
-    web.post(f"{_GATE}/rule", add_rule),
-    web.post(f"{_GATE}/rules", add_rules),
+    web.post(f"{_GATE}/rule", partial(add_rules, False)),
+    web.post(f"{_GATE}/rules", partial(add_rules, True)),
     web.patch(f"{_GATE}/rules", update_rules),
     web.patch(_RULE, update_rule),
     web.delete(_RULE, delete_rule),
