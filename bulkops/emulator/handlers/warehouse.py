@@ -174,11 +174,13 @@ def _source_fields(
 
 
 async def list_sources(spec: Source, request: web.Request) -> web.Response:
+    """``GET /experiments/<family>``: every source of the family, paginated."""
     items = list(project(request).store(spec.kind).values())
     return ok_page(request, items, spec.messages["list"])
 
 
 async def create_source(spec: Source, request: web.Request) -> web.Response:
+    """``POST /experiments/<family>`` (201); ``dryRun`` validates without storing."""
     store = project(request).store(spec.kind)
     fields, dry_run = _source_fields(await read_body(request), spec, spec.create_required)
     if fields["name"] in store:
@@ -191,6 +193,7 @@ async def create_source(spec: Source, request: web.Request) -> web.Response:
 
 
 async def update_source(spec: Source, request: web.Request, *, full: bool) -> web.Response:
+    """``POST`` (full) or ``PATCH /experiments/<source>/{name}`` (``sql`` read-only here)."""
     store = project(request).store(spec.kind)
     current = _source_or_404(request, spec)
     body = await read_body(request)
@@ -210,10 +213,12 @@ async def update_source(spec: Source, request: web.Request, *, full: bool) -> we
 
 
 async def read_source(spec: Source, request: web.Request) -> web.Response:
+    """``GET /experiments/<source>/{name}``."""
     return ok(_source_or_404(request, spec), spec.messages["read"])
 
 
 async def delete_source(spec: Source, request: web.Request) -> web.Response:
+    """``DELETE /experiments/<source>/{name}``."""
     source = _source_or_404(request, spec)
     del project(request).store(spec.kind)[source["name"]]
     audit(request, spec.actions[2], source["name"], source["name"], {})
