@@ -23,16 +23,16 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from ..engine.quota import ID_LIST_CLASS, MUTATION_CLASS
+from ..api.paths import WRITE_METHODS
+from ..engine.quota import quota_class_for
 from ..errors import redact
-from .handlers import ROUTE_TABLES
+from .handlers import ROUTES
 from .http import APPLIED, PREFIX, PROJECT, STATE, api_error
 from .state import EmulatorState
 
@@ -42,9 +42,6 @@ FAULT_RNG = web.AppKey("fault_rng", random.Random)
 # The fault injected into this request (``quota`` when the quota rejected it); unset when none.
 FAULT = web.RequestKey("fault", str)
 API_VERSION = "20240601"
-MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Segment id-list mutations have their own quota (12/10 s and 900/15 min in the spec).
-_ID_LIST_PATH = re.compile(r"^/console/v1/segments/[^/]+/(id_list(/reset)?|add_ids|remove_ids)$")
 # What an injected ``429-retry-after`` asks the client to wait, before time scaling.
 _RETRY_AFTER_SECONDS = 2.0
 
@@ -52,10 +49,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def quota_class(method: str, path: str) -> str | None:
-    """The quota class a request spends: ``mutation``, ``id_list``, or None for reads."""
-    if method not in MUTATING:
-        return None
-    return ID_LIST_CLASS if _ID_LIST_PATH.match(path) else MUTATION_CLASS
+    """The quota class a request spends: the tool's own :func:`~bulkops.engine.quota.quota_class_for`
+    for a write (segment id lists spend ``id_list``, 12/10 s and 900/15 min in the spec), None
+    for a read."""
+    return quota_class_for(method, path) if method in WRITE_METHODS else None
 
 
 def retry_after_value(seconds: float, time_scale: float) -> str:
@@ -94,13 +91,13 @@ def _auth(request: web.Request, st: EmulatorState) -> None:
     if version not in (None, "", API_VERSION):
         api_error(400, f"Unsupported STATSIG-API-VERSION {version!r}; supported: {API_VERSION}")
     request[PROJECT] = st.projects[info.project_id]
-    if info.read_only and request.method in MUTATING:
+    if info.read_only and request.method in WRITE_METHODS:
         api_error(403, "Forbidden resource")
 
 
 def _draw_fault(request: web.Request, st: EmulatorState) -> str | None:
     faults = st.faults
-    if not faults.any or (request.method not in MUTATING and not faults.on_reads):
+    if not faults.any or (request.method not in WRITE_METHODS and not faults.on_reads):
         return None
     rng = request.app[FAULT_RNG]
     # A fixed number of draws per request, so one seed gives one sequence of faults.
@@ -263,8 +260,7 @@ def create_app(state: EmulatorState) -> web.Application:
     app = web.Application(middlewares=[_pipeline], client_max_size=64 * 1024 * 1024)
     app[STATE] = state
     app[FAULT_RNG] = random.Random(state.fault_seed)
-    for table in ROUTE_TABLES:
-        app.router.add_routes(table)
+    app.router.add_routes(ROUTES)
     app.router.add_get("/", _index)
     return app
 

@@ -6,35 +6,31 @@ snapshot is the API's own data and a seed can be written by hand.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NoReturn
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from aiohttp import web
 
-from ..api.paths import id_from_name
-from .http import GENERIC_400, api_error, now_ms, project
-from .state import new_base_id
+from .checks import field_error
+from .http import api_error, now_ms, project
+from .state import Project, new_base_id
 
 __all__ = [
     "CONDITION_KEYS",
     "CONDITION_TYPES",
+    "OVERRIDE_LISTS",
     "RULE_KEYS",
     "SEGMENT_CONDITION_TYPES",
-    "check_name",
-    "check_types",
+    "empty_list_overrides",
     "environment_names",
     "find_rule",
-    "json_type",
-    "sanitize_rules",
-    "field_error",
     "get_or_404",
-    "id_from_name",
     "new_metadata",
     "normalize_rules",
     "referenced_ids",
-    "require_fields",
     "rule_id",
+    "sanitize_rules",
+    "stored_list_overrides",
 ]
 
 CONDITION_TYPES = frozenset(
@@ -64,55 +60,18 @@ CONDITION_TYPES = frozenset(
         "target_app",
     }
 )
-SEGMENT_CONDITION_TYPES = frozenset(
-    {
-        "app_version",
-        "browser_name",
-        "browser_version",
-        "country",
-        "custom_field",
-        "email",
-        "environment_tier",
-        "fails_segment",
-        "ip_address",
-        "os_name",
-        "os_version",
-        "passes_segment",
-        "unit_id",
-        "user_id",
-    }
-)
-
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_\-. ]*$")
-ID_PATTERN = re.compile(r"^[a-zA-Z0-9_\-.]*$")
-
-
-def field_error(prop: str, message: str, status: int = 400) -> NoReturn:
-    """Raise a 400 ``Bad Request Exception`` with one ``errors[]`` entry naming ``prop``."""
-    api_error(status, "Bad Request Exception", [{"property": prop, "errorMessage": message}])
-
-
-def require_fields(body: Any, *names: str) -> dict[str, Any]:
-    """Check ``body`` is an object holding ``names``; 400 naming the first missing one."""
-    if not isinstance(body, dict):
-        api_error(
-            400, GENERIC_400, [{"property": "body", "errorMessage": "Expected a JSON object"}]
-        )
-    for name in names:
-        if body.get(name) is None:
-            field_error(name, f"{name} is required")
-    return body
-
-
-def check_name(value: Any, prop: str = "name", *, pattern: re.Pattern[str] = NAME_PATTERN) -> str:
-    """Validate a name or id: a string of 3–100 allowed characters."""
-    if not isinstance(value, str):
-        field_error(prop, f"Expected string, received {type(value).__name__}")
-    if not 3 <= len(value) <= 100:
-        field_error(prop, f"{prop} must be between 3 and 100 characters")
-    if not pattern.match(value):
-        field_error(prop, f"{prop} contains characters that are not allowed")
-    return value
+# Segment rules take every condition type but the gate, client and app ones.
+SEGMENT_CONDITION_TYPES = CONDITION_TYPES - {
+    "device_model",
+    "fails_gate",
+    "javascript",
+    "locale",
+    "passes_gate",
+    "public",
+    "target_app",
+    "time",
+    "url",
+}
 
 
 def new_metadata(
@@ -293,50 +252,6 @@ def referenced_ids(rules: Iterable[dict[str, Any]], kind: str) -> Iterator[str]:
                     yield value
 
 
-def json_type(value: Any) -> str:
-    """The JSON type name of a decoded value (``string``, ``number``, ``null``, …)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _type_matches(value: Any, expected: str) -> bool:
-    if expected.endswith("[]"):
-        return isinstance(value, list) and all(json_type(v) == expected[:-2] for v in value)
-    return json_type(value) == expected
-
-
-def check_types(body: Mapping[str, Any], types: Mapping[str, str], *, prefix: str = "") -> None:
-    """Check the JSON type of every field of ``body`` named in ``types``; 400 on the first mismatch.
-
-    A type is ``string``, ``number``, ``boolean``, ``object``, ``array`` or ``<type>[]``;
-    ``|`` separates alternatives and a trailing ``?`` also allows null
-    (``"string|string[]"``, ``"string?"``). Absent fields are not checked. ``prefix``
-    is put before the field name in the error's ``property`` (``"rules[0]."``).
-    """
-    for name, spec in types.items():
-        if name not in body:
-            continue
-        value = body[name]
-        if value is None and spec.endswith("?"):
-            continue
-        alternatives = spec.rstrip("?").split("|")
-        if not any(_type_matches(value, alt) for alt in alternatives):
-            field_error(
-                prefix + name, f"Expected {' | '.join(alternatives)}, received {json_type(value)}"
-            )
-
-
 def environment_names(request: web.Request) -> list[str]:
     """The names of the caller's project's environments (for rule validation)."""
     return [str(env.get("name")) for env in project(request).environments]
@@ -396,3 +311,19 @@ def sanitize_rules(rules: Any, extra_keys: Iterable[str] = ()) -> Any:
             ]
         out.append(clean)
     return out
+
+
+# -- gate and holdout overrides (UpdateOverridesContractDto) -----------------------------
+
+# The id lists of gate and holdout overrides, beside ``environmentOverrides``.
+OVERRIDE_LISTS = ("passingUserIDs", "failingUserIDs", "passingCustomIDs", "failingCustomIDs")
+
+
+def empty_list_overrides() -> dict[str, Any]:
+    """Gate or holdout overrides with every list empty."""
+    return {key: [] for key in OVERRIDE_LISTS} | {"environmentOverrides": []}
+
+
+def stored_list_overrides(proj: Project, kind: str, obj_id: str) -> dict[str, Any]:
+    """The overrides of ``kind/obj_id``, every list present (seeds may leave some out)."""
+    return {**empty_list_overrides(), **(proj.overrides.get(kind, {}).get(obj_id) or {})}

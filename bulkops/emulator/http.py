@@ -4,7 +4,7 @@ Handlers read the caller's project with :func:`project`, parse bodies with
 :func:`read_body`, answer with :func:`ok` / :func:`ok_page`, fail with
 :func:`api_error`, and record every applied change with :func:`record_change`
 (version bump, ``lastModified*``, version history, audit-log entry, and the
-request log's ``applied`` flag).
+request log's ``applied`` flag) or, for objects without versions, :func:`audit`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "PROJECT",
     "STATE",
     "api_error",
+    "audit",
     "clone",
     "mark_applied",
     "now_ms",
@@ -162,6 +163,18 @@ def ok_page(request: web.Request, items: list[Any], message: str) -> web.Respons
 def mark_applied(request: web.Request) -> None:
     """Flag the request as having changed state (the request log's ``applied``)."""
     request[APPLIED] = True
+
+
+def audit(
+    request: web.Request,
+    action_type: str,
+    obj_id: str,
+    name: str,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    """Log an applied change of an unversioned object: one audit-log entry, ``applied``."""
+    project(request).audit(action_type, obj_id, name, changes=changes, now_ms=now_ms(request))
+    mark_applied(request)
 
 
 def record_change(

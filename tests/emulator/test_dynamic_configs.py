@@ -18,12 +18,6 @@ RULE = {
 OTHER = {"name": "everyone", "conditions": [{"type": "public"}], "returnValue": {"color": "red"}}
 
 
-@pytest.fixture(name="project")
-def _project(state):
-    """The empty project's state, for direct inspection."""
-    return state.projects["empty"]
-
-
 def statuses(state, method: str, suffix: str) -> list[int]:
     """The statuses of captured ``method`` exchanges whose path ends with ``suffix``."""
     return [

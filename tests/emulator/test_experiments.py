@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
 import pytest
+from emulator_support import actions, make_gate, rejected
 
 from bulkops.api.models import Experiment, ExperimentOverrides
 from bulkops.emulator.seed import EMPTY_KEY, EMPTY_READ_ONLY_KEY
@@ -26,31 +25,6 @@ SOURCE = {
     "groupIDColumn": "group_id",
     "idTypeMapping": [{"statsigUnitID": "userID", "column": "user_id"}],
 }
-
-
-@pytest.fixture(name="project")
-def _project(state):
-    """The empty project's state, for direct inspection."""
-    return state.projects["empty"]
-
-
-@contextmanager
-def rejected(message: str) -> Iterator[None]:
-    """Expect a 400 BadRequest whose server message is exactly ``message``."""
-    with pytest.raises(BadRequest) as info:
-        yield
-    assert info.value.message == message
-
-
-def actions(project, target: str) -> list[str]:
-    """The audit-log action types recorded for ``target``, oldest first."""
-    return [e["actionType"] for e in project.audit_log if e["targetID"] == target]
-
-
-def make_gate(project, name: str = "a_gate") -> str:
-    """Store a minimal gate directly (gate handlers are tested in their own suite)."""
-    project.store("gates")[name] = {"id": name, "name": name, "holdoutIDs": []}
-    return name
 
 
 async def started(client, name: str = "running exp", **body: Any) -> Experiment:

@@ -34,12 +34,6 @@ def passes(gate_id: str, name: str = "uses gate") -> dict[str, Any]:
     }
 
 
-@pytest.fixture(name="project")
-def _project(state):
-    """The empty project's state, for direct inspection."""
-    return state.projects["empty"]
-
-
 def audit_count(project) -> int:
     """How many audit-log entries the project holds."""
     return len(project.audit_log)

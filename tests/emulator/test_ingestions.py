@@ -31,12 +31,6 @@ METRICS = {
 DATE_ERROR = "Expected valid date in the form of YYYY-MM-DD"
 
 
-@pytest.fixture(name="project")
-def _project(state):
-    """The empty project behind the default key."""
-    return state.projects["empty"]
-
-
 def _actions(project) -> list[str]:
     return [entry["actionType"] for entry in project.audit_log]
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
+from emulator_support import actions, make_gate, rejected
 
 from bulkops.api.models import LayerOverrides, Overrides
 from bulkops.emulator.seed import EMPTY_READ_ONLY_KEY
@@ -20,31 +18,6 @@ GROUPS = [
     {"name": "Control", "size": 50, "parameterValues": {"color": "blue"}},
     {"name": "Test", "size": 50, "parameterValues": {"color": "red"}},
 ]
-
-
-@pytest.fixture(name="project")
-def _project(state):
-    """The empty project's state, for direct inspection."""
-    return state.projects["empty"]
-
-
-@contextmanager
-def rejected(message: str) -> Iterator[None]:
-    """Expect a 400 BadRequest whose server message is exactly ``message``."""
-    with pytest.raises(BadRequest) as info:
-        yield
-    assert info.value.message == message
-
-
-def actions(project, target: str) -> list[str]:
-    """The audit-log action types recorded for ``target``, oldest first."""
-    return [e["actionType"] for e in project.audit_log if e["targetID"] == target]
-
-
-def make_gate(project, name: str = "a_gate") -> str:
-    """Store a minimal gate directly (gate handlers are tested in their own suite)."""
-    project.store("gates")[name] = {"id": name, "name": name, "holdoutIDs": []}
-    return name
 
 
 # -- layers -----------------------------------------------------------------------------------

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
 from bulkops.api.models import Environment
-from bulkops.emulator.seed import EMPTY_KEY, EMPTY_READ_ONLY_KEY
+from bulkops.emulator.seed import EMPTY_READ_ONLY_KEY
 from bulkops.errors import BadRequest, Forbidden, NotFound
 
 DAY_MS = 86_400_000
 JAN_1_2024_MS = 1_704_067_200_000
-
-
-@pytest.fixture(name="project")
-def _project(state):
-    """The empty project's stored state."""
-    return state.projects["empty"]
 
 
 @pytest.fixture(name="gate")
@@ -25,21 +18,6 @@ def _gate(project):
     gate = {"id": "a_gate", "name": "A Gate", "tags": [], "targetApps": [], "version": 1}
     project.store("gates")["a_gate"] = gate
     return gate
-
-
-@pytest.fixture(name="raw")
-async def _raw(emulator_url):
-    """Send raw bytes to the emulator (for bodies the client would never produce)."""
-    async with aiohttp.ClientSession() as session:
-
-        async def send(method: str, path: str, data: bytes | None = None) -> tuple[int, dict]:
-            headers = {"STATSIG-API-KEY": EMPTY_KEY, "Content-Type": "application/json"}
-            async with session.request(
-                method, emulator_url + path, data=data, headers=headers
-            ) as resp:
-                return resp.status, await resp.json()
-
-        yield send
 
 
 # -- tags -------------------------------------------------------------------------------------

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
 from bulkops.api.models import Rule, Segment
-from bulkops.emulator.seed import EMPTY_KEY, EMPTY_READ_ONLY_KEY
+from bulkops.emulator.seed import EMPTY_READ_ONLY_KEY
 from bulkops.errors import BadRequest, Forbidden, NotFound
 
 RULE_BASED_ERROR = "Segment must be of type 'rule_based' to be modified on this endpoint"
@@ -16,27 +15,6 @@ USER_STORE_ERROR = "Segment must be of type 'user_store_id_list' to be modified 
 
 def _rule(name: str, **condition: object) -> dict[str, object]:
     return {"name": name, "passPercentage": 100, "conditions": [condition]}
-
-
-@pytest.fixture(name="project")
-def _project(state):
-    """The empty project's stored state."""
-    return state.projects["empty"]
-
-
-@pytest.fixture(name="raw")
-async def _raw(emulator_url):
-    """Send raw bytes to the emulator (for bodies the client would never produce)."""
-    async with aiohttp.ClientSession() as session:
-
-        async def send(method: str, path: str, data: bytes | None = None) -> tuple[int, dict]:
-            headers = {"STATSIG-API-KEY": EMPTY_KEY, "Content-Type": "application/json"}
-            async with session.request(
-                method, emulator_url + path, data=data, headers=headers
-            ) as resp:
-                return resp.status, await resp.json()
-
-        yield send
 
 
 async def test_create_get_list_delete_round_trip(client, project):

@@ -18,12 +18,6 @@ ROLE_ERROR = {
 }
 
 
-@pytest.fixture(name="project")
-def _project(state):
-    """The empty project behind the default key."""
-    return state.projects["empty"]
-
-
 @pytest.fixture(name="members")
 def _members(project):
     """Two members already in the project."""

@@ -31,41 +31,20 @@ Audit ``actionType`` per change: ``dynamic_config_create``, ``config_update``,
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from ..common import (
-    ID_PATTERN,
-    check_name,
-    check_types,
-    environment_names,
-    field_error,
-    find_rule,
-    get_or_404,
-    id_from_name,
-    new_metadata,
-    normalize_rules,
-    require_fields,
-    sanitize_rules,
-)
-from ..http import (
-    GENERIC_400,
-    PREFIX,
-    api_error,
-    clone,
-    ok,
-    ok_page,
-    project,
-    read_body,
-    record_change,
-)
+from ..checks import check_name, check_types, field_error, json_object, require_fields
+from ..common import environment_names, find_rule, normalize_rules, sanitize_rules
+from ..http import PREFIX, api_error, clone, ok, ok_page, project, read_body
+from . import versioned
 from .gates import RULE_NOT_FOUND, check_rule_references, check_text
+from .versioned import Actions, ConfigKind, Messages
 
-__all__ = ["routes"]
-
-routes = web.RouteTableDef()
+__all__ = ["DYNAMIC_CONFIGS", "routes"]
 
 _KIND = "dynamic_configs"
 _CONFIGS = f"{PREFIX}/dynamic_configs"
@@ -131,18 +110,6 @@ _VARIANT_TYPES = {
 }
 
 
-def _config(request: web.Request) -> dict[str, Any]:
-    return get_or_404(request, _KIND, request.match_info["id"], "Dynamic config")
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        api_error(
-            400, GENERIC_400, [{"property": "body", "errorMessage": "Expected a JSON object"}]
-        )
-    return body
-
-
 def _json_text(text: str, prop: str, *, want_object: bool = True) -> Any:
     """Parse JSON text (JSON5 extensions are not supported); 400 naming ``prop`` if invalid."""
     try:
@@ -177,7 +144,7 @@ def _value_pair(
 
 
 def _rules(
-    request: web.Request, raw: Any, existing: Iterable[dict[str, Any]] = ()
+    request: web.Request, raw: Any, _config_id: str, existing: Iterable[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
     """Validate a config's whole rule list; rules carrying known ids keep their ``baseID``."""
     rules = normalize_rules(
@@ -207,7 +174,7 @@ def _rules(
 
 
 def _changes(
-    request: web.Request, body: dict[str, Any], current: dict[str, Any] | None
+    request: web.Request, body: dict[str, Any], config_id: str, current: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Validate a create/update body and return the fields to set (rules normalised)."""
     check_types(body, _FIELD_TYPES)
@@ -236,37 +203,52 @@ def _changes(
                 _json_text(body[key], key, want_object=False)
             out[key] = body[key]
     if "rules" in body:
-        out["rules"] = _rules(request, body["rules"], current.get("rules") or [])
+        out["rules"] = _rules(request, body["rules"], config_id, current.get("rules") or [])
     return out
 
 
-def _name_taken(request: web.Request, name: str, except_id: str | None = None) -> bool:
-    return any(
-        c.get("name") == name and c.get("id") != except_id
-        for c in project(request).store(_KIND).values()
-    )
+def _defaults(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "isEnabled": True,
+        "status": "Enabled",
+        "rules": [],
+        "defaultValue": {},
+        "schema": None,
+        "releasePipelineID": None,
+        "isTemplate": bool(body.get("isTemplate", False)),
+    }
 
 
-def _status(config: dict[str, Any], *, archived: bool) -> str:
-    if archived:
-        return "Archived"
-    return "Enabled" if config.get("isEnabled", True) else "Disabled"
-
-
-def _replace_rules(
-    request: web.Request, config: dict[str, Any], rules: list[dict[str, Any]], message: str
-) -> web.Response:
-    config["rules"] = rules
-    record_change(
-        request, _KIND, config, "config_conditions_update", changes={"rules": clone(rules)}
-    )
-    return ok(config, message)
+DYNAMIC_CONFIGS = ConfigKind(
+    kind=_KIND,
+    label="Dynamic config",
+    messages=Messages(
+        read="Dynamic config read successfully.",
+        created="Dynamic Config created successfully.",
+        updated=UPDATED,
+        deleted="Dynamic Config deleted successfully.",
+        versions="Dynamic config versions listed successfully.",
+        rules="Dynamic Config rules read successfully.",
+    ),
+    actions=Actions(
+        create="dynamic_config_create",
+        update="config_update",
+        archive="config_archive",
+        unarchive="config_unarchive",
+    ),
+    changes=_changes,
+    defaults=_defaults,
+    live_status="Enabled",
+    launched_status="Enabled",
+    toggle_changes=lambda _action, enabled: {"isEnabled": enabled},
+    archive_guard=lambda _request, _config, _body: {},
+)
+"""Dynamic configs as a versioned config object (:mod:`.versioned`)."""
 
 
 def _merged(rule: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """``rule`` with a partial rule applied; its ids stay and a stale JSON5 twin is rewritten."""
-    check_types(patch, _RULE_FIELD_TYPES)
-    merged = {**rule, **{k: v for k, v in patch.items() if k not in ("id", "baseID")}}
+    merged = versioned.merged_rule(rule, patch, _RULE_FIELD_TYPES)
     if "returnValue" in patch and "returnValueJson5" not in patch:
         merged.pop("returnValueJson5", None)
         merged.update(_value_pair(patch, rule, "returnValue", "returnValueJson5"))
@@ -276,7 +258,6 @@ def _merged(rule: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 # -- list, create, read, update, delete ---------------------------------------------------
 
 
-@routes.get(_CONFIGS)
 async def list_configs(request: web.Request) -> web.Response:
     """``GET /dynamic_configs`` with the spec's filters; archived only with ``includeArchived=true``."""
     query = request.rel_url.query
@@ -295,178 +276,7 @@ async def list_configs(request: web.Request) -> web.Response:
     return ok_page(request, items, "Dynamic Configs listed successfully.")
 
 
-@routes.post(_CONFIGS)
-async def create_config(request: web.Request) -> web.Response:
-    """``POST /dynamic_configs``: 201 with the new config; 400 on a taken id or name or a bad body."""
-    body = require_fields(await read_body(request), "name")
-    name = check_name(body["name"])
-    if body.get("id") is not None:
-        config_id = check_name(body["id"], "id", pattern=ID_PATTERN)
-    else:
-        config_id = id_from_name(name)
-    changes = _changes(request, body, None)
-    store = project(request).store(_KIND)
-    if config_id in store or _name_taken(request, name):
-        api_error(400, "Name is already in use")
-    config = new_metadata(request, config_id, name, body)
-    config.update(
-        {
-            "isEnabled": True,
-            "status": "Enabled",
-            "rules": [],
-            "defaultValue": {},
-            "schema": None,
-            "releasePipelineID": None,
-            "isTemplate": bool(body.get("isTemplate", False)),
-        }
-    )
-    config.update(changes)
-    config["status"] = _status(config, archived=False)
-    config["version"] = 0  # record_change makes it 1
-    store[config_id] = config
-    record_change(request, _KIND, config, "dynamic_config_create")
-    return ok(config, "Dynamic Config created successfully.", status=201)
-
-
-@routes.get(_CONFIG)
-async def get_config(request: web.Request) -> web.Response:
-    """``GET /dynamic_configs/{id}``."""
-    return ok(_config(request), "Dynamic config read successfully.")
-
-
-async def _update(request: web.Request, *, full: bool) -> web.Response:
-    config = _config(request)
-    body = _object(await read_body(request))
-    if full:
-        require_fields(body, "isEnabled", "description", "rules")
-    changes = _changes(request, body, config)
-    if "name" in changes and _name_taken(request, changes["name"], except_id=str(config["id"])):
-        api_error(400, "Name is already in use")
-    archived = config.get("status") == "Archived"
-    config.update(changes)
-    config["status"] = _status(config, archived=archived)
-    record_change(request, _KIND, config, "config_update", changes=clone(changes))
-    return ok(config, UPDATED)
-
-
-@routes.post(_CONFIG)
-async def update_config(request: web.Request) -> web.Response:
-    """``POST /dynamic_configs/{id}``: full update; ``isEnabled``, ``description``, ``rules`` required."""
-    return await _update(request, full=True)
-
-
-@routes.patch(_CONFIG)
-async def patch_config(request: web.Request) -> web.Response:
-    """``PATCH /dynamic_configs/{id}``: only the given fields change."""
-    return await _update(request, full=False)
-
-
-@routes.delete(_CONFIG)
-async def delete_config(request: web.Request) -> web.Response:
-    """``DELETE /dynamic_configs/{id}``: the config and its history go."""
-    config = _config(request)
-    proj = project(request)
-    config_id = str(config["id"])
-    del proj.store(_KIND)[config_id]
-    proj.versions.get(_KIND, {}).pop(config_id, None)
-    record_change(request, _KIND, config, "config_delete", versioned=False)
-    return ok(message="Dynamic Config deleted successfully.", with_data=False)
-
-
-# -- state actions -------------------------------------------------------------------------
-
-
-async def _toggle(request: web.Request, enabled: bool) -> web.Response:
-    config = _config(request)
-    if config.get("status") == "Archived":
-        verb = "enable" if enabled else "disable"
-        api_error(
-            400, f"Dynamic config {config['id']} is archived; unarchive it before you {verb} it"
-        )
-    if config.get("isEnabled") == enabled and config.get("status") == _status(
-        config, archived=False
-    ):
-        return ok(config, UPDATED)
-    config["isEnabled"] = enabled
-    config["status"] = _status(config, archived=False)
-    record_change(request, _KIND, config, "config_state_toggle", changes={"isEnabled": enabled})
-    return ok(config, UPDATED)
-
-
-@routes.put(f"{_CONFIG}/enable")
-async def enable_config(request: web.Request) -> web.Response:
-    """``PUT /dynamic_configs/{id}/enable``: status Enabled."""
-    return await _toggle(request, True)
-
-
-@routes.put(f"{_CONFIG}/disable")
-async def disable_config(request: web.Request) -> web.Response:
-    """``PUT /dynamic_configs/{id}/disable``: status Disabled (the default value is served)."""
-    return await _toggle(request, False)
-
-
-@routes.put(f"{_CONFIG}/archive")
-async def archive_config(request: web.Request) -> web.Response:
-    """``PUT /dynamic_configs/{id}/archive`` ``{archiveReason?, forceArchive?}``."""
-    config = _config(request)
-    body = _object(await read_body(request, required=False) or {})
-    check_types(body, {"forceArchive": "boolean", "archiveReason": "string"})
-    if config.get("status") == "Archived":
-        return ok(config, UPDATED)
-    config["status"] = "Archived"
-    record_change(
-        request,
-        _KIND,
-        config,
-        "config_archive",
-        changes={"archiveReason": body.get("archiveReason")},
-    )
-    return ok(config, UPDATED)
-
-
-@routes.put(f"{_CONFIG}/unarchive")
-async def unarchive_config(request: web.Request) -> web.Response:
-    """``PUT /dynamic_configs/{id}/unarchive`` ``{unarchiveReason?}``: Enabled (Disabled if not enabled)."""
-    config = _config(request)
-    body = _object(await read_body(request, required=False) or {})
-    check_types(body, {"unarchiveReason": "string"})
-    if config.get("status") != "Archived":
-        return ok(config, UPDATED)
-    config["status"] = _status(config, archived=False)
-    record_change(
-        request,
-        _KIND,
-        config,
-        "config_unarchive",
-        changes={"unarchiveReason": body.get("unarchiveReason")},
-    )
-    return ok(config, UPDATED)
-
-
-@routes.get(f"{_CONFIG}/versions")
-async def config_versions(request: web.Request) -> web.Response:
-    """``GET /dynamic_configs/{id}/versions``: every recorded version, newest first."""
-    config = _config(request)
-    history = project(request).versions.get(_KIND, {}).get(str(config["id"])) or [config]
-    return ok_page(
-        request,
-        [clone(v) for v in reversed(history)],
-        "Dynamic config versions listed successfully.",
-    )
-
-
 # -- rules --------------------------------------------------------------------------------
-
-
-@routes.get(f"{_CONFIG}/rules")
-async def get_rules(request: web.Request) -> web.Response:
-    """``GET /dynamic_configs/{id}/rules``: ``data: [{rules}]`` with pagination."""
-    config = _config(request)
-    return ok_page(
-        request,
-        [{"rules": clone(config.get("rules") or [])}],
-        "Dynamic Config rules read successfully.",
-    )
 
 
 def _rule_index(config: dict[str, Any], rule_ref: str, *, read: bool = False) -> int:
@@ -493,63 +303,73 @@ def _rule_named(config: dict[str, Any], name: str) -> int:
     )
 
 
-@routes.get(_RULE)
+# How a rule endpoint names its rule: (config, request) → the rule's index, or a 400.
+_RuleLocator = Callable[[dict[str, Any], web.Request], int]
+
+
+def _by_ref(config: dict[str, Any], request: web.Request) -> int:
+    return _rule_index(config, request.match_info["ruleId"])
+
+
+def _by_name(config: dict[str, Any], request: web.Request) -> int:
+    return _rule_named(config, request.match_info["ruleName"])
+
+
 async def get_rule(request: web.Request) -> web.Response:
     """``GET /dynamic_configs/{id}/rule/{ruleId}``: one rule, by ``id`` or ``baseID``."""
-    config = _config(request)
+    config = DYNAMIC_CONFIGS.get(request)
     index = _rule_index(config, request.match_info["ruleId"], read=True)
     return ok(config["rules"][index], "Dynamic Config rules read successfully.")
 
 
-async def _patch_rule(request: web.Request, index: int, config: dict[str, Any]) -> web.Response:
-    patch = _object(await read_body(request))
+async def update_rule(locate: _RuleLocator, request: web.Request) -> web.Response:
+    """``PATCH …/rule/{ruleId}`` or (Terraform provider) ``…/rule/name/{ruleName}``."""
+    config = DYNAMIC_CONFIGS.get(request)
+    index = locate(config, request)
+    patch = json_object(await read_body(request))
     existing = clone(config.get("rules") or [])
     rules = clone(existing)
     rules[index] = _merged(rules[index], patch)
-    return _replace_rules(request, config, _rules(request, rules, existing), RULES_UPDATED)
+    normalized = _rules(request, rules, str(config["id"]), existing)
+    return versioned.replace_rules(request, DYNAMIC_CONFIGS, config, normalized, RULES_UPDATED)
 
 
-async def _delete_rule(request: web.Request, index: int, config: dict[str, Any]) -> web.Response:
+async def delete_rule(locate: _RuleLocator, request: web.Request) -> web.Response:
+    """``DELETE …/rule/{ruleId}`` or (Terraform provider) ``…/rule/name/{ruleName}``."""
+    config = DYNAMIC_CONFIGS.get(request)
     rules = clone(config.get("rules") or [])
-    del rules[index]
-    return _replace_rules(request, config, rules, RULE_DELETED)
+    del rules[locate(config, request)]
+    return versioned.replace_rules(request, DYNAMIC_CONFIGS, config, rules, RULE_DELETED)
 
 
-@routes.patch(_RULE)
-async def update_rule(request: web.Request) -> web.Response:
-    """``PATCH /dynamic_configs/{id}/rule/{ruleId}``: change one rule (by ``id`` or ``baseID``)."""
-    config = _config(request)
-    return await _patch_rule(request, _rule_index(config, request.match_info["ruleId"]), config)
-
-
-@routes.delete(_RULE)
-async def delete_rule(request: web.Request) -> web.Response:
-    """``DELETE /dynamic_configs/{id}/rule/{ruleId}``: the config without that rule."""
-    config = _config(request)
-    return await _delete_rule(request, _rule_index(config, request.match_info["ruleId"]), config)
-
-
-@routes.post(f"{_CONFIG}/rule")
 async def add_rule(request: web.Request) -> web.Response:
     """``POST /dynamic_configs/{id}/rule`` (Terraform provider): append one rule."""
-    config = _config(request)
-    rule = _object(await read_body(request))
-    require_fields(rule, "name", "conditions")
-    fresh = {k: v for k, v in rule.items() if k not in ("id", "baseID")}
+    config = DYNAMIC_CONFIGS.get(request)
+    rule = require_fields(json_object(await read_body(request)), "name", "conditions")
     existing = clone(config.get("rules") or [])
-    rules = _rules(request, [*existing, fresh], existing)
-    return _replace_rules(request, config, rules, "Dynamic Config rule added successfully.")
+    rules = _rules(request, [*existing, *versioned.fresh([rule])], str(config["id"]), existing)
+    message = "Dynamic Config rule added successfully."
+    return versioned.replace_rules(request, DYNAMIC_CONFIGS, config, rules, message)
 
 
-@routes.patch(_RULE_BY_NAME)
-async def update_rule_by_name(request: web.Request) -> web.Response:
-    """``PATCH /dynamic_configs/{id}/rule/name/{ruleName}`` (Terraform provider)."""
-    config = _config(request)
-    return await _patch_rule(request, _rule_named(config, request.match_info["ruleName"]), config)
-
-
-@routes.delete(_RULE_BY_NAME)
-async def delete_rule_by_name(request: web.Request) -> web.Response:
-    """``DELETE /dynamic_configs/{id}/rule/name/{ruleName}`` (Terraform provider)."""
-    config = _config(request)
-    return await _delete_rule(request, _rule_named(config, request.match_info["ruleName"]), config)
+routes = [
+    web.get(_CONFIGS, list_configs),
+    web.post(_CONFIGS, partial(versioned.create, DYNAMIC_CONFIGS)),
+    web.get(_CONFIG, partial(versioned.read, DYNAMIC_CONFIGS)),
+    web.post(_CONFIG, partial(versioned.update, DYNAMIC_CONFIGS, full=True)),
+    web.patch(_CONFIG, partial(versioned.update, DYNAMIC_CONFIGS, full=False)),
+    web.delete(_CONFIG, partial(versioned.delete, DYNAMIC_CONFIGS)),
+    web.put(f"{_CONFIG}/enable", partial(versioned.set_enabled, DYNAMIC_CONFIGS, "enable")),
+    web.put(f"{_CONFIG}/disable", partial(versioned.set_enabled, DYNAMIC_CONFIGS, "disable")),
+    web.put(f"{_CONFIG}/archive", partial(versioned.archive, DYNAMIC_CONFIGS)),
+    web.put(f"{_CONFIG}/unarchive", partial(versioned.unarchive, DYNAMIC_CONFIGS)),
+    web.get(f"{_CONFIG}/versions", partial(versioned.versions, DYNAMIC_CONFIGS)),
+    web.get(f"{_CONFIG}/rules", partial(versioned.get_rules, DYNAMIC_CONFIGS)),
+    web.get(_RULE, get_rule),
+    web.patch(_RULE, partial(update_rule, _by_ref)),
+    web.delete(_RULE, partial(delete_rule, _by_ref)),
+    web.post(f"{_CONFIG}/rule", add_rule),
+    web.patch(_RULE_BY_NAME, partial(update_rule, _by_name)),
+    web.delete(_RULE_BY_NAME, partial(delete_rule, _by_name)),
+]
+"""The dynamic config routes: the spec's, then the Terraform provider's rule endpoints."""

@@ -34,35 +34,27 @@ Audit ``actionType`` per change: ``gate_create``, ``gate_update`` (POST/PATCH
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
+from ..checks import check_name, check_types, field_error, json_object, json_type, require_fields
 from ..common import (
-    ID_PATTERN,
-    check_name,
-    check_types,
+    OVERRIDE_LISTS,
     environment_names,
-    field_error,
     find_rule,
-    get_or_404,
-    id_from_name,
-    json_type,
-    new_metadata,
     normalize_rules,
     referenced_ids,
-    require_fields,
     sanitize_rules,
+    stored_list_overrides,
 )
 from ..http import (
     GENERIC_400,
     PREFIX,
     api_error,
     clone,
-    now_ms,
     ok,
     ok_page,
     project,
@@ -70,8 +62,11 @@ from ..http import (
     record_change,
 )
 from ..state import Project
+from . import versioned
+from .versioned import Actions, ConfigKind, Messages
 
 __all__ = [
+    "GATES",
     "MAX_OVERRIDE_IDS",
     "RULE_NOT_FOUND",
     "check_rule_references",
@@ -80,8 +75,6 @@ __all__ = [
     "routes",
 ]
 
-routes = web.RouteTableDef()
-
 _KIND = "gates"
 _GATES = f"{PREFIX}/gates"
 _GATE = f"{_GATES}/{{id}}"
@@ -89,21 +82,26 @@ _RULE = f"{_GATE}/rules/{{ruleID}}"
 
 GATE_TYPES = ("TEMPORARY", "PERMANENT", "STALE", "TEMPLATE")
 WRITABLE_TYPES = ("PERMANENT", "TEMPORARY")
+# "NONE", or why the service thinks the gate is stale.
 TYPE_REASONS = (
     "NONE",
-    "STALE_PROBABLY_LAUNCHED",
-    "STALE_PROBABLY_UNLAUNCHED",
-    "STALE_PROBABLY_FORGOTTEN",
-    "STALE_NO_RULES",
-    "STALE_PROBABLY_DEAD_CHECK",
-    "STALE_EMPTY_CHECKS",
-    "STALE_ALL_TRUE",
-    "STALE_ALL_FALSE",
+    *(
+        f"STALE_{reason}"
+        for reason in (
+            "PROBABLY_LAUNCHED",
+            "PROBABLY_UNLAUNCHED",
+            "PROBABLY_FORGOTTEN",
+            "NO_RULES",
+            "PROBABLY_DEAD_CHECK",
+            "EMPTY_CHECKS",
+            "ALL_TRUE",
+            "ALL_FALSE",
+        )
+    ),
 )
 RATE_BUCKETS = ("0", "100", "INBETWEEN")
 MAX_OVERRIDE_IDS = 2000
 RULE_NOT_FOUND = "A provided rule ID does not match an existing rule ID"
-RULE_NOT_FOUND_404 = "Rule not found."
 UPDATED = "Gate updated successfully."
 
 # JSON types of the fields GateCreateDto / GateFullUpdateDto / GatePartialUpdateDto accept.
@@ -150,7 +148,6 @@ _RULE_FIELD_TYPES = {
     "baseID": "string",
     "returnValue": "object",
 }
-_USER_LISTS = ("passingUserIDs", "failingUserIDs", "passingCustomIDs", "failingCustomIDs")
 
 
 # -- shared with dynamic configs ---------------------------------------------------------
@@ -214,18 +211,6 @@ def gate_references(
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _gate(request: web.Request) -> dict[str, Any]:
-    return get_or_404(request, _KIND, request.match_info["id"], "Gate")
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        api_error(
-            400, GENERIC_400, [{"property": "body", "errorMessage": "Expected a JSON object"}]
-        )
-    return body
-
-
 def _rules(
     request: web.Request, raw: Any, gate_id: str, existing: Iterable[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
@@ -240,16 +225,6 @@ def _rules(
         rule.setdefault("pendingAutomatedRollouts", [])
     check_rule_references(request, rules, self_gate=gate_id)
     return rules
-
-
-def _fresh(rules: Any) -> Any:
-    """New rules never carry ids: drop them so they cannot alias an existing rule."""
-    if not isinstance(rules, list):
-        return rules
-    return [
-        {k: v for k, v in r.items() if k not in ("id", "baseID")} if isinstance(r, dict) else r
-        for r in rules
-    ]
 
 
 def _changes(
@@ -297,30 +272,79 @@ def _changes(
     return out
 
 
-def _name_taken(request: web.Request, name: str, except_id: str | None = None) -> bool:
-    return any(
-        g.get("name") == name and g.get("id") != except_id
-        for g in project(request).store(_KIND).values()
-    )
+def _defaults(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "isEnabled": True,
+        "status": "In Progress",
+        "type": "TEMPORARY",
+        "typeReason": "NONE",
+        "rules": [],
+        "checksPerHour": 0,
+        "isTemplate": bool(body.get("isTemplate", False)),
+        "measureMetricLifts": True,
+        "monitoringMetrics": [],
+        "reviewSettings": {"requiredReview": False, "allowedReviewers": []},
+        "releasePipelineID": None,
+    }
 
 
-def _was_launched(proj: Project, gate: dict[str, Any]) -> bool:
-    """Whether the gate is (or, while disabled or archived, was last) launched."""
-    status = gate.get("status")
-    if status in ("Launched", "In Progress"):
-        return bool(status == "Launched")
-    for old in reversed(proj.versions.get(_KIND, {}).get(str(gate["id"]), [])):
-        if old.get("status") in ("Launched", "In Progress"):
-            return bool(old["status"] == "Launched")
-    return False
+def _archive_guard(
+    request: web.Request, gate: dict[str, Any], body: dict[str, Any]
+) -> dict[str, Any]:
+    """Refuse (400, naming them) while live gates, configs or experiments use the gate.
+
+    ``forceArchive: true`` archives anyway (our choice).
+    """
+    if not body.get("forceArchive"):
+        gates, configs, experiments = gate_references(
+            project(request), str(gate["id"]), live_only=True
+        )
+        errors = [
+            {"property": prop, "errorMessage": f"Referenced by {label} {', '.join(ids)}"}
+            for prop, label, ids in (
+                ("gates", "gates", [str(g["id"]) for g in gates]),
+                ("dynamicConfigs", "dynamic configs", [str(c["id"]) for c in configs]),
+                ("experiments", "experiments", [str(e["id"]) for e in experiments]),
+            )
+            if ids
+        ]
+        if errors:
+            names = "; ".join(e["errorMessage"] for e in errors)
+            api_error(
+                400,
+                f"Gate {gate['id']} cannot be archived while it is in use ({names}). "
+                "Set forceArchive to archive it anyway.",
+                errors,
+            )
+    return {"forced": bool(body.get("forceArchive"))}
 
 
-def _status(gate: dict[str, Any], *, archived: bool, launched: bool) -> str:
-    if archived:
-        return "Archived"
-    if not gate.get("isEnabled", True):
-        return "Disabled"
-    return "Launched" if launched else "In Progress"
+GATES = ConfigKind(
+    kind=_KIND,
+    label="Gate",
+    messages=Messages(
+        read="Gate read successfully.",
+        created="Gate created successfully.",
+        updated=UPDATED,
+        deleted="Gate deleted successfully.",
+        versions="Gate versions listed successfully.",
+        rules="Gate rules read successfully.",
+    ),
+    actions=Actions(
+        create="gate_create",
+        update="gate_update",
+        archive="gate_archive",
+        unarchive="gate_unarchive",
+    ),
+    changes=_changes,
+    defaults=_defaults,
+    live_status="In Progress",
+    launched_status="Launched",
+    toggle_changes=lambda action, _enabled: {"action": action},
+    archive_guard=_archive_guard,
+    has_overrides=True,
+)
+"""Gates as a versioned config object (:mod:`.versioned`)."""
 
 
 def _is_everyone(rule: dict[str, Any]) -> bool:
@@ -359,19 +383,9 @@ def _multi(request: web.Request, name: str, allowed: tuple[str, ...] | None = No
     return list(values)
 
 
-def _replace_rules(
-    request: web.Request, gate: dict[str, Any], rules: list[dict[str, Any]], message: str
-) -> web.Response:
-    """Store a validated rule list on ``gate`` and record the change."""
-    gate["rules"] = rules
-    record_change(request, _KIND, gate, "config_conditions_update", changes={"rules": clone(rules)})
-    return ok(gate, message)
+# -- list and references -------------------------------------------------------------------
 
 
-# -- list, create, read, update, delete ---------------------------------------------------
-
-
-@routes.get(_GATES)
 async def list_gates(request: web.Request) -> web.Response:
     """``GET /gates`` with the spec's filters; archived gates only with ``includeArchived=true``."""
     query = request.rel_url.query
@@ -407,239 +421,13 @@ async def list_gates(request: web.Request) -> web.Response:
     return ok_page(request, items, "Gates listed successfully.")
 
 
-@routes.post(_GATES)
-async def create_gate(request: web.Request) -> web.Response:
-    """``POST /gates``: 201 with the new gate; 400 on a taken id or name or a bad body."""
-    body = require_fields(await read_body(request), "name")
-    name = check_name(body["name"])
-    if body.get("id") is not None:
-        gate_id = check_name(body["id"], "id", pattern=ID_PATTERN)
-    else:
-        gate_id = id_from_name(name)
-    changes = _changes(request, body, gate_id, None)
-    store = project(request).store(_KIND)
-    if gate_id in store or _name_taken(request, name):
-        api_error(400, "Name is already in use")
-    gate = new_metadata(request, gate_id, name, body)
-    gate.update(
-        {
-            "isEnabled": True,
-            "status": "In Progress",
-            "type": "TEMPORARY",
-            "typeReason": "NONE",
-            "rules": [],
-            "checksPerHour": 0,
-            "isTemplate": bool(body.get("isTemplate", False)),
-            "measureMetricLifts": True,
-            "monitoringMetrics": [],
-            "reviewSettings": {"requiredReview": False, "allowedReviewers": []},
-            "releasePipelineID": None,
-        }
-    )
-    gate.update(changes)
-    gate["status"] = _status(gate, archived=False, launched=False)
-    gate["version"] = 0  # record_change makes it 1
-    store[gate_id] = gate
-    record_change(request, _KIND, gate, "gate_create")
-    return ok(gate, "Gate created successfully.", status=201)
-
-
-@routes.get(_GATE)
-async def get_gate(request: web.Request) -> web.Response:
-    """``GET /gates/{id}``."""
-    return ok(_gate(request), "Gate read successfully.")
-
-
-async def _update(request: web.Request, *, full: bool) -> web.Response:
-    gate = _gate(request)
-    body = _object(await read_body(request))
-    if full:
-        require_fields(body, "isEnabled", "description", "rules")
-    changes = _changes(request, body, str(gate["id"]), gate)
-    if "name" in changes and _name_taken(request, changes["name"], except_id=str(gate["id"])):
-        api_error(400, "Name is already in use")
-    proj = project(request)
-    launched = _was_launched(proj, gate)
-    archived = gate.get("status") == "Archived"
-    gate.update(changes)
-    gate["status"] = _status(gate, archived=archived, launched=launched)
-    record_change(request, _KIND, gate, "gate_update", changes=clone(changes))
-    return ok(gate, UPDATED)
-
-
-@routes.post(_GATE)
-async def update_gate(request: web.Request) -> web.Response:
-    """``POST /gates/{id}``: full update; ``isEnabled``, ``description`` and ``rules`` required."""
-    return await _update(request, full=True)
-
-
-@routes.patch(_GATE)
-async def patch_gate(request: web.Request) -> web.Response:
-    """``PATCH /gates/{id}``: only the given fields change (a given ``rules`` replaces all)."""
-    return await _update(request, full=False)
-
-
-@routes.delete(_GATE)
-async def delete_gate(request: web.Request) -> web.Response:
-    """``DELETE /gates/{id}``: the gate, its overrides and its history go."""
-    gate = _gate(request)
-    proj = project(request)
-    gate_id = str(gate["id"])
-    del proj.store(_KIND)[gate_id]
-    proj.overrides.setdefault(_KIND, {}).pop(gate_id, None)
-    proj.versions.get(_KIND, {}).pop(gate_id, None)
-    record_change(request, _KIND, gate, "config_delete", versioned=False)
-    return ok(message="Gate deleted successfully.", with_data=False)
-
-
-# -- state actions ---------------------------------------------------------------------------
-
-
-async def _toggle(request: web.Request, action: str) -> web.Response:
-    gate = _gate(request)
-    if gate.get("status") == "Archived":
-        api_error(400, f"Gate {gate['id']} is archived; unarchive it before you {action} it")
-    launched = _was_launched(project(request), gate) or action == "launch"
-    enabled = action != "disable"
-    status = "Disabled" if not enabled else "Launched" if launched else "In Progress"
-    if gate.get("isEnabled") == enabled and gate.get("status") == status:
-        return ok(gate, UPDATED)
-    gate["isEnabled"] = enabled
-    gate["status"] = status
-    record_change(request, _KIND, gate, "config_state_toggle", changes={"action": action})
-    return ok(gate, UPDATED)
-
-
-@routes.put(f"{_GATE}/enable")
-async def enable_gate(request: web.Request) -> web.Response:
-    """``PUT /gates/{id}/enable``: ``isEnabled`` true (Launched again if it was launched)."""
-    return await _toggle(request, "enable")
-
-
-@routes.put(f"{_GATE}/disable")
-async def disable_gate(request: web.Request) -> web.Response:
-    """``PUT /gates/{id}/disable``: the gate fails for everyone (status Disabled)."""
-    return await _toggle(request, "disable")
-
-
-@routes.put(f"{_GATE}/launch")
-async def launch_gate(request: web.Request) -> web.Response:
-    """``PUT /gates/{id}/launch``: the gate passes for everyone (status Launched); rules stay."""
-    return await _toggle(request, "launch")
-
-
-@routes.put(f"{_GATE}/archive")
-async def archive_gate(request: web.Request) -> web.Response:
-    """``PUT /gates/{id}/archive`` ``{archiveReason?, forceArchive?}``.
-
-    Refused with 400 naming the references when live gates, dynamic configs or
-    experiments still use the gate, unless ``forceArchive`` is true (our choice).
-    """
-    gate = _gate(request)
-    body = _object(await read_body(request, required=False) or {})
-    check_types(body, {"forceArchive": "boolean", "archiveReason": "string"})
-    if gate.get("status") == "Archived":
-        return ok(gate, UPDATED)
-    if not body.get("forceArchive"):
-        gates, configs, experiments = gate_references(
-            project(request), str(gate["id"]), live_only=True
-        )
-        errors = [
-            {"property": prop, "errorMessage": f"Referenced by {label} {', '.join(ids)}"}
-            for prop, label, ids in (
-                ("gates", "gates", [str(g["id"]) for g in gates]),
-                ("dynamicConfigs", "dynamic configs", [str(c["id"]) for c in configs]),
-                ("experiments", "experiments", [str(e["id"]) for e in experiments]),
-            )
-            if ids
-        ]
-        if errors:
-            names = "; ".join(e["errorMessage"] for e in errors)
-            api_error(
-                400,
-                f"Gate {gate['id']} cannot be archived while it is in use ({names}). "
-                "Set forceArchive to archive it anyway.",
-                errors,
-            )
-    gate["status"] = "Archived"
-    record_change(
-        request,
-        _KIND,
-        gate,
-        "gate_archive",
-        changes={
-            "archiveReason": body.get("archiveReason"),
-            "forced": bool(body.get("forceArchive")),
-        },
-    )
-    return ok(gate, UPDATED)
-
-
-@routes.put(f"{_GATE}/unarchive")
-async def unarchive_gate(request: web.Request) -> web.Response:
-    """``PUT /gates/{id}/unarchive`` ``{unarchiveReason?}``: In Progress (Disabled if not enabled)."""
-    gate = _gate(request)
-    body = _object(await read_body(request, required=False) or {})
-    check_types(body, {"unarchiveReason": "string"})
-    if gate.get("status") != "Archived":
-        return ok(gate, UPDATED)
-    gate["status"] = _status(gate, archived=False, launched=False)
-    record_change(
-        request,
-        _KIND,
-        gate,
-        "gate_unarchive",
-        changes={"unarchiveReason": body.get("unarchiveReason")},
-    )
-    return ok(gate, UPDATED)
-
-
-# -- versions and references -------------------------------------------------------------
-
-
-@routes.get(f"{_GATE}/versions")
-async def gate_versions(request: web.Request) -> web.Response:
-    """``GET /gates/{id}/versions``: every recorded version, newest first."""
-    gate = _gate(request)
-    history = project(request).versions.get(_KIND, {}).get(str(gate["id"])) or [gate]
-    return ok_page(request, list(reversed(history)), "Gate versions listed successfully.")
-
-
-@routes.get(f"{_GATE}/gate_references")
-async def list_gate_references(request: web.Request) -> web.Response:
-    """``GET /gates/{id}/gate_references``: gates whose rules pass or fail this gate."""
-    gate = _gate(request)
-    gates, _, _ = gate_references(project(request), str(gate["id"]))
-    return ok_page(request, gates, "Gates listed successfully.")
-
-
-@routes.get(f"{_GATE}/dynamic_config_references")
-async def list_dynamic_config_references(request: web.Request) -> web.Response:
-    """``GET /gates/{id}/dynamic_config_references``: configs whose rules use this gate."""
-    gate = _gate(request)
-    _, configs, _ = gate_references(project(request), str(gate["id"]))
-    return ok_page(request, configs, "Dynamic Configs listed successfully.")
-
-
-@routes.get(f"{_GATE}/experiment_references")
-async def list_experiment_references(request: web.Request) -> web.Response:
-    """``GET /gates/{id}/experiment_references``: experiments targeting this gate."""
-    gate = _gate(request)
-    _, _, experiments = gate_references(project(request), str(gate["id"]))
-    return ok_page(request, experiments, "Experiments listed successfully.")
+async def list_references(which: int, message: str, request: web.Request) -> web.Response:
+    """``GET /gates/{id}/<kind>_references``: what uses this gate (``which`` of :func:`gate_references`)."""
+    gate = GATES.get(request)
+    return ok_page(request, gate_references(project(request), str(gate["id"]))[which], message)
 
 
 # -- overrides ------------------------------------------------------------------------------
-
-
-def _empty_overrides() -> dict[str, Any]:
-    return {
-        "passingUserIDs": [],
-        "failingUserIDs": [],
-        "passingCustomIDs": [],
-        "failingCustomIDs": [],
-        "environmentOverrides": [],
-    }
 
 
 def _id_list(value: Any, prop: str) -> list[str]:
@@ -655,8 +443,8 @@ def _id_list(value: Any, prop: str) -> list[str]:
 
 def _parse_overrides(request: web.Request, body: Any) -> dict[str, Any]:
     """Validate an ``UpdateOverridesContractDto`` (either variant) and return its lists."""
-    body = _object(body)
-    has_users = any(key in body for key in _USER_LISTS)
+    body = json_object(body)
+    has_users = any(key in body for key in OVERRIDE_LISTS)
     if not has_users and "environmentOverrides" not in body:
         api_error(
             400,
@@ -671,7 +459,7 @@ def _parse_overrides(request: web.Request, body: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if has_users:
         require_fields(body, "passingUserIDs", "failingUserIDs")
-        for key in _USER_LISTS:
+        for key in OVERRIDE_LISTS:
             if body.get(key) is not None:
                 out[key] = _id_list(body[key], key)
     if "environmentOverrides" in body:
@@ -715,7 +503,7 @@ def _combine(current: list[str], given: list[str], mode: str) -> list[str]:
 def _apply_overrides(current: dict[str, Any], given: dict[str, Any], mode: str) -> dict[str, Any]:
     """The overrides after ``mode`` (replace / add / remove) of ``given``; 400 if a list overflows."""
     out: dict[str, Any] = clone(current)
-    for name in _USER_LISTS:
+    for name in OVERRIDE_LISTS:
         if name in given:
             out[name] = _combine(out.get(name) or [], given[name], mode)
     if "environmentOverrides" in given:
@@ -736,7 +524,7 @@ def _apply_overrides(current: dict[str, Any], given: dict[str, Any], mode: str) 
         out["environmentOverrides"] = [
             e for e in entries.values() if mode != "remove" or e["passingIDs"] or e["failingIDs"]
         ]
-    lists: list[tuple[str, list[str]]] = [(name, out.get(name) or []) for name in _USER_LISTS]
+    lists: list[tuple[str, list[str]]] = [(name, out.get(name) or []) for name in OVERRIDE_LISTS]
     lists += [
         (f"environmentOverrides[{i}].{side}", e[side])
         for i, e in enumerate(out["environmentOverrides"])
@@ -748,16 +536,12 @@ def _apply_overrides(current: dict[str, Any], given: dict[str, Any], mode: str) 
     return out
 
 
-def _overrides(request: web.Request, gate_id: str) -> dict[str, Any]:
-    stored = project(request).overrides.get(_KIND, {}).get(gate_id)
-    return {**_empty_overrides(), **(stored or {})}
-
-
-async def _change_overrides(request: web.Request, mode: str) -> web.Response:
-    gate = _gate(request)
+async def change_overrides(mode: str, request: web.Request) -> web.Response:
+    """``POST``/``PATCH``/``DELETE /gates/{id}/overrides``: ``mode`` replace, add or remove."""
+    gate = GATES.get(request)
     gate_id = str(gate["id"])
     given = _parse_overrides(request, await read_body(request))
-    result = _apply_overrides(_overrides(request, gate_id), given, mode)
+    result = _apply_overrides(stored_list_overrides(project(request), _KIND, gate_id), given, mode)
     project(request).overrides.setdefault(_KIND, {})[gate_id] = result
     record_change(
         request,
@@ -770,74 +554,33 @@ async def _change_overrides(request: web.Request, mode: str) -> web.Response:
     return ok(result, "Gate Overrides updated successfully.", status=201)
 
 
-@routes.get(f"{_GATE}/overrides")
 async def get_overrides(request: web.Request) -> web.Response:
     """``GET /gates/{id}/overrides`` (201, as the spec documents)."""
-    gate = _gate(request)
-    return ok(_overrides(request, str(gate["id"])), "Gate Overrides read successfully.", status=201)
-
-
-@routes.post(f"{_GATE}/overrides")
-async def set_overrides(request: web.Request) -> web.Response:
-    """``POST /gates/{id}/overrides``: the given lists replace the stored ones."""
-    return await _change_overrides(request, "replace")
-
-
-@routes.patch(f"{_GATE}/overrides")
-async def add_overrides(request: web.Request) -> web.Response:
-    """``PATCH /gates/{id}/overrides``: the given ids are added (deduplicated)."""
-    return await _change_overrides(request, "add")
-
-
-@routes.delete(f"{_GATE}/overrides")
-async def remove_overrides(request: web.Request) -> web.Response:
-    """``DELETE /gates/{id}/overrides``: the given ids are removed (body as for POST)."""
-    return await _change_overrides(request, "remove")
+    gate = GATES.get(request)
+    overrides = stored_list_overrides(project(request), _KIND, str(gate["id"]))
+    return ok(overrides, "Gate Overrides read successfully.", status=201)
 
 
 # -- rules --------------------------------------------------------------------------------
 
 
-@routes.get(f"{_GATE}/rules")
-async def get_rules(request: web.Request) -> web.Response:
-    """``GET /gates/{id}/rules``: ``data: [{rules}]`` with pagination (the spec's schema)."""
-    gate = _gate(request)
-    return ok_page(
-        request, [{"rules": clone(gate.get("rules") or [])}], "Gate rules read successfully."
-    )
-
-
-@routes.post(f"{_GATE}/rule")
-async def add_rule(request: web.Request) -> web.Response:
-    """``POST /gates/{id}/rule``: append one rule."""
-    gate = _gate(request)
-    rule = _object(await read_body(request))
+async def add_rules(many: bool, request: web.Request) -> web.Response:
+    """``POST /gates/{id}/rule`` (one rule) or ``POST /gates/{id}/rules`` ``{rules: [...]}``."""
+    gate = GATES.get(request)
+    if many:
+        body = require_fields(await read_body(request), "rules")
+        check_types(body, {"rules": "array"})
+        given = body["rules"]
+    else:
+        given = [json_object(await read_body(request))]
     existing = clone(gate.get("rules") or [])
-    rules = _rules(request, [*existing, *_fresh([rule])], str(gate["id"]), existing)
-    return _replace_rules(request, gate, rules, "Gate rules added successfully.")
+    rules = _rules(request, [*existing, *versioned.fresh(given)], str(gate["id"]), existing)
+    return versioned.replace_rules(request, GATES, gate, rules, "Gate rules added successfully.")
 
 
-@routes.post(f"{_GATE}/rules")
-async def add_rules(request: web.Request) -> web.Response:
-    """``POST /gates/{id}/rules`` ``{rules: [...]}``: append several rules."""
-    gate = _gate(request)
-    body = require_fields(await read_body(request), "rules")
-    check_types(body, {"rules": "array"})
-    existing = clone(gate.get("rules") or [])
-    rules = _rules(request, [*existing, *_fresh(body["rules"])], str(gate["id"]), existing)
-    return _replace_rules(request, gate, rules, "Gate rules added successfully.")
-
-
-def _merged(rule: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """``rule`` with the fields of a partial rule applied (its ids stay)."""
-    check_types(patch, _RULE_FIELD_TYPES)
-    return {**rule, **{k: v for k, v in patch.items() if k not in ("id", "baseID")}}
-
-
-@routes.patch(f"{_GATE}/rules")
 async def update_rules(request: web.Request) -> web.Response:
     """``PATCH /gates/{id}/rules``: update the rules matched by ``id``/``baseID``; others stay."""
-    gate = _gate(request)
+    gate = GATES.get(request)
     body = require_fields(await read_body(request), "rules")
     check_types(body, {"rules": "array"})
     existing = clone(gate.get("rules") or [])
@@ -853,9 +596,9 @@ async def update_rules(request: web.Request) -> web.Response:
                 RULE_NOT_FOUND,
                 [{"property": "rules", "errorMessage": f"Unknown rule id {ref}"}],
             )
-        rules[found] = _merged(rules[found], patch)
+        rules[found] = versioned.merged_rule(rules[found], patch, _RULE_FIELD_TYPES)
     normalized = _rules(request, rules, str(gate["id"]), existing)
-    return _replace_rules(request, gate, normalized, UPDATED)
+    return versioned.replace_rules(request, GATES, gate, normalized, UPDATED)
 
 
 def _rule_index(gate: dict[str, Any], rule_ref: str) -> int:
@@ -869,157 +612,58 @@ def _rule_index(gate: dict[str, Any], rule_ref: str) -> int:
     return index
 
 
-@routes.patch(_RULE)
 async def update_rule(request: web.Request) -> web.Response:
     """``PATCH /gates/{id}/rules/{ruleID}``: change one rule, named by ``id`` or ``baseID``."""
-    gate = _gate(request)
-    patch = _object(await read_body(request))
+    gate = GATES.get(request)
+    patch = json_object(await read_body(request))
     index = _rule_index(gate, request.match_info["ruleID"])
     existing = clone(gate.get("rules") or [])
     rules = clone(existing)
-    rules[index] = _merged(rules[index], patch)
+    rules[index] = versioned.merged_rule(rules[index], patch, _RULE_FIELD_TYPES)
     normalized = _rules(request, rules, str(gate["id"]), existing)
-    return _replace_rules(request, gate, normalized, UPDATED)
+    return versioned.replace_rules(request, GATES, gate, normalized, UPDATED)
 
 
-@routes.delete(_RULE)
 async def delete_rule(request: web.Request) -> web.Response:
     """``DELETE /gates/{id}/rules/{ruleID}``: the gate without that rule."""
-    gate = _gate(request)
+    gate = GATES.get(request)
     index = _rule_index(gate, request.match_info["ruleID"])
     rules = clone(gate.get("rules") or [])
     del rules[index]
-    return _replace_rules(request, gate, rules, UPDATED)
+    return versioned.replace_rules(request, GATES, gate, rules, UPDATED)
 
 
-# -- analytics: deterministic, shaped like the spec, nothing computed ----------------------
-
-
-def _unit(*parts: str) -> float:
-    """A stable pseudo-random number in [0, 1) from ``parts``."""
-    digest = hashlib.sha256("|".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def _day(ms: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
-
-
-def _pulse_rule(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
-    gate = _gate(request)
-    rules = gate.get("rules") or []
-    index = find_rule(rules, request.match_info["ruleID"])
-    if index is None:
-        api_error(404, RULE_NOT_FOUND_404)
-    return gate, rules[index]
-
-
-_Z = {80: 1.2816, 90: 1.6449, 95: 1.96, 99: 2.5758}
-
-
-@routes.get(f"{_RULE}/pulse_results")
-async def pulse_results(request: web.Request) -> web.Response:
-    """``GET /gates/{id}/rules/{ruleID}/pulse_results?cuped&confidence``: one row per monitoring metric."""
-    gate, rule = _pulse_rule(request)
-    query = request.rel_url.query
-    cuped = query.get("cuped", "true")
-    if cuped not in ("true", "false"):
-        field_error("cuped", 'Allowed values are "true" or "false"')
-    try:
-        confidence = float(query.get("confidence", "95"))
-    except ValueError:
-        field_error("confidence", "Expected a number between 0 and 100")
-    if not 0 < confidence < 100:
-        field_error("confidence", "Expected a number between 0 and 100")
-    z = _Z.get(round(confidence), 1.96) * (0.8 if cuped == "true" else 1.0)
-    metrics = gate.get("monitoringMetrics") or [{"name": "dau", "type": "user"}]
-    rows = []
-    for metric in metrics:
-        seed = (str(gate["id"]), str(rule["baseID"]), str(metric["name"]))
-        control = round(0.05 + _unit(*seed, "mean") * 0.5, 4)
-        lift = round((_unit(*seed, "lift") - 0.5) * 0.1, 4)
-        test = round(control * (1 + lift), 4)
-        std = round(control * 0.1, 4)
-        units = 1000 + int(_unit(*seed, "units") * 9000)
-        ci = round(z * std / units**0.5 * 2, 6)
-        rows.append(
-            {
-                "metricID": f"{metric['name']}::{metric.get('type', 'user')}",
-                "metricName": str(metric["name"]),
-                "directionality": "increase",
-                "absoluteChange": round(test - control, 6),
-                "confidenceIntervalDelta": ci,
-                "percentChange": round(lift * 100, 4),
-                "percentConfidenceIntervalDelta": round(ci / control * 100, 4),
-                "testMean": test,
-                "controlMean": control,
-                "testStd": std,
-                "controlStd": std,
-                "testUnits": units,
-                "controlUnits": units,
-                "pValue": round(_unit(*seed, "p"), 4),
-            }
-        )
-    data = {"ds": _day(now_ms(request) - 86_400_000), "monitoringMetrics": rows}
-    return ok(data, "Successfully loaded Pulse Results")
-
-
-@routes.get(f"{_RULE}/pulse_load_history")
-async def pulse_load_history(request: web.Request) -> web.Response:
-    """``GET /gates/{id}/rules/{ruleID}/pulse_load_history``: daily full loads since creation (≤3)."""
-    gate, _ = _pulse_rule(request)
-    created = float(gate.get("createdTime") or now_ms(request))
-    items = []
-    for day in range(3):
-        started = created + day * 86_400_000
-        items.append(
-            {
-                "creatorName": "CONSOLE API",
-                "createdTime": started,
-                "finishedTime": started + 60_000,
-                "finishedState": "success",
-                "startDs": _day(created),
-                "endDs": _day(started),
-                "reloadType": "full" if day == 0 else "incremental",
-                "turboMode": False,
-            }
-        )
-    items.reverse()
-    return ok_page(request, items, "Pulse load history listed successfully.")
-
-
-@routes.post(f"{_GATE}/load_pulse")
-async def load_pulse(request: web.Request) -> web.Response:
-    """``POST /gates/{id}/load_pulse`` ``{ruleId, refresh?, metricIDs?, turboMode?}``."""
-    gate = _gate(request)
-    body = require_fields(await read_body(request), "ruleId")
-    check_types(
-        body,
-        {"ruleId": "string", "refresh": "string", "metricIDs": "string[]", "turboMode": "boolean"},
-    )
-    if body.get("refresh", "full") not in ("full", "incremental", "metric"):
-        field_error("refresh", "Invalid enum value. Expected 'full' | 'incremental' | 'metric'")
-    if find_rule(gate.get("rules") or [], body["ruleId"]) is None:
-        api_error(
-            400,
-            RULE_NOT_FOUND,
-            [{"property": "ruleId", "errorMessage": f"Unknown rule id {body['ruleId']}"}],
-        )
-    return ok(message="Gate loaded successfully.", with_data=False)
-
-
-@routes.post(f"{_GATE}/alerts/{{metricId}}/resolve")
-async def resolve_alert(request: web.Request) -> web.Response:
-    """``POST /gates/{id}/alerts/{metricId}/resolve`` ``{reasoning?}``: 404 unless a monitoring metric."""
-    gate = _gate(request)
-    body = _object(await read_body(request, required=False) or {})
-    check_types(body, {"reasoning": "string"})
-    metric_id = request.match_info["metricId"]
-    known = {
-        ref
-        for m in gate.get("monitoringMetrics") or []
-        for ref in (str(m.get("name")), f"{m.get('name')}::{m.get('type')}")
-    }
-    if metric_id not in known:
-        api_error(404, "Metric not found")
-    return ok({"resolvedAt": now_ms(request)}, "Metric rollout alert resolved successfully")
+routes = [
+    web.get(_GATES, list_gates),
+    web.post(_GATES, partial(versioned.create, GATES)),
+    web.get(_GATE, partial(versioned.read, GATES)),
+    web.post(_GATE, partial(versioned.update, GATES, full=True)),
+    web.patch(_GATE, partial(versioned.update, GATES, full=False)),
+    web.delete(_GATE, partial(versioned.delete, GATES)),
+    web.put(f"{_GATE}/enable", partial(versioned.set_enabled, GATES, "enable")),
+    web.put(f"{_GATE}/disable", partial(versioned.set_enabled, GATES, "disable")),
+    web.put(f"{_GATE}/launch", partial(versioned.set_enabled, GATES, "launch")),
+    web.put(f"{_GATE}/archive", partial(versioned.archive, GATES)),
+    web.put(f"{_GATE}/unarchive", partial(versioned.unarchive, GATES)),
+    web.get(f"{_GATE}/versions", partial(versioned.versions, GATES)),
+    web.get(f"{_GATE}/gate_references", partial(list_references, 0, "Gates listed successfully.")),
+    web.get(
+        f"{_GATE}/dynamic_config_references",
+        partial(list_references, 1, "Dynamic Configs listed successfully."),
+    ),
+    web.get(
+        f"{_GATE}/experiment_references",
+        partial(list_references, 2, "Experiments listed successfully."),
+    ),
+    web.get(f"{_GATE}/overrides", get_overrides),
+    web.post(f"{_GATE}/overrides", partial(change_overrides, "replace")),
+    web.patch(f"{_GATE}/overrides", partial(change_overrides, "add")),
+    web.delete(f"{_GATE}/overrides", partial(change_overrides, "remove")),
+    web.get(f"{_GATE}/rules", partial(versioned.get_rules, GATES)),
+    web.post(f"{_GATE}/rule", partial(add_rules, False)),
+    web.post(f"{_GATE}/rules", partial(add_rules, True)),
+    web.patch(f"{_GATE}/rules", update_rules),
+    web.patch(_RULE, update_rule),
+    web.delete(_RULE, delete_rule),
+]
+"""The gate routes, in the spec's order (analytics: :mod:`.pulse`)."""

@@ -6,60 +6,42 @@ only; everything else — ``passPercentage`` (0–10), ``gateIDs``, ``experiment
 is set by a full (``POST``) or partial (``PATCH``) update. The ids a holdout targets
 must exist; each target's read-only ``holdoutIDs`` lists the holdouts applied to it.
 
-Overrides are gate-style (``passingUserIDs``/``failingUserIDs``, custom ids and
-per-environment ``environmentOverrides``), ≤2000 ids per list, stored in
-``project.overrides["holdouts"][id]``: POST replaces, PATCH adds (an id added to the
-passing list leaves the failing one, and back), DELETE removes the listed ids
-(everything without a body).
+Overrides (gate-style) are served by :mod:`.overrides`, pulse results by :mod:`.pulse`.
 """
 
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from ..common import check_name, field_error, get_or_404, id_from_name, new_metadata
-from ..http import (
-    PREFIX,
-    api_error,
-    clone,
-    now_ms,
-    ok,
-    ok_page,
-    project,
-    read_body,
-    record_change,
-)
-from ..state import Project
-from .experiments import (
+from ...api.paths import id_from_name
+from ..checks import (
     Check,
     boolean,
-    check_environment,
     check_gate,
-    confidence_query,
-    date_of,
-    json_type,
-    metric_result,
+    check_name,
     multi_query,
     number,
     object_list,
-    query_flag,
     reject_unknown,
     require_keys,
     string,
     string_list,
     validate_fields,
 )
+from ..common import get_or_404, new_metadata
+from ..http import PREFIX, api_error, clone, ok, ok_page, project, read_body, record_change
+from ..state import Project
 
 __all__ = ["routes"]
 
-routes = web.RouteTableDef()
-
 _KIND = "holdouts"
+_HOLDOUTS = f"{PREFIX}/holdouts"
+_HOLDOUT = f"{_HOLDOUTS}/{{id}}"
 HOLDOUT_NAME = re.compile(r"^[a-zA-Z0-9_\- ]*$")
-MAX_OVERRIDE_IDS = 2000
 _CREATE_KEYS = ("name", "description", "idType", "teamID")
 _FIELDS: dict[str, Check] = {
     "isEnabled": boolean(),
@@ -114,7 +96,6 @@ def _reindex(
                 obj["holdoutIDs"] = [*(obj.get("holdoutIDs") or ()), holdout_id]
 
 
-@routes.get(f"{PREFIX}/holdouts")
 async def list_holdouts(request: web.Request) -> web.Response:
     """``GET /holdouts`` (filters ``creatorName``, ``creatorID``, ``tags``)."""
     query = request.rel_url.query
@@ -127,7 +108,6 @@ async def list_holdouts(request: web.Request) -> web.Response:
     return ok_page(request, items, "Holdouts listed successfully.")
 
 
-@routes.post(f"{PREFIX}/holdouts")
 async def create_holdout(request: web.Request) -> web.Response:
     """``POST /holdouts`` (200): only name, description, idType and teamID are accepted."""
     proj = project(request)
@@ -161,7 +141,6 @@ async def create_holdout(request: web.Request) -> web.Response:
     return ok(holdout, "Holdout created successfully.")
 
 
-@routes.get(f"{PREFIX}/holdouts/{{id}}")
 async def get_holdout(request: web.Request) -> web.Response:
     """``GET /holdouts/{id}``."""
     return ok(_holdout(request), "Holdout read successfully.")
@@ -187,7 +166,8 @@ def _check_targets(proj: Project, fields: dict[str, Any]) -> None:
             )
 
 
-async def _update(request: web.Request, *, full: bool) -> web.Response:
+async def update_holdout(request: web.Request, *, full: bool) -> web.Response:
+    """``POST /holdouts/{id}`` (full: every targeting field required) or ``PATCH``."""
     proj = project(request)
     holdout = _holdout(request)
     body = require_keys(await read_body(request), _FULL_REQUIRED if full else ())
@@ -204,19 +184,6 @@ async def _update(request: web.Request, *, full: bool) -> web.Response:
     return ok(holdout, "Holdout updated successfully.")
 
 
-@routes.post(f"{PREFIX}/holdouts/{{id}}")
-async def update_holdout(request: web.Request) -> web.Response:
-    """``POST /holdouts/{id}``: full update (every targeting field required)."""
-    return await _update(request, full=True)
-
-
-@routes.patch(f"{PREFIX}/holdouts/{{id}}")
-async def patch_holdout(request: web.Request) -> web.Response:
-    """``PATCH /holdouts/{id}``: only the given fields change."""
-    return await _update(request, full=False)
-
-
-@routes.delete(f"{PREFIX}/holdouts/{{id}}")
 async def delete_holdout(request: web.Request) -> web.Response:
     """``DELETE /holdouts/{id}``: also releases its targets and drops its overrides."""
     proj = project(request)
@@ -228,193 +195,12 @@ async def delete_holdout(request: web.Request) -> web.Response:
     return ok(holdout, "Holdout deleted successfully.")
 
 
-@routes.get(f"{PREFIX}/holdouts/{{id}}/pulse_results")
-async def pulse_results(request: web.Request) -> web.Response:
-    """``GET /holdouts/{id}/pulse_results``: one row per monitoring metric."""
-    holdout = _holdout(request)
-    cuped = query_flag(request, "cuped", True)
-    confidence = confidence_query(request)
-    ds = date_of(now_ms(request))
-    rows = [
-        metric_result(m, holdout["id"], ds, confidence=confidence, cuped=cuped)
-        for m in holdout.get("monitoringMetrics") or []
-    ]
-    return ok({"ds": ds, "monitoringMetrics": rows}, "Successfully loaded Pulse Results")
-
-
-# -- overrides (gate-style) ---------------------------------------------------------------
-
-_ID_LISTS = ("passingUserIDs", "failingUserIDs", "passingCustomIDs", "failingCustomIDs")
-_OPPOSITE = {
-    "passingUserIDs": "failingUserIDs",
-    "failingUserIDs": "passingUserIDs",
-    "passingCustomIDs": "failingCustomIDs",
-    "failingCustomIDs": "passingCustomIDs",
-    "passingIDs": "failingIDs",
-    "failingIDs": "passingIDs",
-}
-_IDS = string_list(non_empty_items=True)
-
-
-def _empty() -> dict[str, Any]:
-    return {key: [] for key in _ID_LISTS} | {"environmentOverrides": []}
-
-
-def _stored(proj: Project, holdout_id: str) -> dict[str, Any]:
-    # Seeds and snapshots may leave out the optional custom-id lists.
-    return {**_empty(), **(proj.overrides.setdefault(_KIND, {}).get(holdout_id) or {})}
-
-
-def _parse(proj: Project, body: Any, *, required: bool) -> dict[str, Any]:
-    """Validate an ``UpdateOverridesContractDto`` body (either variant, or both leniently)."""
-    body = require_keys(body, ())
-    if required and "environmentOverrides" not in body:
-        require_keys(body, ("passingUserIDs", "failingUserIDs"))
-    out = _empty()
-    for key in _ID_LISTS:
-        if body.get(key) is not None:
-            out[key] = list(dict.fromkeys(_IDS(body[key], key)))
-    envs = body.get("environmentOverrides") or []
-    if not isinstance(envs, list):
-        field_error("environmentOverrides", f"Expected array, received {json_type(envs)}")
-    for i, raw in enumerate(envs):
-        prop = f"environmentOverrides[{i}]"
-        entry = validate_fields(
-            raw,
-            {"unitID": string(nullable=True), "passingIDs": _IDS, "failingIDs": _IDS},
-            required=("unitID", "passingIDs", "failingIDs") if required else (),
-            prefix=f"{prop}.",
-        )
-        out["environmentOverrides"].append(
-            {
-                "environment": check_environment(
-                    proj, raw.get("environment"), f"{prop}.environment"
-                ),
-                "unitID": entry.get("unitID"),
-                "passingIDs": entry.get("passingIDs", []),
-                "failingIDs": entry.get("failingIDs", []),
-            }
-        )
-    return out
-
-
-def _add_ids(target: dict[str, Any], key: str, ids: list[str]) -> None:
-    """Add ``ids`` to ``target[key]``, taking them out of the opposite list."""
-    added = set(ids)
-    opposite = _OPPOSITE[key]
-    target[opposite] = [i for i in target.get(opposite) or [] if i not in added]
-    target[key] = list(dict.fromkeys([*(target.get(key) or []), *ids]))
-
-
-def _merge(current: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
-    merged: dict[str, Any] = clone(current)
-    for key in _ID_LISTS:
-        if added[key]:
-            _add_ids(merged, key, added[key])
-    for entry in added["environmentOverrides"]:
-        scope = (entry["environment"], entry["unitID"])
-        target = next(
-            (
-                e
-                for e in merged["environmentOverrides"]
-                if (e.get("environment"), e.get("unitID")) == scope
-            ),
-            None,
-        )
-        if target is None:
-            target = {
-                "environment": scope[0],
-                "unitID": scope[1],
-                "passingIDs": [],
-                "failingIDs": [],
-            }
-            merged["environmentOverrides"].append(target)
-        for key in ("passingIDs", "failingIDs"):
-            _add_ids(target, key, entry[key])
-    _check_limits(merged)
-    return merged
-
-
-def _check_limits(overrides: dict[str, Any]) -> None:
-    for key in _ID_LISTS:
-        if len(overrides[key]) > MAX_OVERRIDE_IDS:
-            field_error(key, f"Array must contain at most {MAX_OVERRIDE_IDS} element(s)")
-    for i, entry in enumerate(overrides["environmentOverrides"]):
-        for key in ("passingIDs", "failingIDs"):
-            if len(entry[key]) > MAX_OVERRIDE_IDS:
-                field_error(
-                    f"environmentOverrides[{i}].{key}",
-                    f"Array must contain at most {MAX_OVERRIDE_IDS} element(s)",
-                )
-
-
-def _remove(current: dict[str, Any], removed: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = clone(current)
-    for key in _ID_LISTS:
-        gone = set(removed[key])
-        out[key] = [i for i in out[key] if i not in gone]
-    for entry in removed["environmentOverrides"]:
-        scope = (entry["environment"], entry["unitID"])
-        for existing in out["environmentOverrides"]:
-            if (existing.get("environment"), existing.get("unitID")) == scope:
-                for key in ("passingIDs", "failingIDs"):
-                    gone = set(entry[key])
-                    existing[key] = [i for i in existing[key] if i not in gone]
-    out["environmentOverrides"] = [
-        e for e in out["environmentOverrides"] if e["passingIDs"] or e["failingIDs"]
-    ]
-    return out
-
-
-def _save(request: web.Request, holdout: dict[str, Any], overrides: dict[str, Any]) -> web.Response:
-    proj = project(request)
-    before = _stored(proj, holdout["id"])
-    if overrides != before:
-        proj.overrides.setdefault(_KIND, {})[holdout["id"]] = overrides
-        record_change(
-            request,
-            _KIND,
-            holdout,
-            "holdout_update",
-            changes={"overrides": {"old": before, "new": overrides}},
-            versioned=False,
-        )
-    return ok(overrides, "Holdout Overrides updated successfully.")
-
-
-@routes.get(f"{PREFIX}/holdouts/{{id}}/overrides")
-async def get_overrides(request: web.Request) -> web.Response:
-    """``GET /holdouts/{id}/overrides``."""
-    holdout = _holdout(request)
-    return ok(
-        clone(_stored(project(request), holdout["id"])), "Holdout Overrides read successfully."
-    )
-
-
-@routes.post(f"{PREFIX}/holdouts/{{id}}/overrides")
-async def set_overrides(request: web.Request) -> web.Response:
-    """``POST /holdouts/{id}/overrides``: replace the overrides."""
-    holdout = _holdout(request)
-    parsed = _parse(project(request), await read_body(request), required=True)
-    return _save(request, holdout, _merge(_empty(), parsed))
-
-
-@routes.patch(f"{PREFIX}/holdouts/{{id}}/overrides")
-async def add_overrides(request: web.Request) -> web.Response:
-    """``PATCH /holdouts/{id}/overrides``: add the given ids."""
-    proj = project(request)
-    holdout = _holdout(request)
-    parsed = _parse(proj, await read_body(request), required=True)
-    return _save(request, holdout, _merge(_stored(proj, holdout["id"]), parsed))
-
-
-@routes.delete(f"{PREFIX}/holdouts/{{id}}/overrides")
-async def remove_overrides(request: web.Request) -> web.Response:
-    """``DELETE /holdouts/{id}/overrides``: remove the given ids; no body → all."""
-    proj = project(request)
-    holdout = _holdout(request)
-    body = await read_body(request, required=False)
-    if body is None:
-        return _save(request, holdout, _empty())
-    parsed = _parse(proj, body, required=False)
-    return _save(request, holdout, _remove(_stored(proj, holdout["id"]), parsed))
+routes = [
+    web.get(_HOLDOUTS, list_holdouts),
+    web.post(_HOLDOUTS, create_holdout),
+    web.get(_HOLDOUT, get_holdout),
+    web.post(_HOLDOUT, partial(update_holdout, full=True)),
+    web.patch(_HOLDOUT, partial(update_holdout, full=False)),
+    web.delete(_HOLDOUT, delete_holdout),
+]
+"""The holdout routes (overrides: :mod:`.overrides`; pulse: :mod:`.pulse`)."""

@@ -21,17 +21,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
-from ..common import field_error
+from ..checks import enum_field, field_error, json_type, object_value, string_field
 from ..http import (
     GENERIC_400,
     api_error,
+    audit,
     clone,
-    mark_applied,
     now_ms,
     ok,
     ok_page,
@@ -49,8 +49,6 @@ __all__ = [
     "SOURCE_TYPES",
     "routes",
 ]
-
-routes = web.RouteTableDef()
 
 SOURCE_TYPES = (
     "redshift",
@@ -118,47 +116,6 @@ _DATE_MESSAGE = "Expected valid date in the form of YYYY-MM-DD"
 # -- zod-style validation (400 "Bad Request Exception" + errors[]) ----------------------
 
 
-def _received(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _object(value: Any, prop: str = "body") -> dict[str, Any]:
-    if not isinstance(value, dict):
-        field_error(prop, f"Expected object, received {_received(value)}")
-    return value
-
-
-def _string(body: dict[str, Any], prop: str, *, required: bool = False) -> str | None:
-    value = body.get(prop)
-    if value is None:
-        if required:
-            field_error(prop, "Required")
-        return None
-    if not isinstance(value, str):
-        field_error(prop, f"Expected string, received {_received(value)}")
-    return value
-
-
-def _enum(value: Any, prop: str, allowed: Sequence[str], *, required: bool = True) -> str | None:
-    if value is None:
-        if required:
-            field_error(prop, "Required")
-        return None
-    if not isinstance(value, str) or value not in allowed:
-        expected = " | ".join(f"'{a}'" for a in allowed)
-        shown = f"'{value}'" if isinstance(value, str) else _received(value)
-        field_error(prop, f"Invalid enum value. Expected {expected}, received {shown}")
-    return value
-
-
 def _date(value: Any, prop: str) -> dt.date:
     if value is None:
         field_error(prop, "Required")
@@ -183,17 +140,6 @@ def _date_range(start: Any, end: Any, names: tuple[str, str]) -> list[dt.date]:
 def _iso(ms: int) -> str:
     stamp = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _audit(
-    request: web.Request,
-    action_type: str,
-    obj_id: str,
-    name: str,
-    changes: dict[str, Any] | None = None,
-) -> None:
-    project(request).audit(action_type, obj_id, name, changes=changes, now_ms=now_ms(request))
-    mark_applied(request)
 
 
 # -- sources --------------------------------------------------------------------------
@@ -230,13 +176,13 @@ def _find_source(proj: Project, source_type: str, dataset: str, name: str | None
 
 def _locator(request: web.Request) -> tuple[str, str, str | None]:
     query = request.rel_url.query
-    source_type = _enum(query.get("type"), "type", SOURCE_TYPES)
-    dataset = _enum(query.get("dataset"), "dataset", (*DATASETS, "Exposures"))
+    source_type = enum_field(query.get("type"), "type", SOURCE_TYPES)
+    dataset = enum_field(query.get("dataset"), "dataset", (*DATASETS, "Exposures"))
     return str(source_type), str(dataset), query.get("source_name")
 
 
 def _column_mapping(value: Any, dataset: str) -> dict[str, Any]:
-    mapping = _object(value, "column_mapping")
+    mapping = object_value(value, "column_mapping")
     kind = "Exposures" if dataset in ("Exposures", "export_exposures") else dataset
     for key in _MAPPING_REQUIRED[kind]:
         if mapping.get(key) is None:
@@ -244,26 +190,26 @@ def _column_mapping(value: Any, dataset: str) -> dict[str, Any]:
     for key, item in mapping.items():
         prop = f"column_mapping.{key}"
         if key in _MAPPING_OBJECTS:
-            for sub, column in _object(item, prop).items():
+            for sub, column in object_value(item, prop).items():
                 if not isinstance(column, str):
-                    field_error(f"{prop}.{sub}", f"Expected string, received {_received(column)}")
+                    field_error(f"{prop}.{sub}", f"Expected string, received {json_type(column)}")
         elif not isinstance(item, str):
-            field_error(prop, f"Expected string, received {_received(item)}")
+            field_error(prop, f"Expected string, received {json_type(item)}")
     return dict(mapping)
 
 
 def _source_body(body: dict[str, Any], *, creating: bool) -> tuple[str, dict[str, Any]]:
     """Validate a create/update body; returns the type and the fields it sets."""
-    dataset = str(_enum(body.get("dataset"), "dataset", CREATE_DATASETS))
-    source_type = str(_enum(body.get("type"), "type", SOURCE_TYPES))
+    dataset = str(enum_field(body.get("dataset"), "dataset", CREATE_DATASETS))
+    source_type = str(enum_field(body.get("type"), "type", SOURCE_TYPES))
     fields: dict[str, Any] = {"dataset": dataset}
-    name = _string(body, "source_name", required=creating)
+    name = string_field(body, "source_name", required=creating, nullable=True)
     if name is not None:
         if not name.strip():
             field_error("source_name", "String must contain at least 1 character(s)")
         fields["source_name"] = name
     for prop in _SOURCE_FIELDS:
-        value = _string(body, prop)
+        value = string_field(body, prop, nullable=True)
         if value is not None:
             fields[prop] = value
     if body.get("column_mapping") is not None:
@@ -274,13 +220,12 @@ def _source_body(body: dict[str, Any], *, creating: bool) -> tuple[str, dict[str
         fields["use_delta_sharing"] = True
     enabled = body.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
-        field_error("enabled", f"Expected boolean, received {_received(enabled)}")
+        field_error("enabled", f"Expected boolean, received {json_type(enabled)}")
     if enabled is not None:
         fields["enabled"] = enabled
     return source_type, fields
 
 
-@routes.get("/console/v1/ingestion")
 async def get_ingestion(request: web.Request) -> web.Response:
     """``GET /ingestion?type&dataset[&source_name]``: one source."""
     source_type, dataset, name = _locator(request)
@@ -288,10 +233,9 @@ async def get_ingestion(request: web.Request) -> web.Response:
     return ok(source, "Ingestion read successfully.")
 
 
-@routes.post("/console/v1/ingestion")
 async def create_ingestion(request: web.Request) -> web.Response:
     """``POST /ingestion`` (200): a new source; 400 if the name is taken for that dataset."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     source_type, fields = _source_body(body, creating=True)
     proj = project(request)
     dataset, name = fields["dataset"], fields["source_name"]
@@ -311,14 +255,13 @@ async def create_ingestion(request: web.Request) -> web.Response:
         "data": {**fields, "createdTime": ts, "lastModifiedTime": ts},
     }
     _sources(proj)[source_id] = source
-    _audit(request, "ingestion_source_create", source_id, name)
+    audit(request, "ingestion_source_create", source_id, name)
     return ok(source, "Ingestion created successfully.")
 
 
-@routes.patch("/console/v1/ingestion")
 async def update_ingestion(request: web.Request) -> web.Response:
     """``PATCH /ingestion``: change the given fields of the source the body names."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     source_type, fields = _source_body(body, creating=False)
     proj = project(request)
     source = _find_source(proj, source_type, fields["dataset"], fields.get("source_name"))
@@ -334,18 +277,17 @@ async def update_ingestion(request: web.Request) -> web.Response:
             changes[key] = {"old": clone(data.get(key)), "new": clone(value)}
         data[key] = value
     data["lastModifiedTime"] = now_ms(request)
-    _audit(request, "ingestion_source_update", source["id"], str(data["source_name"]), changes)
+    audit(request, "ingestion_source_update", source["id"], str(data["source_name"]), changes)
     return ok(source, "Ingestion updated successfully.")
 
 
-@routes.delete("/console/v1/ingestion")
 async def delete_ingestion(request: web.Request) -> web.Response:
     """``DELETE /ingestion?type&dataset[&source_name]``."""
     source_type, dataset, name = _locator(request)
     proj = project(request)
     source = _find_source(proj, source_type, dataset, name)
     del _sources(proj)[source["id"]]
-    _audit(request, "ingestion_source_delete", source["id"], str(source["data"]["source_name"]))
+    audit(request, "ingestion_source_delete", source["id"], str(source["data"]["source_name"]))
     return ok(source, "Ingestion deleted successfully.")
 
 
@@ -360,21 +302,20 @@ def _new_run_id(proj: Project) -> str:
     return run_id
 
 
-@routes.post("/console/v1/ingestion/backfill")
 async def backfill(request: web.Request) -> web.Response:
     """``POST /ingestion/backfill``: enqueue a run over the given dates and sources."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     dates = _date_range(
         body.get("datestamp_start"), body.get("datestamp_end"), ("datestamp_start", "datestamp_end")
     )
-    source_type = str(_enum(body.get("type"), "type", SOURCE_TYPES))
-    dataset = str(_enum(body.get("dataset"), "dataset", DATASETS))
+    source_type = str(enum_field(body.get("type"), "type", SOURCE_TYPES))
+    dataset = str(enum_field(body.get("dataset"), "dataset", DATASETS))
     raw = body.get("source")
     wanted = [raw] if isinstance(raw, str) else raw
     if wanted is not None and (
         not isinstance(wanted, list) or not all(isinstance(s, str) for s in wanted)
     ):
-        field_error("source", f"Expected string or array of strings, received {_received(raw)}")
+        field_error("source", f"Expected string or array of strings, received {json_type(raw)}")
     proj = project(request)
     known = [str(s["data"]["source_name"]) for s in _matching(proj, source_type, dataset, None)]
     unknown = [s for s in wanted or () if s not in known]
@@ -412,7 +353,7 @@ async def backfill(request: web.Request) -> web.Response:
         ],
     }
     proj.store("ingestion_runs")[run_id] = run
-    _audit(
+    audit(
         request,
         "ingestion_backfill",
         run_id,
@@ -422,18 +363,17 @@ async def backfill(request: web.Request) -> web.Response:
     return ok({"runID": run_id}, "Ingestion backfilled successfully.")
 
 
-@routes.post("/console/v1/ingestion/connection/databricks")
 async def connect_databricks(request: web.Request) -> web.Response:
     """``POST /ingestion/connection/databricks``: store the connection (never its token)."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     for prop in ("token", "host", "path"):
-        value = _string(body, prop, required=True)
+        value = string_field(body, prop, required=True, nullable=True)
         if not value:
             field_error(prop, "String must contain at least 1 character(s)")
-    credentials = _string(body, "deltaSharingCredentials")
+    credentials = string_field(body, "deltaSharingCredentials", nullable=True)
     verified = body.get("verified", False)
     if not isinstance(verified, bool):
-        field_error("verified", f"Expected boolean, received {_received(verified)}")
+        field_error("verified", f"Expected boolean, received {json_type(verified)}")
     proj = project(request)
     connection_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"statsig:{proj.id}:connection:databricks"))
     connection = {
@@ -448,33 +388,31 @@ async def connect_databricks(request: web.Request) -> web.Response:
         },
     }
     proj.settings.setdefault("ingestion_connections", {})["databricks"] = connection
-    _audit(request, "ingestion_connection_update", connection_id, "databricks")
+    audit(request, "ingestion_connection_update", connection_id, "databricks")
     return ok(connection, "Ingestion databricks connection created successfully.")
 
 
-@routes.get("/console/v1/ingestion/schedule")
 async def get_schedule(request: web.Request) -> web.Response:
     """``GET /ingestion/schedule?dataset``: the daily hour (PST) the dataset is imported."""
-    dataset = str(_enum(request.rel_url.query.get("dataset"), "dataset", DATASETS))
+    dataset = str(enum_field(request.rel_url.query.get("dataset"), "dataset", DATASETS))
     hours = project(request).settings.get("ingestion_schedule") or {}
     data = {"dataset": dataset, "scheduled_hour_pst": hours.get(dataset, DEFAULT_SCHEDULED_HOUR)}
     return ok(data, "Ingestion schedule read successfully.")
 
 
-@routes.post("/console/v1/ingestion/schedule")
 async def set_schedule(request: web.Request) -> web.Response:
     """``POST /ingestion/schedule``: set the hour (0–23, default 10) for one dataset."""
-    body = _object(await read_body(request))
-    dataset = str(_enum(body.get("dataset"), "dataset", DATASETS))
+    body = object_value(await read_body(request), "body")
+    dataset = str(enum_field(body.get("dataset"), "dataset", DATASETS))
     hour = body.get("scheduled_hour_pst", DEFAULT_SCHEDULED_HOUR)
     if isinstance(hour, bool) or not isinstance(hour, int | float):
-        field_error("scheduled_hour_pst", f"Expected number, received {_received(hour)}")
+        field_error("scheduled_hour_pst", f"Expected number, received {json_type(hour)}")
     if not 0 <= hour < 24:
         field_error("scheduled_hour_pst", "scheduled_hour_pst must be between 0 and 23")
     hours = project(request).settings.setdefault("ingestion_schedule", {})
     old = hours.get(dataset, DEFAULT_SCHEDULED_HOUR)
     hours[dataset] = hour
-    _audit(
+    audit(
         request,
         "ingestion_schedule_update",
         dataset,
@@ -489,7 +427,6 @@ async def set_schedule(request: web.Request) -> web.Response:
 # -- runs and reports -----------------------------------------------------------------
 
 
-@routes.get("/console/v1/ingestion/runs")
 async def list_runs(request: web.Request) -> web.Response:
     """``GET /ingestion/runs``: every run, newest first, paginated."""
     runs = sorted(
@@ -500,7 +437,6 @@ async def list_runs(request: web.Request) -> web.Response:
     return ok_page(request, runs, "Ingestion Runs Listed Successfully.")
 
 
-@routes.get("/console/v1/ingestion/runs/{id}")
 async def get_run(request: web.Request) -> web.Response:
     """``GET /ingestion/runs/{id}``."""
     run = project(request).store("ingestion_runs").get(request.match_info["id"])
@@ -533,7 +469,6 @@ def _status_rows(proj: Project, run: dict[str, Any]) -> Iterator[dict[str, Any]]
             }
 
 
-@routes.get("/console/v1/ingestion/status")
 async def list_status(request: web.Request) -> web.Response:
     """``GET /ingestion/status``: per (source, date) statuses of the runs in the date range."""
     query = request.rel_url.query
@@ -542,12 +477,12 @@ async def list_status(request: web.Request) -> web.Response:
         for d in _date_range(query.get("startDate"), query.get("endDate"), ("startDate", "endDate"))
     }
     source = query.get("source")
-    dataset = _enum(query.get("dataset"), "dataset", DATASETS, required=False)
+    dataset = enum_field(query.get("dataset"), "dataset", DATASETS, required=False)
     wanted = set(query.getall("statuses", []))
     if query.get("status") is not None:
         wanted.add(query["status"])
     for index, value in enumerate(sorted(wanted)):
-        _enum(value, f"statuses[{index}]", INGESTION_STATUSES)
+        enum_field(value, f"statuses[{index}]", INGESTION_STATUSES)
     proj = project(request)
     rows = [
         row
@@ -593,7 +528,6 @@ def _hash(*parts: str) -> int:
     return zlib.crc32("|".join(parts).encode())
 
 
-@routes.get("/console/v1/ingestion/events/count")
 async def event_count(request: web.Request) -> web.Response:
     """``GET /ingestion/events/count``: per date, how many of each event were ingested."""
     data = []
@@ -614,7 +548,6 @@ async def event_count(request: web.Request) -> web.Response:
     return ok(data, "Ingestion event count read successfully.")
 
 
-@routes.get("/console/v1/ingestion/events/delta")
 async def event_delta(request: web.Request) -> web.Response:
     """``GET /ingestion/events/delta``: our counts against the warehouse's, per date."""
     threshold = 0.01
@@ -639,3 +572,20 @@ async def event_delta(request: web.Request) -> web.Response:
             )
         data.append({"date": day, "events": events})
     return ok(data, "Ingestion event delta ledger read successfully.")
+
+
+routes = [
+    web.get("/console/v1/ingestion", get_ingestion),
+    web.post("/console/v1/ingestion", create_ingestion),
+    web.patch("/console/v1/ingestion", update_ingestion),
+    web.delete("/console/v1/ingestion", delete_ingestion),
+    web.post("/console/v1/ingestion/backfill", backfill),
+    web.post("/console/v1/ingestion/connection/databricks", connect_databricks),
+    web.get("/console/v1/ingestion/schedule", get_schedule),
+    web.post("/console/v1/ingestion/schedule", set_schedule),
+    web.get("/console/v1/ingestion/runs", list_runs),
+    web.get("/console/v1/ingestion/runs/{id}", get_run),
+    web.get("/console/v1/ingestion/status", list_status),
+    web.get("/console/v1/ingestion/events/count", event_count),
+    web.get("/console/v1/ingestion/events/delta", event_delta),
+]

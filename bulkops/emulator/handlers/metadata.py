@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from ..common import field_error, require_fields
+from ..checks import field_error, require_fields
 from ..http import (
     GENERIC_400,
     PREFIX,
     api_error,
+    audit,
     clone,
-    mark_applied,
-    now_ms,
     ok,
     ok_page,
     project,
@@ -33,8 +34,6 @@ from ..state import new_base_id
 
 __all__ = ["BUILTIN_UNIT_ID_TYPES", "routes"]
 
-routes = web.RouteTableDef()
-
 BUILTIN_UNIT_ID_TYPES = frozenset({"userID", "stableID"})
 VISIBILITIES = ("OPEN", "CLOSED", "EXTERNAL")
 DEFAULT_VISIBILITY = "CLOSED"
@@ -44,17 +43,6 @@ _ASSIGNABLE = {
     "dynamicConfigs": ("dynamic_configs", "Dynamic configs"),
     "experiments": ("experiments", "Experiments"),
 }
-
-
-def _applied(
-    request: web.Request,
-    action_type: str,
-    obj_id: str,
-    name: str,
-    changes: dict[str, Any] | None = None,
-) -> None:
-    mark_applied(request)
-    project(request).audit(action_type, obj_id, name, changes=changes, now_ms=now_ms(request))
 
 
 def _string(
@@ -103,23 +91,98 @@ def _rename_references(request: web.Request, field: str, old: str, new: str | No
             )
 
 
+# -- tags and target apps: named objects that configs list by name ----------------------
+
+
+@dataclass(frozen=True)
+class _Named:
+    """Tags or target apps: what their update and delete do differently."""
+
+    kind: str  # the store
+    label: str  # as in "<label> not found."
+    field: str  # the config field listing them by name
+    keys: tuple[str, ...]  # the fields an update may change
+    actions: tuple[str, str]  # audit actionType of an update, of a delete
+    updated: str  # the update's message
+    deleted: str  # the delete's message
+    answer_updated: bool  # whether the update answers with the object
+
+
+def _find(kind: _Named, request: web.Request, key: str) -> dict[str, Any] | None:
+    store = project(request).store(kind.kind)
+    return store.get(key) or next((o for o in store.values() if o.get("name") == key), None)
+
+
+def _named(kind: _Named, request: web.Request) -> dict[str, Any]:
+    """The object named by ``{id}``: its id or, as a convenience, its name."""
+    obj = _find(kind, request, request.match_info["id"])
+    if obj is None:
+        api_error(404, f"{kind.label} not found.")
+    return obj
+
+
+def _name_taken(kind: _Named, request: web.Request, name: str, but: str | None = None) -> bool:
+    return any(
+        o.get("name") == name and o["id"] != but for o in project(request).store(kind.kind).values()
+    )
+
+
+async def read_named(kind: _Named, message: str, request: web.Request) -> web.Response:
+    """``GET /tags/{id}`` or ``GET /target_app/{id}`` (id or name)."""
+    return ok(_named(kind, request), message)
+
+
+async def update_named(kind: _Named, request: web.Request) -> web.Response:
+    """``PATCH /tags/{id}`` or ``/target_app/{id}``: a rename follows into the configs."""
+    body = require_fields(await read_body(request))
+    if "name" in body:
+        _string(body, "name", min_len=1, max_len=100)
+    if "description" in body:
+        _string(body, "description", max_len=1000)
+    if "isCore" in kind.keys:
+        _check_is_core(body)
+    obj = _named(kind, request)
+    if "name" in body and _name_taken(kind, request, body["name"], but=obj["id"]):
+        api_error(400, "Name is already in use")
+    changes: dict[str, Any] = {
+        k: {"old": obj.get(k), "new": body[k]}
+        for k in kind.keys
+        if k in body and body[k] != obj.get(k)
+    }
+    if changes:
+        old_name = obj["name"]
+        for key, change in changes.items():
+            obj[key] = change["new"]
+        audit(request, kind.actions[0], obj["id"], obj["name"], changes)
+        if "name" in changes:
+            _rename_references(request, kind.field, old_name, obj["name"])
+    if kind.answer_updated:
+        return ok(obj, kind.updated)
+    return ok(message=kind.updated, with_data=False)
+
+
+async def delete_named(kind: _Named, request: web.Request) -> web.Response:
+    """``DELETE /tags/{id}`` or ``/target_app/{id}``: also removed from every config."""
+    obj = _named(kind, request)
+    del project(request).store(kind.kind)[obj["id"]]
+    audit(request, kind.actions[1], obj["id"], obj["name"])
+    _rename_references(request, kind.field, obj["name"], None)
+    return ok(message=kind.deleted, with_data=False)
+
+
 # -- tags ---------------------------------------------------------------------------------
 
 
-def _tag(request: web.Request) -> dict[str, Any]:
-    """The tag named by ``{id}``: its id or, as a convenience, its name."""
-    key = request.match_info["id"]
-    store = project(request).store("tags")
-    tag = store.get(key) or next((t for t in store.values() if t.get("name") == key), None)
-    if tag is None:
-        api_error(404, "Tag not found.")
-    return tag
-
-
-def _tag_name_taken(request: web.Request, name: str, but: str | None = None) -> bool:
-    return any(
-        t.get("name") == name and t["id"] != but for t in project(request).store("tags").values()
-    )
+TAGS = _Named(
+    kind="tags",
+    label="Tag",
+    field="tags",
+    keys=("name", "description", "isCore"),
+    actions=("tag_edit", "tag_delete"),
+    updated="Tag updated successfully",
+    deleted="Tag deleted successfully",
+    answer_updated=True,
+)
 
 
 def _check_is_core(body: dict[str, Any]) -> None:
@@ -127,21 +190,19 @@ def _check_is_core(body: dict[str, Any]) -> None:
         field_error("isCore", f"Expected boolean, received {type(body['isCore']).__name__}")
 
 
-@routes.get(f"{PREFIX}/tags")
 async def list_tags(request: web.Request) -> web.Response:
     """``GET /tags``."""
     items = [clone(t) for t in project(request).store("tags").values()]
     return ok_page(request, items, "Tags listed successfully")
 
 
-@routes.post(f"{PREFIX}/tags")
 async def create_tag(request: web.Request) -> web.Response:
     """``POST /tags``: 200 ``"Tag created successfully"``; names are unique."""
     body = require_fields(await read_body(request), "name", "description")
     name = _string(body, "name", min_len=1, max_len=100)
     description = _string(body, "description", max_len=1000)
     _check_is_core(body)
-    if _tag_name_taken(request, name):
+    if _name_taken(TAGS, request, name):
         api_error(400, "Name is already in use")
     tag_id = new_base_id()
     tag: dict[str, Any] = {
@@ -151,66 +212,23 @@ async def create_tag(request: web.Request) -> web.Response:
         "isCore": bool(body.get("isCore", False)),
     }
     project(request).store("tags")[tag_id] = tag
-    _applied(request, "tag_create", tag_id, name)
+    audit(request, "tag_create", tag_id, name)
     return ok(tag, "Tag created successfully")
-
-
-@routes.get(f"{PREFIX}/tags/{{id}}")
-async def get_tag(request: web.Request) -> web.Response:
-    """``GET /tags/{id}`` (tag id or name)."""
-    return ok(_tag(request), "Tag read successfully")
-
-
-@routes.patch(f"{PREFIX}/tags/{{id}}")
-async def update_tag(request: web.Request) -> web.Response:
-    """``PATCH /tags/{id}``: change name, description or isCore; a rename follows into configs."""
-    body = require_fields(await read_body(request))
-    if "name" in body:
-        _string(body, "name", min_len=1, max_len=100)
-    if "description" in body:
-        _string(body, "description", max_len=1000)
-    _check_is_core(body)
-    tag = _tag(request)
-    if "name" in body and _tag_name_taken(request, body["name"], but=tag["id"]):
-        api_error(400, "Name is already in use")
-    changes: dict[str, Any] = {
-        k: {"old": tag[k], "new": body[k]}
-        for k in ("name", "description", "isCore")
-        if k in body and body[k] != tag[k]
-    }
-    if changes:
-        old_name = tag["name"]
-        for key, change in changes.items():
-            tag[key] = change["new"]
-        _applied(request, "tag_edit", tag["id"], tag["name"], changes)
-        if "name" in changes:
-            _rename_references(request, "tags", old_name, tag["name"])
-    return ok(tag, "Tag updated successfully")
-
-
-@routes.delete(f"{PREFIX}/tags/{{id}}")
-async def delete_tag(request: web.Request) -> web.Response:
-    """``DELETE /tags/{id}``: the tag is also removed from every config."""
-    tag = _tag(request)
-    del project(request).store("tags")[tag["id"]]
-    _applied(request, "tag_delete", tag["id"], tag["name"])
-    _rename_references(request, "tags", tag["name"], None)
-    return ok(message="Tag deleted successfully", with_data=False)
 
 
 # -- target apps ----------------------------------------------------------------------------
 
 
-def _find_target_app(request: web.Request, key: str) -> dict[str, Any] | None:
-    store = project(request).store("target_apps")
-    return store.get(key) or next((a for a in store.values() if a.get("name") == key), None)
-
-
-def _target_app(request: web.Request) -> dict[str, Any]:
-    app = _find_target_app(request, request.match_info["id"])
-    if app is None:
-        api_error(404, "Target app not found.")
-    return app
+TARGET_APPS = _Named(
+    kind="target_apps",
+    label="Target app",
+    field="targetApps",
+    keys=("name", "description"),
+    actions=("edit_target_app", "delete_target_app"),
+    updated="Target apps updated successfully.",
+    deleted="Target app deleted successfully",
+    answer_updated=False,
+)
 
 
 def _assignments(request: web.Request, body: dict[str, Any]) -> list[tuple[str, str]]:
@@ -247,14 +265,12 @@ def _assign(request: web.Request, pairs: list[tuple[str, str]], app_names: list[
             )
 
 
-@routes.get(f"{PREFIX}/target_app")
 async def list_target_apps(request: web.Request) -> web.Response:
     """``GET /target_app``."""
     items = [clone(a) for a in project(request).store("target_apps").values()]
     return ok_page(request, items, "Target apps listed successfully.")
 
 
-@routes.post(f"{PREFIX}/target_app")
 async def create_target_app(request: web.Request) -> web.Response:
     """``POST /target_app``: create, optionally assigning it to configs at once."""
     body = require_fields(await read_body(request), "name", "description")
@@ -269,70 +285,24 @@ async def create_target_app(request: web.Request) -> web.Response:
     app_id = name if name not in store else new_base_id()
     app = {"id": app_id, "name": name, "description": description}
     store[app_id] = app
-    _applied(request, "create_customer_app", app_id, name)
+    audit(request, "create_customer_app", app_id, name)
     _assign(request, pairs, [name])
     return ok(app, "Target app created successfully.")
 
 
-@routes.patch(f"{PREFIX}/target_app")
 async def assign_target_apps(request: web.Request) -> web.Response:
     """``PATCH /target_app``: add target apps to the listed gates, configs and experiments."""
     body = require_fields(await read_body(request), "targetApps")
     keys = _string_list(body, "targetApps")
     if not keys:
         field_error("targetApps", "Array must contain at least 1 element(s)")
-    apps = [(k, _find_target_app(request, k)) for k in keys]
+    apps = [(k, _find(TARGET_APPS, request, k)) for k in keys]
     missing = [k for k, app in apps if app is None]
     if missing:
         api_error(404, f"Target apps with IDs [{', '.join(missing)}] do not exist")
     pairs = _assignments(request, body)
     _assign(request, pairs, [str(app["name"]) for _, app in apps if app is not None])
     return ok(message="Target apps updated successfully.", with_data=False)
-
-
-@routes.get(f"{PREFIX}/target_app/{{id}}")
-async def get_target_app(request: web.Request) -> web.Response:
-    """``GET /target_app/{id}`` (id or name)."""
-    return ok(_target_app(request), "Target app read successfully.")
-
-
-@routes.patch(f"{PREFIX}/target_app/{{id}}")
-async def update_target_app(request: web.Request) -> web.Response:
-    """``PATCH /target_app/{id}``: rename or re-describe; a rename follows into configs."""
-    body = require_fields(await read_body(request))
-    if "name" in body:
-        _string(body, "name", min_len=1, max_len=100)
-    if "description" in body:
-        _string(body, "description", max_len=1000)
-    app = _target_app(request)
-    if "name" in body and any(
-        a.get("name") == body["name"] and a["id"] != app["id"]
-        for a in project(request).store("target_apps").values()
-    ):
-        api_error(400, "Name is already in use")
-    changes: dict[str, Any] = {
-        k: {"old": app.get(k), "new": body[k]}
-        for k in ("name", "description")
-        if k in body and body[k] != app.get(k)
-    }
-    if changes:
-        old_name = app["name"]
-        for key, change in changes.items():
-            app[key] = change["new"]
-        _applied(request, "edit_target_app", app["id"], app["name"], changes)
-        if "name" in changes:
-            _rename_references(request, "targetApps", old_name, app["name"])
-    return ok(message="Target apps updated successfully.", with_data=False)
-
-
-@routes.delete(f"{PREFIX}/target_app/{{id}}")
-async def delete_target_app(request: web.Request) -> web.Response:
-    """``DELETE /target_app/{id}``: also removed from every config."""
-    app = _target_app(request)
-    del project(request).store("target_apps")[app["id"]]
-    _applied(request, "delete_target_app", app["id"], app["name"])
-    _rename_references(request, "targetApps", app["name"], None)
-    return ok(message="Target app deleted successfully", with_data=False)
 
 
 # -- unit id types (errors are 400, as the spec documents) ------------------------------------
@@ -355,14 +325,12 @@ def _check_description(body: dict[str, Any]) -> None:
         _string(body, "description", max_len=1000)
 
 
-@routes.get(f"{PREFIX}/unit_id_types")
 async def list_unit_id_types(request: web.Request) -> web.Response:
     """``GET /unit_id_types``: the custom unit id types (not the built-in ones)."""
     items = [clone(u) for u in project(request).store("unit_id_types").values()]
     return ok_page(request, items, "Unit ID Types listed successfully.")
 
 
-@routes.post(f"{PREFIX}/unit_id_types")
 async def create_unit_id_type(request: web.Request) -> web.Response:
     """``POST /unit_id_types``: 201; 400 if the name is taken (built-ins included)."""
     body = require_fields(await read_body(request), "name")
@@ -373,17 +341,15 @@ async def create_unit_id_type(request: web.Request) -> web.Response:
         api_error(400, "Name is already in use")
     unit = {"name": name, "description": body.get("description") or ""}
     store[name] = unit
-    _applied(request, "company_ID_type_add", name, name)
+    audit(request, "company_ID_type_add", name, name)
     return ok(unit, "Unit ID Type created successfully.", status=201)
 
 
-@routes.get(f"{PREFIX}/unit_id_types/{{id}}")
 async def get_unit_id_type(request: web.Request) -> web.Response:
     """``GET /unit_id_types/{id}`` (the name)."""
     return ok(_unit_id_type(request), "Unit ID Type read successfully.")
 
 
-@routes.patch(f"{PREFIX}/unit_id_types/{{id}}")
 async def update_unit_id_type(request: web.Request) -> web.Response:
     """``PATCH /unit_id_types/{id}``: body ``{description}``."""
     body = require_fields(await read_body(request), "description")
@@ -392,16 +358,15 @@ async def update_unit_id_type(request: web.Request) -> web.Response:
     if unit.get("description") != body["description"]:
         changes = {"description": {"old": unit.get("description"), "new": body["description"]}}
         unit["description"] = body["description"]
-        _applied(request, "company_ID_type_edit", unit["name"], unit["name"], changes)
+        audit(request, "company_ID_type_edit", unit["name"], unit["name"], changes)
     return ok(unit, "Unit ID Type updated successfully.")
 
 
-@routes.delete(f"{PREFIX}/unit_id_types/{{id}}")
 async def delete_unit_id_type(request: web.Request) -> web.Response:
     """``DELETE /unit_id_types/{id}``."""
     unit = _unit_id_type(request)
     del project(request).store("unit_id_types")[unit["name"]]
-    _applied(request, "company_ID_type_delete", unit["name"], unit["name"])
+    audit(request, "company_ID_type_delete", unit["name"], unit["name"])
     return ok(message="Unit ID Type deleted successfully.", with_data=False)
 
 
@@ -440,14 +405,12 @@ def _environment(raw: Any, index: int, known_ids: set[str]) -> dict[str, Any]:
     return env
 
 
-@routes.get(f"{PREFIX}/environments")
 async def get_environments(request: web.Request) -> web.Response:
     """``GET /environments``: ``data: {environments: [...]}``."""
     data = {"environments": clone(project(request).environments)}
     return ok(data, "Environments read successfully.")
 
 
-@routes.post(f"{PREFIX}/environments")
 async def update_environments(request: web.Request) -> web.Response:
     """``POST /environments``: the given list replaces the project's environments."""
     body = require_fields(await read_body(request), "environments")
@@ -466,7 +429,7 @@ async def update_environments(request: web.Request) -> web.Response:
     if envs != proj.environments:
         changes = {"environments": {"old": clone(proj.environments), "new": clone(envs)}}
         proj.environments = envs
-        _applied(request, "company_environments_edit", proj.id, proj.name, changes)
+        audit(request, "company_environments_edit", proj.id, proj.name, changes)
     return ok({"environments": clone(envs)}, "Environments updated successfully.")
 
 
@@ -484,19 +447,16 @@ def _project_settings(request: web.Request) -> dict[str, Any]:
     return data
 
 
-@routes.get(f"{PREFIX}/project")
 async def get_project(request: web.Request) -> web.Response:
     """``GET /project``: ``{id}`` of the key's project."""
     return ok({"id": project(request).id}, "Project Info Retrieved Successfully")
 
 
-@routes.get(f"{PREFIX}/settings/project")
 async def get_project_settings(request: web.Request) -> web.Response:
     """``GET /settings/project``: ``{name, visibility, default_unit_type?}``."""
     return ok(_project_settings(request), "Settings read successfully.")
 
 
-@routes.post(f"{PREFIX}/settings/project")
 async def update_project_settings(request: web.Request) -> web.Response:
     """``POST /settings/project``: replaces name, visibility and the default unit type."""
     body = require_fields(await read_body(request), "name", "visibility")
@@ -521,7 +481,7 @@ async def update_project_settings(request: web.Request) -> web.Response:
     after = _project_settings(request)
     if after != before:
         changes = {k: {"old": before.get(k), "new": after.get(k)} for k in after.keys() | before}
-        _applied(request, "company_basic_info_edit", proj.id, proj.name, changes)
+        audit(request, "company_basic_info_edit", proj.id, proj.name, changes)
     return ok(after, "Settings updated successfully.")
 
 
@@ -552,7 +512,6 @@ def _entry_day(entry: dict[str, Any]) -> dt.date:
     return dt.datetime.fromtimestamp(int(entry.get("timestamp") or 0) / 1000, dt.UTC).date()
 
 
-@routes.get(f"{PREFIX}/audit_logs")
 async def list_audit_logs(request: web.Request) -> web.Response:
     """``GET /audit_logs``: newest first by default; filters, sorting and ``latestID``."""
     query = request.rel_url.query
@@ -596,3 +555,32 @@ async def list_audit_logs(request: web.Request) -> web.Response:
     if sort_order == "desc":
         ordered = ordered[::-1]
     return ok_page(request, ordered, "Audit logs listed successfully.")
+
+
+routes = [
+    web.get(f"{PREFIX}/tags", list_tags),
+    web.post(f"{PREFIX}/tags", create_tag),
+    web.get(f"{PREFIX}/tags/{{id}}", partial(read_named, TAGS, "Tag read successfully")),
+    web.patch(f"{PREFIX}/tags/{{id}}", partial(update_named, TAGS)),
+    web.delete(f"{PREFIX}/tags/{{id}}", partial(delete_named, TAGS)),
+    web.get(f"{PREFIX}/target_app", list_target_apps),
+    web.post(f"{PREFIX}/target_app", create_target_app),
+    web.patch(f"{PREFIX}/target_app", assign_target_apps),
+    web.get(
+        f"{PREFIX}/target_app/{{id}}",
+        partial(read_named, TARGET_APPS, "Target app read successfully."),
+    ),
+    web.patch(f"{PREFIX}/target_app/{{id}}", partial(update_named, TARGET_APPS)),
+    web.delete(f"{PREFIX}/target_app/{{id}}", partial(delete_named, TARGET_APPS)),
+    web.get(f"{PREFIX}/unit_id_types", list_unit_id_types),
+    web.post(f"{PREFIX}/unit_id_types", create_unit_id_type),
+    web.get(f"{PREFIX}/unit_id_types/{{id}}", get_unit_id_type),
+    web.patch(f"{PREFIX}/unit_id_types/{{id}}", update_unit_id_type),
+    web.delete(f"{PREFIX}/unit_id_types/{{id}}", delete_unit_id_type),
+    web.get(f"{PREFIX}/environments", get_environments),
+    web.post(f"{PREFIX}/environments", update_environments),
+    web.get(f"{PREFIX}/project", get_project),
+    web.get(f"{PREFIX}/settings/project", get_project_settings),
+    web.post(f"{PREFIX}/settings/project", update_project_settings),
+    web.get(f"{PREFIX}/audit_logs", list_audit_logs),
+]

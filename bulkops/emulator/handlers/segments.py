@@ -16,20 +16,19 @@ it as an optional optimistic-concurrency check.
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
+from ...api.paths import id_from_name
+from ..checks import check_name, field_error, require_fields
 from ..common import (
     SEGMENT_CONDITION_TYPES,
-    check_name,
-    field_error,
     get_or_404,
-    id_from_name,
     new_metadata,
     normalize_rules,
     referenced_ids,
-    require_fields,
 )
 from ..http import (
     GENERIC_400,
@@ -46,8 +45,6 @@ from ..http import (
 
 __all__ = ["SEGMENT_TYPES", "routes"]
 
-routes = web.RouteTableDef()
-
 SEGMENT_TYPES = ("id_list", "rule_based", "analysis_list", "user_store_id_list")
 ID_LIST_TYPES = frozenset({"id_list", "user_store_id_list"})
 # Per-request id limits from the spec (SegmentIDListContractDto / …UserStoreContractDto).
@@ -57,6 +54,7 @@ MAX_USER_STORE_IDS = 1000
 _NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_\- ]*$")
 _ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]*$")
 _KIND = "segments"
+_USER_STORE = "user_store_id_list"
 
 
 def _segment(request: web.Request) -> dict[str, Any]:
@@ -114,18 +112,12 @@ def _check_version(segment: dict[str, Any], version: Any) -> None:
         )
 
 
-def _set_count(segment: dict[str, Any], ids: dict[str, None]) -> None:
-    segment["count"] = len(ids)
-
-
-@routes.get(f"{PREFIX}/segments")
 async def list_segments(request: web.Request) -> web.Response:
     """``GET /segments``: every segment, paginated."""
     items = [clone(s) for s in project(request).store(_KIND).values()]
     return ok_page(request, items, "Segments listed successfully.")
 
 
-@routes.post(f"{PREFIX}/segments")
 async def create_segment(request: web.Request) -> web.Response:
     """``POST /segments``: 201 with the new segment; 400 on a taken id or name."""
     body = require_fields(await read_body(request), "name", "type")
@@ -169,13 +161,11 @@ async def create_segment(request: web.Request) -> web.Response:
     return ok(segment, "Segment created successfully.", status=201)
 
 
-@routes.get(f"{PREFIX}/segments/{{id}}")
 async def get_segment(request: web.Request) -> web.Response:
     """``GET /segments/{id}``."""
     return ok(_segment(request), "Segment read successfully.")
 
 
-@routes.delete(f"{PREFIX}/segments/{{id}}")
 async def delete_segment(request: web.Request) -> web.Response:
     """``DELETE /segments/{id}``: the segment and its id list go."""
     segment = _segment(request)
@@ -186,7 +176,6 @@ async def delete_segment(request: web.Request) -> web.Response:
     return ok(message="Segment deleted successfully.", with_data=False)
 
 
-@routes.put(f"{PREFIX}/segments/{{id}}/archive")
 async def archive_segment(request: web.Request) -> web.Response:
     """``PUT /segments/{id}/archive``: ``status`` becomes ``Archived``, ``isEnabled`` false."""
     segment = _segment(request)
@@ -203,7 +192,6 @@ async def archive_segment(request: web.Request) -> web.Response:
     return ok(segment, "Segment archived successfully.")
 
 
-@routes.post(f"{PREFIX}/segments/{{id}}/conditional")
 async def set_segment_rules(request: web.Request) -> web.Response:
     """``POST /segments/{id}/conditional``: a top-level array of rules replaces the rules."""
     raw = await read_body(request)
@@ -224,7 +212,6 @@ async def set_segment_rules(request: web.Request) -> web.Response:
     return ok(segment, "Rules successfully updated")
 
 
-@routes.get(f"{PREFIX}/segments/{{id}}/id_list")
 async def get_id_list(request: web.Request) -> web.Response:
     """``GET /segments/{id}/id_list``: ``{name, count, ids}`` with one page of ids."""
     segment = _segment(request)
@@ -235,27 +222,6 @@ async def get_id_list(request: web.Request) -> web.Response:
     return web.json_response({"message": "IDs read successfully", "data": data, "pagination": meta})
 
 
-@routes.patch(f"{PREFIX}/segments/{{id}}/id_list")
-async def add_to_id_list(request: web.Request) -> web.Response:
-    """``PATCH /segments/{id}/id_list``: add ids (≤100,000 per request)."""
-    ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
-    segment = _segment(request)
-    _require_type(segment, "id_list")
-    _add(request, segment, ids)
-    return ok(message="IDs successfully added to Segment ID List", with_data=False)
-
-
-@routes.delete(f"{PREFIX}/segments/{{id}}/id_list")
-async def remove_from_id_list(request: web.Request) -> web.Response:
-    """``DELETE /segments/{id}/id_list`` with body ``{ids}``: remove ids."""
-    ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
-    segment = _segment(request)
-    _require_type(segment, "id_list")
-    _remove(request, segment, ids)
-    return ok(message="IDs successfully removed from Segment ID List", with_data=False)
-
-
-@routes.post(f"{PREFIX}/segments/{{id}}/id_list/reset")
 async def reset_id_list(request: web.Request) -> web.Response:
     """``POST /segments/{id}/id_list/reset``: the id list becomes exactly ``ids``."""
     ids, _ = _ids(await read_body(request), MAX_ID_LIST_IDS)
@@ -263,20 +229,11 @@ async def reset_id_list(request: web.Request) -> web.Response:
     _require_type(segment, "id_list")
     current = _id_list(request, segment)
     if list(current) != ids:
-        before = len(current)
         project(request).id_lists[str(segment["id"])] = dict.fromkeys(ids)
-        _set_count(segment, project(request).id_lists[str(segment["id"])])
-        record_change(
-            request,
-            _KIND,
-            segment,
-            "ID_list_update",
-            changes={"count": {"old": before, "new": len(ids)}},
-        )
+        _record_count(request, segment, len(current), {})
     return ok(message="Segment Reset reset successfully.", with_data=False)
 
 
-@routes.get(f"{PREFIX}/segments/{{id}}/idlist_metadata")
 async def id_list_metadata(request: web.Request) -> web.Response:
     """``GET /segments/{id}/idlist_metadata``: ``{currentVersion, isUpdating}``."""
     segment = _segment(request)
@@ -285,58 +242,52 @@ async def id_list_metadata(request: web.Request) -> web.Response:
     return ok(data, "ID List metadata read successfully")
 
 
-@routes.patch(f"{PREFIX}/segments/{{id}}/add_ids")
-async def add_user_store_ids(request: web.Request) -> web.Response:
-    """``PATCH /segments/{id}/add_ids``: user-store lists only, ≤1000 ids, optional version."""
-    ids, version = _ids(await read_body(request), MAX_USER_STORE_IDS, with_version=True)
+async def change_ids(seg_type: str, adding: bool, request: web.Request) -> web.Response:
+    """Add or remove ids: ``PATCH``/``DELETE /segments/{id}/id_list`` (``id_list`` segments,
+    ≤100,000 ids) or ``PATCH …/add_ids``/``…/remove_ids`` (``user_store_id_list``, ≤1000
+    ids, optional ``version``)."""
+    user_store = seg_type == "user_store_id_list"
+    limit = MAX_USER_STORE_IDS if user_store else MAX_ID_LIST_IDS
+    ids, version = _ids(await read_body(request), limit, with_version=user_store)
     segment = _segment(request)
-    _require_type(segment, "user_store_id_list")
+    _require_type(segment, seg_type)
     _check_version(segment, version)
-    _add(request, segment, ids)
-    return ok(message="IDs successfully added to Segment ID List", with_data=False)
-
-
-@routes.patch(f"{PREFIX}/segments/{{id}}/remove_ids")
-async def remove_user_store_ids(request: web.Request) -> web.Response:
-    """``PATCH /segments/{id}/remove_ids``: user-store lists only, ≤1000 ids, optional version."""
-    ids, version = _ids(await read_body(request), MAX_USER_STORE_IDS, with_version=True)
-    segment = _segment(request)
-    _require_type(segment, "user_store_id_list")
-    _check_version(segment, version)
-    _remove(request, segment, ids)
-    return ok(message="IDs successfully removed from Segment ID List", with_data=False)
-
-
-def _add(request: web.Request, segment: dict[str, Any], ids: list[str]) -> None:
     current = _id_list(request, segment)
-    new = [i for i in ids if i not in current]
-    if not new:
-        return
-    before = len(current)
-    current.update(dict.fromkeys(new))
-    _set_count(segment, current)
-    record_change(
-        request,
-        _KIND,
-        segment,
-        "ID_list_update",
-        changes={"count": {"old": before, "new": len(current)}, "added": len(new)},
-    )
+    changed = [i for i in ids if (i in current) != adding]
+    if changed:
+        before = len(current)
+        for value in changed:
+            if adding:
+                current[value] = None
+            else:
+                del current[value]
+        _record_count(request, segment, before, {"added" if adding else "removed": len(changed)})
+    verb = "added to" if adding else "removed from"
+    return ok(message=f"IDs successfully {verb} Segment ID List", with_data=False)
 
 
-def _remove(request: web.Request, segment: dict[str, Any], ids: list[str]) -> None:
-    current = _id_list(request, segment)
-    gone = [i for i in ids if i in current]
-    if not gone:
-        return
-    before = len(current)
-    for value in gone:
-        del current[value]
-    _set_count(segment, current)
-    record_change(
-        request,
-        _KIND,
-        segment,
-        "ID_list_update",
-        changes={"count": {"old": before, "new": len(current)}, "removed": len(gone)},
-    )
+def _record_count(
+    request: web.Request, segment: dict[str, Any], before: int, extra: dict[str, Any]
+) -> None:
+    """Set the segment's ``count`` from its id list and record the change."""
+    ids = _id_list(request, segment)
+    segment["count"] = len(ids)
+    changes = {"count": {"old": before, "new": len(ids)}, **extra}
+    record_change(request, _KIND, segment, "ID_list_update", changes=changes)
+
+
+routes = [
+    web.get(f"{PREFIX}/segments", list_segments),
+    web.post(f"{PREFIX}/segments", create_segment),
+    web.get(f"{PREFIX}/segments/{{id}}", get_segment),
+    web.delete(f"{PREFIX}/segments/{{id}}", delete_segment),
+    web.put(f"{PREFIX}/segments/{{id}}/archive", archive_segment),
+    web.post(f"{PREFIX}/segments/{{id}}/conditional", set_segment_rules),
+    web.get(f"{PREFIX}/segments/{{id}}/id_list", get_id_list),
+    web.patch(f"{PREFIX}/segments/{{id}}/id_list", partial(change_ids, "id_list", True)),
+    web.delete(f"{PREFIX}/segments/{{id}}/id_list", partial(change_ids, "id_list", False)),
+    web.post(f"{PREFIX}/segments/{{id}}/id_list/reset", reset_id_list),
+    web.get(f"{PREFIX}/segments/{{id}}/idlist_metadata", id_list_metadata),
+    web.patch(f"{PREFIX}/segments/{{id}}/add_ids", partial(change_ids, _USER_STORE, True)),
+    web.patch(f"{PREFIX}/segments/{{id}}/remove_ids", partial(change_ids, _USER_STORE, False)),
+]

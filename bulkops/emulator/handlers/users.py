@@ -31,13 +31,20 @@ from typing import Any
 
 from aiohttp import web
 
-from ..common import field_error
+from ..checks import (
+    boolean,
+    enum_field,
+    enum_value,
+    field_error,
+    json_type,
+    object_value,
+    string_field,
+)
 from ..http import (
     GENERIC_400,
     api_error,
+    audit,
     clone,
-    mark_applied,
-    now_ms,
     ok,
     ok_page,
     project,
@@ -54,8 +61,6 @@ __all__ = [
     "mask_key",
     "routes",
 ]
-
-routes = web.RouteTableDef()
 
 ROLES = ("admin", "member", "read_only")
 KEY_TYPES = ("SERVER", "CLIENT", "CONSOLE", "SCIM", "ORG")
@@ -98,57 +103,6 @@ _NOT_FOUND = "Not Found. The requested resource could not be found."
 # -- zod-style validation (400 "Bad Request Exception" + errors[]) ----------------------
 
 
-def _received(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        field_error("body", f"Expected object, received {_received(body)}")
-    return body
-
-
-def _string(
-    body: dict[str, Any], prop: str, *, required: bool = False, nullable: bool = False
-) -> str | None:
-    value = body.get(prop)
-    if value is None:
-        if prop not in body and required:
-            field_error(prop, "Required")
-        if prop in body and not nullable:
-            field_error(prop, "Expected string, received null")
-        return None
-    if not isinstance(value, str):
-        field_error(prop, f"Expected string, received {_received(value)}")
-    return value
-
-
-def _enum_value(value: Any, prop: str, allowed: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        expected = " | ".join(f"'{a}'" for a in allowed)
-        shown = f"'{value}'" if isinstance(value, str) else _received(value)
-        field_error(prop, f"Invalid enum value. Expected {expected}, received {shown}")
-    return value
-
-
-def _enum(
-    body: dict[str, Any], prop: str, allowed: Sequence[str], *, required: bool = False
-) -> str | None:
-    if body.get(prop) is None:
-        if required:
-            field_error(prop, "Required")
-        return None
-    return _enum_value(body[prop], prop, allowed)
-
-
 def _strings(
     body: dict[str, Any],
     prop: str,
@@ -165,31 +119,13 @@ def _strings(
             field_error(prop, "Expected array, received null")
         return None
     if not isinstance(value, list):
-        field_error(prop, f"Expected array, received {_received(value)}")
+        field_error(prop, f"Expected array, received {json_type(value)}")
     for index, item in enumerate(value):
         if allowed is not None:
-            _enum_value(item, f"{prop}[{index}]", allowed)
+            enum_value(item, f"{prop}[{index}]", allowed)
         elif not isinstance(item, str):
-            field_error(f"{prop}[{index}]", f"Expected string, received {_received(item)}")
+            field_error(f"{prop}[{index}]", f"Expected string, received {json_type(item)}")
     return list(value)
-
-
-def _boolean(body: dict[str, Any], prop: str) -> bool | None:
-    value = body.get(prop)
-    if value is not None and not isinstance(value, bool):
-        field_error(prop, f"Expected boolean, received {_received(value)}")
-    return value
-
-
-def _audit(
-    request: web.Request,
-    action_type: str,
-    obj_id: str,
-    name: str,
-    changes: dict[str, Any] | None = None,
-) -> None:
-    project(request).audit(action_type, obj_id, name, changes=changes, now_ms=now_ms(request))
-    mark_applied(request)
 
 
 # -- users ----------------------------------------------------------------------------
@@ -216,7 +152,6 @@ def _emails(body: dict[str, Any], prop: str, *, required: bool) -> list[str] | N
     return [v.strip().lower() for v in values]
 
 
-@routes.get("/console/v1/users")
 async def list_users(request: web.Request) -> web.Response:
     """``GET /users``: the project's members, paginated."""
     return ok_page(
@@ -224,11 +159,10 @@ async def list_users(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/console/v1/users/invite")
 async def invite_users(request: web.Request) -> web.Response:
     """``POST /users/invite``: add members with a role (and to teams); no e-mail is sent."""
-    body = _object(await read_body(request))
-    role = _enum(body, "role", ROLES, required=True)
+    body = object_value(await read_body(request), "body")
+    role = enum_field(body.get("role"), "role", ROLES, required=True)
     emails = _emails(body, "emails", required=True) or []
     if not emails:
         field_error("emails", "Array must contain at least 1 element(s)")
@@ -259,7 +193,7 @@ async def invite_users(request: web.Request) -> web.Response:
         for team in teams:
             if all(m.get("email") != email for m in team["members"]):
                 team["members"].append(clone(users[email]))
-    _audit(
+    audit(
         request,
         "user_invite",
         "invite",
@@ -269,7 +203,6 @@ async def invite_users(request: web.Request) -> web.Response:
     return ok(message="User(s) Invited successfully", with_data=False)
 
 
-@routes.get("/console/v1/users/teams")
 async def list_teams(request: web.Request) -> web.Response:
     """``GET /users/teams``: every team, paginated."""
     proj = project(request)
@@ -277,10 +210,9 @@ async def list_teams(request: web.Request) -> web.Response:
     return ok_page(request, teams, "Teams listed successfully.")
 
 
-@routes.post("/console/v1/users/teams")
 async def create_team(request: web.Request) -> web.Response:
     """``POST /users/teams``: create a team (200); members and admins must be users."""
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     proj = project(request)
     fields = _team_fields(proj, body, creating=True)
     if _name_taken(proj, str(fields["name"])):
@@ -298,22 +230,20 @@ async def create_team(request: web.Request) -> web.Response:
         "admins": fields["admins"],
     }
     proj.store("teams")[team_id] = team
-    _audit(request, "team_create", team_id, team["name"])
+    audit(request, "team_create", team_id, team["name"])
     return ok(_render_team(proj, team), "Team created successfully.")
 
 
-@routes.get("/console/v1/users/teams/{id}")
 async def get_team(request: web.Request) -> web.Response:
     """``GET /users/teams/{id}``."""
     proj = project(request)
     return ok(_render_team(proj, _team_or_400(request)), "Team read successfully.")
 
 
-@routes.patch("/console/v1/users/teams/{id}")
 async def update_team(request: web.Request) -> web.Response:
     """``PATCH /users/teams/{id}``: each given field replaces the stored one."""
     team = _team_or_400(request)
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     proj = project(request)
     fields = _team_fields(proj, body, creating=False)
     name = fields.get("name")
@@ -325,42 +255,39 @@ async def update_team(request: web.Request) -> web.Response:
         if team.get(key) != value
     }
     team.update(fields)
-    _audit(request, "update_team", team["id"], team["name"], changes)
+    audit(request, "update_team", team["id"], team["name"], changes)
     return ok(_render_team(proj, team), "Team updated successfully.")
 
 
-@routes.delete("/console/v1/users/teams/{id}")
 async def delete_team(request: web.Request) -> web.Response:
     """``DELETE /users/teams/{id}``."""
     team = _team_or_400(request)
     del project(request).store("teams")[team["id"]]
-    _audit(request, "team_delete", team["id"], team["name"])
+    audit(request, "team_delete", team["id"], team["name"])
     return ok(message="Team deleted successfully", with_data=False)
 
 
-@routes.get("/console/v1/users/{email}")
 async def get_user(request: web.Request) -> web.Response:
     """``GET /users/{email}``: 404 for an e-mail that is not a member."""
     return ok(_user_or_404(request), "User read successfully.")
 
 
-@routes.post("/console/v1/users/{email}")
 async def update_user(request: web.Request) -> web.Response:
     """``POST /users/{email}``: change the role and/or the names."""
     user = _user_or_404(request)
-    body = _object(await read_body(request))
+    body = object_value(await read_body(request), "body")
     fields: dict[str, Any] = {}
-    role = _enum(body, "role", ROLES)
+    role = enum_field(body.get("role"), "role", ROLES, required=False)
     if role is not None:
         fields["role"] = role
     for prop in ("firstName", "lastName"):
-        value = _string(body, prop)
+        value = string_field(body, prop)
         if value is not None:
             fields[prop] = value
     changes = {k: {"old": user.get(k), "new": v} for k, v in fields.items() if user.get(k) != v}
     user.update(fields)
     action = "user_role_update" if "role" in changes else "user_update"
-    _audit(request, action, user["email"], user["email"], changes)
+    audit(request, action, user["email"], user["email"], changes)
     return ok(user, "User updated successfully.")
 
 
@@ -394,12 +321,12 @@ def _name_taken(proj: Project, name: str) -> bool:
 def _team_fields(proj: Project, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     """Validate a create (all required fields) or patch (any subset) body."""
     fields: dict[str, Any] = {}
-    name = _string(body, "name", required=creating)
+    name = string_field(body, "name", required=creating)
     if name is not None:
         if not name.strip():
             field_error("name", "String must contain at least 1 character(s)")
         fields["name"] = name
-    description = _string(body, "description")
+    description = string_field(body, "description")
     if description is not None:
         fields["description"] = description
     for prop in ("members", "admins"):
@@ -414,17 +341,17 @@ def _team_fields(proj: Project, body: dict[str, Any], *, creating: bool) -> dict
         ("changeTeamConfigs", CHANGE_TEAM_CONFIGS),
         ("reviewApproval", REVIEW_APPROVAL),
     ):
-        value = _enum(body, prop, allowed, required=creating)
+        value = enum_field(body.get(prop), prop, allowed, required=creating)
         if value is not None:
             fields[prop] = value
     apps = _strings(body, "defaultTargetApplications", required=creating)
     if apps is not None:
         fields["defaultTargetApplications"] = apps
     if "defaultHoldoutID" in body:
-        fields["defaultHoldoutID"] = _string(body, "defaultHoldoutID", nullable=True)
+        fields["defaultHoldoutID"] = string_field(body, "defaultHoldoutID", nullable=True)
     for flag in _TEAM_FLAGS:
         if flag in body:
-            fields[flag] = _boolean(body, flag)
+            fields[flag] = boolean(nullable=True)(body.get(flag), flag)
     return fields
 
 
@@ -443,21 +370,15 @@ def _metrics(body: dict[str, Any], prop: str, *, required: bool) -> list[dict[st
             field_error(prop, "Required")
         return None
     if not isinstance(value, list):
-        field_error(prop, f"Expected array, received {_received(value)}")
+        field_error(prop, f"Expected array, received {json_type(value)}")
     out = []
     for index, item in enumerate(value):
-        item = _object_at(item, f"{prop}[{index}]")
+        item = object_value(item, f"{prop}[{index}]")
         for key in ("name", "type"):
             if not isinstance(item.get(key), str):
                 field_error(f"{prop}[{index}].{key}", "Required")
         out.append({"name": item["name"], "type": item["type"]})
     return out
-
-
-def _object_at(value: Any, prop: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        field_error(prop, f"Expected object, received {_received(value)}")
-    return value
 
 
 def _render_team(proj: Project, team: dict[str, Any]) -> dict[str, Any]:
@@ -472,7 +393,6 @@ def _render_team(proj: Project, team: dict[str, Any]) -> dict[str, Any]:
 # -- alerts ---------------------------------------------------------------------------
 
 
-@routes.get("/console/v1/alerts")
 async def list_alerts(request: web.Request) -> web.Response:
     """``GET /alerts``: topline alerts filtered by creator and tags (any of them), paginated."""
     query = request.rel_url.query
@@ -541,7 +461,7 @@ def _register(request: web.Request, key: dict[str, Any]) -> None:
 
 def _key_fields(request: web.Request, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    description = _string(body, "description", required=creating)
+    description = string_field(body, "description", required=creating)
     if description is not None:
         fields["description"] = description
     scopes = _strings(body, "scopes", allowed=KEY_SCOPES)
@@ -555,7 +475,7 @@ def _key_fields(request: web.Request, body: dict[str, Any], *, creating: bool) -
             field_error("environments", f"Unknown environment(s): {', '.join(unknown)}")
         fields["environments"] = environments
     if "targetAppID" in body:
-        fields["primaryTargetApp"] = _string(body, "targetAppID", nullable=not creating)
+        fields["primaryTargetApp"] = string_field(body, "targetAppID", nullable=not creating)
     if "secondaryTargetAppIDs" in body:
         fields["secondaryTargetApps"] = _strings(
             body, "secondaryTargetAppIDs", nullable=not creating
@@ -563,7 +483,6 @@ def _key_fields(request: web.Request, body: dict[str, Any], *, creating: bool) -
     return fields
 
 
-@routes.get("/console/v1/keys")
 async def list_keys(request: web.Request) -> web.Response:
     """``GET /keys``: every key of the project, filtered by target app and environment."""
     query = request.rel_url.query
@@ -578,11 +497,10 @@ async def list_keys(request: web.Request) -> web.Response:
     return ok_page(request, keys, "Keys listed successfully.")
 
 
-@routes.post("/console/v1/keys")
 async def create_key(request: web.Request) -> web.Response:
     """``POST /keys`` (200): a new key; a CONSOLE key can call this API at once."""
-    body = _object(await read_body(request))
-    key_type = str(_enum(body, "type", KEY_TYPES, required=True))
+    body = object_value(await read_body(request), "body")
+    key_type = str(enum_field(body.get("type"), "type", KEY_TYPES, required=True))
     fields = _key_fields(request, body, creating=True)
     store = _key_store(request)
     value = _new_key_value(key_type)
@@ -600,21 +518,19 @@ async def create_key(request: web.Request) -> web.Response:
     }
     store[value] = key
     _register(request, key)
-    _audit(request, "sdk_key_create", mask_key(value), key["description"])
+    audit(request, "sdk_key_create", mask_key(value), key["description"])
     return ok(key, "Key created successfully.")
 
 
-@routes.get("/console/v1/keys/{id}")
 async def get_key(request: web.Request) -> web.Response:
     """``GET /keys/{id}`` (the id is the key's value)."""
     return ok(_key_or_404(request), "Key read successfully.")
 
 
-@routes.patch("/console/v1/keys/{id}")
 async def update_key(request: web.Request) -> web.Response:
     """``PATCH /keys/{id}``: description, scopes, environments, target apps."""
     key = _key_or_404(request)
-    fields = _key_fields(request, _object(await read_body(request)), creating=False)
+    fields = _key_fields(request, object_value(await read_body(request), "body"), creating=False)
     changes = {k: {"old": key.get(k), "new": v} for k, v in fields.items() if key.get(k) != v}
     key.update(fields)
     _register(request, key)
@@ -625,31 +541,28 @@ async def update_key(request: web.Request) -> web.Response:
         "secondaryTargetApps": "sdk_key_update_target_app",
     }
     action_type = next((action[k] for k in changes if k in action), "sdk_key_update_description")
-    _audit(request, action_type, mask_key(key["key"]), key["description"], changes)
+    audit(request, action_type, mask_key(key["key"]), key["description"], changes)
     return ok(key, "Key updated successfully.")
 
 
-@routes.delete("/console/v1/keys/{id}")
 async def delete_key(request: web.Request) -> web.Response:
     """``DELETE /keys/{id}``: the key stops working at once."""
     key = _key_or_404(request)
     del project(request).store("keys")[key["key"]]
     state(request).keys.pop(key["key"], None)
-    _audit(request, "sdk_key_delete", mask_key(key["key"]), key["description"])
+    audit(request, "sdk_key_delete", mask_key(key["key"]), key["description"])
     return ok(key, "Key deleted successfully.")
 
 
-@routes.patch("/console/v1/keys/{id}/deactivate")
 async def deactivate_key(request: web.Request) -> web.Response:
     """``PATCH /keys/{id}/deactivate``: the key stays listed but gets 401 from now on."""
     key = _key_or_404(request)
     key["status"] = "deactivated"
     _register(request, key)
-    _audit(request, "sdk_key_deactivate", mask_key(key["key"]), key["description"])
+    audit(request, "sdk_key_deactivate", mask_key(key["key"]), key["description"])
     return ok(key, "Key deactivated successfully.")
 
 
-@routes.patch("/console/v1/keys/{id}/rotate")
 async def rotate_key(request: web.Request) -> web.Response:
     """``PATCH /keys/{id}/rotate``: a new value replaces the old one, which stops working."""
     key = _key_or_404(request)
@@ -664,7 +577,7 @@ async def rotate_key(request: web.Request) -> web.Response:
     store.update(replaced)
     state(request).keys.pop(old, None)
     _register(request, rotated)
-    _audit(
+    audit(
         request,
         "secret_key_regenerate",
         mask_key(new),
@@ -672,3 +585,24 @@ async def rotate_key(request: web.Request) -> web.Response:
         {"key": {"old": mask_key(old), "new": mask_key(new)}},
     )
     return ok(rotated, "Key rotated successfully,")
+
+
+routes = [
+    web.get("/console/v1/users", list_users),
+    web.post("/console/v1/users/invite", invite_users),
+    web.get("/console/v1/users/teams", list_teams),
+    web.post("/console/v1/users/teams", create_team),
+    web.get("/console/v1/users/teams/{id}", get_team),
+    web.patch("/console/v1/users/teams/{id}", update_team),
+    web.delete("/console/v1/users/teams/{id}", delete_team),
+    web.get("/console/v1/users/{email}", get_user),
+    web.post("/console/v1/users/{email}", update_user),
+    web.get("/console/v1/alerts", list_alerts),
+    web.get("/console/v1/keys", list_keys),
+    web.post("/console/v1/keys", create_key),
+    web.get("/console/v1/keys/{id}", get_key),
+    web.patch("/console/v1/keys/{id}", update_key),
+    web.delete("/console/v1/keys/{id}", delete_key),
+    web.patch("/console/v1/keys/{id}/deactivate", deactivate_key),
+    web.patch("/console/v1/keys/{id}/rotate", rotate_key),
+]
