@@ -30,8 +30,8 @@ from engine_support import (
 
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_KEY
+from bulkops.engine.failpoints import FAILPOINT_STEPS
 from bulkops.engine.journal import read_records
-from bulkops.engine.runner import FAILPOINT_STEPS
 
 V1 = "/console/v1"
 
