@@ -223,7 +223,7 @@ class Journal:
     """An open journal, ready for appends. Use :meth:`create` or :meth:`open`.
 
     Not safe for concurrent writers: one task appends (the runner's single writer), and
-    an exclusive lock (:func:`bulkops.locks.exclusive_lock`) keeps other processes out.
+    an exclusive lock (:func:`bulkops.engine.locks.exclusive_lock`) keeps other processes out.
     """
 
     path: Path

@@ -156,7 +156,7 @@ def undo_mutations(
 ) -> tuple[list[Mutation], list[tuple[str, str]]]:
     """The undo of every applied mutation, newest first, and what cannot be undone.
 
-    ``plan_mutations`` is a :class:`~bulkops.plans.Plan` or its mutations. When B
+    ``plan_mutations`` is a :class:`~bulkops.engine.plans.Plan` or its mutations. When B
     depended on A, the undo of A waits for the undo of B (dependencies reversed).
 
     Returns:

@@ -148,6 +148,10 @@ async def test_skips_what_is_done_and_refuses_what_changed(
     replayed = replay(records)
     assert [replayed[k].attempts for k in ("k0", "k1", "k2")] == [0, 0, 1]
     assert [result.states[k].attempts for k in ("k0", "k1", "k2")] == [0, 0, 1]
+    # Each settled mutation carries the seq of the record that settled it, in the run as
+    # on replay: the undo's newest-first order is the same either way.
+    settled = {k: (st.state, st.settled_at) for k, st in result.states.items()}
+    assert settled == {k: (st.state, st.settled_at) for k, st in replayed.items()}
 
 
 async def test_one_bad_item_does_not_stop_the_run_and_fails_its_dependents(
