@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from .engine.runner import FAILPOINT_ENV
+from .engine.failpoints import FAILPOINT_ENV
 from .settings import API_KEY_ENV, API_URL_ENV
 
 __all__ = ["fork_cli"]

@@ -35,6 +35,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..api.client import ConsoleClient
+from ..engine.failpoints import Failpoints
 from ..engine.journal import Journal, read_records
 from ..engine.locks import (
     default_state_dir,
@@ -43,7 +44,7 @@ from ..engine.locks import (
     lock_path_for_project,
 )
 from ..engine.mutations import JobContext, Mutation
-from ..engine.plans import Plan, ProjectRef, fsync_directory, read_plan, write_plan
+from ..engine.plans import Plan, ProjectRef, read_plan, write_plan
 from ..engine.quota import (
     DEFAULT_ID_LIST_QUOTA,
     DEFAULT_QUOTA,
@@ -51,10 +52,13 @@ from ..engine.quota import (
     MUTATION_CLASS,
     QuotaWindow,
 )
-from ..engine.ratelimit import QuotaLimiter, SendLog
-from ..engine.reconcile import FINAL_STATES, KeyState, replay, undo_mutations
-from ..engine.runner import Failpoints, RunOptions, RunResult, Stop, history_from_records, run_plan
+from ..engine.ratelimit import QuotaLimiter, SendLog, history_from_records
+from ..engine.reconcile import replay, undo_mutations
+from ..engine.runner import RunOptions, RunResult, run_plan
+from ..engine.states import FINAL_STATES, KeyState
+from ..engine.stopping import Stop
 from ..errors import ApiError, PlanError, RefusedError, UsageError
+from ..files import fsync_directory
 from ..settings import API_KEY_ENV, Settings
 from .output import ProgressView, format_duration, render_plan, render_summary
 from .reports import report_rows, status_summary, write_report

@@ -21,7 +21,8 @@ from rich.table import Table
 from ..engine.mutations import Mutation
 from ..engine.plans import Plan
 from ..engine.ratelimit import QuotaLimiter
-from ..engine.runner import RunResult, Stop
+from ..engine.runner import RunResult
+from ..engine.stopping import Stop
 
 __all__ = [
     "ProgressView",

@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..engine.plans import Plan, write_private
-from ..engine.reconcile import FINAL_STATES, KeyState
+from ..engine.plans import Plan
+from ..engine.states import FINAL_STATES, KeyState
+from ..files import write_private
 
 __all__ = ["REPORT_FIELDS", "report_rows", "status_summary", "write_report"]
 

@@ -29,8 +29,8 @@ import structlog
 from ..api.client import ConsoleClient
 from ..api.paths import encode_id
 from ..emulator.state import SNAPSHOT_FORMAT
-from ..engine.plans import write_private
 from ..errors import BulkOpsError, RefusedError
+from ..files import write_private
 
 __all__ = [
     "COLLECTION_SOURCES",

@@ -2,7 +2,7 @@
 
 Jobs never write; the runner calls :func:`send_mutation` once per attempt, inside
 the quota limiter's slot and after the intent is durable. Nothing here retries:
-whether a failed write may be sent again is :mod:`bulkops.retry`'s decision.
+whether a failed write may be sent again is :mod:`bulkops.api.retry`'s decision.
 """
 
 from __future__ import annotations

@@ -27,11 +27,9 @@ from __future__ import annotations
 import gc
 import json
 import os
-import stat
-import sys
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,13 +37,12 @@ from typing import Any
 
 import structlog
 
-from ..errors import JournalError, RefusedError
+from .. import files
+from ..errors import JournalError
 
 __all__ = [
     "JOURNAL_FORMAT",
     "Journal",
-    "journal_summary",
-    "key_states",
     "read_records",
 ]
 
@@ -59,49 +56,6 @@ _HEX = frozenset(b"0123456789abcdef")
 _DECODER = json.JSONDecoder()
 _CRC_WIDTH = 8
 _NEWLINE = b"\n"
-
-
-def _fsync(fd: int) -> None:
-    # On macOS fsync() does not flush the drive's cache; F_FULLFSYNC does (reliability §2.3).
-    if sys.platform == "darwin":  # pragma: no cover - exercised on macOS only
-        import fcntl
-
-        fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
-    else:
-        os.fsync(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # A file's fsync does not persist its directory entry; the directory needs its own.
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks: list[bytes] = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _check_private(fd: int, path: Path) -> None:
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        raise RefusedError(f"journal {path} is not a regular file")
-    if st.st_uid != os.geteuid():
-        raise RefusedError(
-            f"journal {path} belongs to another user (uid {st.st_uid})",
-            hint="run as the user who created the journal",
-        )
-    if st.st_mode & 0o077:
-        raise RefusedError(
-            f"journal {path} is accessible to group or others "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); it may hold targeting data",
-            hint=f"chmod 600 {path}",
-        )
 
 
 # ensure_ascii (the default) keeps every line pure ASCII; compact separators, no NaN.
@@ -239,23 +193,26 @@ def _scan_unpaused(path: Path, data: bytes) -> _Scan:
     return _Scan(records, prev, offset, torn, torn_line)
 
 
+def _open(path: Path, flags: int) -> int:
+    """Open a journal (never through a symlink) and check that it is private."""
+    try:
+        return files.open_private(path, flags | os.O_NOFOLLOW, what="journal")
+    except OSError as exc:
+        raise JournalError(f"journal {path} could not be opened: {exc.strerror}") from exc
+
+
 def _backup(path: Path, data: bytes) -> Path:
     stamp = int(time.time())
     for n in range(1000):
         suffix = f".broken.{stamp}" if n == 0 else f".broken.{stamp}.{n}"
         backup = path.with_name(path.name + suffix)
         try:
-            fd = os.open(
-                backup, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-            )
+            fd = files.create_private(backup)
         except FileExistsError:
             continue
         try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            _fsync(fd)
+            files.write_all(fd, data)
+            files.fsync(fd)
         finally:
             os.close(fd)
         return backup
@@ -266,7 +223,7 @@ class Journal:
     """An open journal, ready for appends. Use :meth:`create` or :meth:`open`.
 
     Not safe for concurrent writers: one task appends (the runner's single writer), and
-    an exclusive lock (:func:`bulkops.locks.exclusive_lock`) keeps other processes out.
+    an exclusive lock (:func:`bulkops.engine.locks.exclusive_lock`) keeps other processes out.
     """
 
     path: Path
@@ -297,10 +254,9 @@ class Journal:
         Raises:
             JournalError: The file already exists or could not be written.
         """
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        files.private_directory(path.parent)
         try:
-            fd = os.open(path, flags, 0o600)
+            fd = files.create_private(path, append=True)
         except FileExistsError:
             raise JournalError(
                 f"journal {path} already exists", hint="resume it, or choose another path"
@@ -309,9 +265,8 @@ class Journal:
             raise JournalError(f"journal {path} could not be created: {exc.strerror}") from exc
         journal = cls(path, fd, 0, 0)
         try:
-            os.fchmod(fd, 0o600)  # whatever the umask
             journal.append({"format": JOURNAL_FORMAT, **first}, sync=True)
-            _fsync_dir(path.parent)
+            files.fsync_directory(path.parent)
         except BaseException:
             journal.close()
             raise
@@ -335,19 +290,15 @@ class Journal:
             JournalError: Damage before the last record, a sequence gap, no complete
                 first record, or an I/O error. Nothing was changed.
         """
+        fd = _open(path, os.O_RDWR | os.O_APPEND)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError as exc:
-            raise JournalError(f"journal {path} could not be opened: {exc.strerror}") from exc
-        try:
-            _check_private(fd, path)
-            data = _read_all(fd)
+            data = files.read_all(fd)
             scan = _scan(path, data)
             if scan.torn:
                 backup = _backup(path, data)
                 os.ftruncate(fd, scan.good_end)
-                _fsync(fd)
-                _fsync_dir(path.parent)
+                files.fsync(fd)
+                files.fsync_directory(path.parent)
                 log.warning(
                     EVENT_REPAIRED,
                     path=str(path),
@@ -438,7 +389,7 @@ class Journal:
         target = self._next_seq
         fd = self._usable_fd()
         try:
-            _fsync(fd)
+            files.fsync(fd)
         except OSError as exc:
             raise self._fail("fsync failed", exc) from exc
         if target > self._synced_seq:
@@ -453,7 +404,7 @@ class Journal:
         try:
             if self._synced_seq < self._next_seq and self._failed is None:
                 try:
-                    _fsync(fd)
+                    files.fsync(fd)
                 except OSError as exc:
                     self._failed = "fsync failed"
                     raise JournalError(
@@ -494,13 +445,9 @@ def read_records(path: Path, *, strict: bool = False) -> list[dict[str, Any]]:
         JournalError: Corruption before the last record, a sequence gap, no complete
             first record, a torn tail when ``strict``, or an I/O error.
     """
+    fd = _open(path, os.O_RDONLY)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise JournalError(f"journal {path} could not be opened: {exc.strerror}") from exc
-    try:
-        _check_private(fd, path)
-        data = _read_all(fd)
+        data = files.read_all(fd)
     except OSError as exc:
         raise JournalError(f"journal {path} could not be read: {exc.strerror}") from exc
     finally:
@@ -513,37 +460,3 @@ def read_records(path: Path, *, strict: bool = False) -> list[dict[str, Any]]:
             hint="opening it for a resume repairs it",
         )
     return scan.records
-
-
-_VERDICT_STATE = {"applied": "applied", "not_applied": "not_applied", "conflict": "conflict"}
-
-
-def key_states(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """The latest state of every mutation key in the journal.
-
-    ``pending`` means an intent without a later outcome (the request may have been sent:
-    reconcile it); an outcome gives its ``result``; a reconciliation gives its verdict
-    (``applied``, ``not_applied`` or ``conflict``).
-    """
-    states: dict[str, str] = {}
-    for record in records:
-        kind = record.get("t")
-        key = record.get("key")
-        if not isinstance(key, str):
-            continue
-        if kind == "intent":
-            states[key] = "pending"
-        elif kind == "outcome":
-            states[key] = str(record.get("result"))
-        elif kind == "reconciled":
-            verdict = str(record.get("verdict"))
-            states[key] = _VERDICT_STATE.get(verdict, verdict)
-    return states
-
-
-def journal_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Counts of keys per latest state (see :func:`key_states`), e.g. ``{"applied": 3}``."""
-    counts: dict[str, int] = {}
-    for state in key_states(records).values():
-        counts[state] = counts.get(state, 0) + 1
-    return counts

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import files
 from ..errors import RefusedError
 
 __all__ = [
@@ -74,7 +75,7 @@ def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
         directory = Path(xdg) / "bulkops"
     else:
         directory = Path.home() / ".local" / "state" / "bulkops"
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files.private_directory(directory)
     return directory
 
 
@@ -171,7 +172,7 @@ def exclusive_lock(path: Path, *, what: str, info: Mapping[str, Any]) -> Iterato
             holds the lock, or the file is on a network filesystem where flock is not
             reliable.
     """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files.private_directory(path.parent)
     fs_type = network_filesystem(path.parent)
     if fs_type is not None:
         raise RefusedError(
@@ -179,7 +180,7 @@ def exclusive_lock(path: Path, *, what: str, info: Mapping[str, Any]) -> Iterato
             "not reliable",
             hint="set BULKOPS_STATE_DIR to a local directory",
         )
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    fd = files.open_or_create(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -192,7 +193,7 @@ def exclusive_lock(path: Path, *, what: str, info: Mapping[str, Any]) -> Iterato
                 f"{holder.get('host', '?')} since {holder.get('started', '?')}",
                 hint="wait for that run to finish, or stop it; a killed run frees the lock",
             ) from None
-        os.fchmod(fd, 0o600)
+        files.make_private(fd)
         holder_info = {
             **info,
             "pid": os.getpid(),

@@ -1,8 +1,8 @@
 """Mutations: what a job wants done, as frozen data the engine can check, journal and undo.
 
 A job never writes. It yields :class:`Mutation` objects; the runner executes them
-(:mod:`bulkops.apply`), journals every attempt and settles ambiguous ones by reading
-the object back (:mod:`bulkops.reconcile`). Each mutation says how to observe its
+(:mod:`bulkops.engine.apply`), journals every attempt and settles ambiguous ones by reading
+the object back (:mod:`bulkops.engine.reconcile`). Each mutation says how to observe its
 object (``read``, a GET path) and what that read shows before and after the change
 (:class:`Expect` predicates over the response's ``data``). Those two predicates are
 what make a write safe to resume:
@@ -350,7 +350,7 @@ class Mutation(BaseModel):
         before_image: The object (or the relevant part) as the plan saw it.
         inverse: The undo call(s); empty when the change cannot be undone.
         depends_on: Keys that must be applied (or skipped) first.
-        quota_class: ``mutation`` or ``id_list`` (:mod:`bulkops.quota`).
+        quota_class: ``mutation`` or ``id_list`` (:mod:`bulkops.engine.quota`).
         idempotent: Safe to send again by value (PUT state actions, full updates,
             override replace, id-list reset): a 5xx or reset is retried, not reconciled.
         display: ``(what, before, after)`` rows :meth:`diff` shows instead of the rows

@@ -22,7 +22,6 @@ import gc
 import hashlib
 import json
 import os
-import stat
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -31,7 +30,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .. import __version__
+from .. import __version__, files
 from ..api.paths import WRITE_METHODS
 from ..errors import PlanError, RefusedError
 from .mutations import QUOTA_CLASSES, Expect, InverseCall, Mutation
@@ -42,11 +41,8 @@ __all__ = [
     "PlanHeader",
     "ProjectRef",
     "canonical_json",
-    "check_private",
-    "fsync_directory",
     "read_plan",
     "validate_mutations",
-    "write_private",
     "write_plan",
 ]
 
@@ -432,66 +428,30 @@ def validate_mutations(mutations: Sequence[Mutation], *, project_ids: Iterable[s
         raise PlanError(f"dependency cycle among {stuck[:5]}")
 
 
-def check_private(path: Path) -> None:
-    """Refuse a plan or checkpoint that group or others may read or write.
-
-    Raises:
-        RefusedError: the file has group/other permission bits.
-    """
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise RefusedError(
-            f"{path}: permissions {stat.filemode(mode)} let others read it",
-            hint=f"chmod 600 {path}",
-        )
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file, fsync, rename), mode 0600."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        data = text.encode()
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """fsync a directory, so a new or renamed entry in it survives a crash."""
-    dir_fd = os.open(directory or Path("."), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write_plan(path: Path, plan: Plan) -> None:
     """Write ``plan`` to ``path`` (0600, atomic), indented for people to read."""
     # Serialised by pydantic straight to text: no dumped copy of every mutation.
-    write_private(path, plan.model_dump_json(indent=1) + "\n")
+    files.write_private(Path(path), plan.model_dump_json(indent=1) + "\n")
 
 
 def read_plan(path: Path) -> Plan:
     """Read and verify a plan file.
 
     Raises:
-        RefusedError: the file is readable by others, does not parse, or was edited.
+        RefusedError: the file is not a private file of ours (see
+            :func:`bulkops.files.check_private`), does not parse, or was edited.
         PlanError: the file does not exist.
     """
     path = Path(path)
     if not path.exists():
         raise PlanError(f"{path}: no such plan file")
-    check_private(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        fd = files.open_private(path, os.O_RDONLY, what="plan")
+        try:
+            text = files.read_all(fd).decode("utf-8")
+        finally:
+            os.close(fd)
+        data = json.loads(text)
     except (OSError, ValueError) as exc:
         raise RefusedError(f"{path}: the plan does not parse as JSON ({exc})") from exc
     return Plan.from_json(data, source=str(path))

@@ -20,7 +20,8 @@ server's arrival time.
 Every attempt goes through :meth:`QuotaLimiter.acquire`, retries and 429s included.
 Send times are wall-clock seconds (``time.time``) so they can be persisted
 (:class:`SendLog`) and fed back as ``history`` after a restart, which then starts with
-the windows as full as the previous run left them instead of bursting.
+the windows as full as the previous run left them instead of bursting; a resume adds
+what its checkpoint says was sent (:func:`history_from_records`).
 """
 
 from __future__ import annotations
@@ -28,19 +29,20 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
 
+from .. import files
 from ..api.retry import RetryPolicy, backoff, clamp_retry_after
+from .plans import Plan
 from .quota import QuotaWindow
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "LimiterStats",
     "QuotaLimiter",
     "SendLog",
+    "history_from_records",
     "schedule",
     "theoretical_minimum",
 ]
@@ -529,8 +532,7 @@ class SendLog:
         Raises:
             OSError: The directory or file could not be written.
         """
-        directory = self.path.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files.private_directory(self.path.parent)
         payload = json.dumps(
             {
                 "format": SENDLOG_FORMAT,
@@ -538,17 +540,47 @@ class SendLog:
             },
             separators=(",", ":"),
         ).encode()
-        # mkstemp creates the file 0600 with O_EXCL; the rename is atomic on POSIX.
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        try:
-            try:
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            # No fsync of the file or the directory: see the class docstring.
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # No fsync of the file or the directory: see the class docstring.
+        files.write_private(self.path, payload, durable=False)
+
+
+def history_from_records(
+    records: Iterable[Mapping[str, Any]], plan: Plan, *, now: float | None = None
+) -> dict[str, list[float]]:
+    """Send times per quota class from a journal, never earlier than the real ones.
+
+    An outcome carries its attempt's ``sent_at``. An attempt without one (the process
+    died, or it was retried) was sent no later than the key's next intent, or the next
+    run's start, or now; that bound is used, so a restart never bursts into a window
+    the previous run filled.
+    """
+    klass = {m.key: m.quota_class for m in plan.mutations}
+    out: dict[str, list[float]] = {}
+    open_attempts: dict[str, float] = {}  # key -> intent time, send time not yet known
+
+    def add(key: str, at: float) -> None:
+        k = klass.get(key)
+        if k is not None:
+            out.setdefault(k, []).append(at)
+
+    for record in records:
+        kind = record.get("t")
+        key = str(record.get("key"))
+        at = record.get("at")
+        if kind == "run" and record.get("event") == "start" and isinstance(at, int | float):
+            for open_key in open_attempts:
+                add(open_key, float(at))
+            open_attempts.clear()
+        elif kind == "intent" and isinstance(at, int | float):
+            if key in open_attempts:
+                add(key, float(at))  # the previous attempt went out before this intent
+            open_attempts[key] = float(at)
+        elif kind == "outcome" and key in open_attempts:
+            del open_attempts[key]
+            sent = record.get("sent_at")
+            if isinstance(sent, int | float):
+                add(key, float(sent))
+    latest = time.time() if now is None else now
+    for open_key in open_attempts:
+        add(open_key, latest)
+    return {k: sorted(v) for k, v in out.items()}

@@ -10,33 +10,31 @@ The journal is a hint, the remote is the truth (reliability notes, section 2.6).
 
 A mutation that cannot be observed (``read`` is None) is settled only if it is
 idempotent (sending it again is safe); otherwise it is a conflict, "check by hand".
+The states and results themselves, and how one leads to the other, are in
+:mod:`~bulkops.engine.states`.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..api.client import ConsoleClient, read_object
 from ..errors import PlanError
 from .mutations import Mutation
+from .states import KeyState, Result, State
 
 __all__ = [
-    "FINAL_STATES",
-    "undo_mutations",
-    "KeyState",
     "Match",
     "Verdict",
     "judge",
     "observe",
     "replay",
     "settle",
+    "settle_verdict",
+    "undo_mutations",
 ]
-
-# States a resumed run does not touch again.
-FINAL_STATES = frozenset({"applied", "skipped", "failed", "conflict"})
 
 
 class Match(enum.Enum):
@@ -53,6 +51,11 @@ class Verdict(enum.Enum):
     APPLIED = "applied"
     NOT_APPLIED = "not_applied"
     CONFLICT = "conflict"
+
+    @property
+    def result(self) -> Result:
+        """The outcome result of the same name (what the verdict does to its key)."""
+        return Result(self.value)
 
 
 def judge(mutation: Mutation, data: Any) -> Match:
@@ -92,30 +95,10 @@ async def settle(client: ConsoleClient, mutation: Mutation) -> tuple[Verdict, st
     )
 
 
-@dataclass
-class KeyState:
-    """What the journal says about one mutation.
-
-    Attributes:
-        state: ``pending`` (nothing sent, or provably not applied), ``in_doubt`` (an
-            intent or an ambiguous outcome not yet settled), or a final state:
-            ``applied``, ``skipped``, ``failed``, ``conflict``.
-        attempts: Attempts made so far (the last outcome's count, else the last intent's
-            number).
-        status: The last HTTP status seen, if any.
-        error: The last error message (redacted), if any.
-        created_id: The id the server assigned on a create, from its response.
-        settled_at: Journal sequence number of the record that made it final.
-        reason: Why it ended as it did.
-    """
-
-    state: str = "pending"
-    attempts: int = 0
-    status: int | None = None
-    error: str | None = None
-    created_id: str | None = None
-    settled_at: int = -1
-    reason: str | None = None
+def settle_verdict(st: KeyState, verdict: Verdict, reason: str | None, seq: int) -> None:
+    """Move ``st`` as the outcome of the verdict's name does; only a conflict keeps the
+    read's ``reason`` (an applied mutation needs no explanation)."""
+    st.settle(verdict.result, reason=reason if verdict is Verdict.CONFLICT else None, seq=seq)
 
 
 def replay(
@@ -136,10 +119,9 @@ def replay(
         st = states.setdefault(key, KeyState())
         seq = int(record.get("seq", -1))
         if kind == "intent":
-            st.state = "in_doubt"
+            st.state = State.IN_DOUBT
             st.attempts = max(st.attempts, int(record.get("attempt") or 0))
         elif kind == "outcome":
-            result = str(record.get("result"))
             st.status = record.get("status", st.status)
             st.error = record.get("error")
             if "attempts" in record:
@@ -148,26 +130,25 @@ def replay(
                 st.attempts = int(record.get("attempts") or 0)
             if record.get("created_id"):
                 st.created_id = str(record["created_id"])
-            if result in FINAL_STATES:
-                st.state = result
-                st.settled_at = seq
-                st.reason = record.get("error")
-            elif result == "ambiguous":
-                st.state = "in_doubt"
-            elif result == "not_applied":
-                st.state = "pending"
+            result = _member(Result, record.get("result"))
+            if result is not None:
+                st.settle(result, reason=record.get("error"), seq=seq)
         else:
-            verdict = str(record.get("verdict"))
-            if verdict == Verdict.APPLIED.value:
-                st.state = "applied"
-                st.settled_at = seq
-            elif verdict == Verdict.CONFLICT.value:
-                st.state = "conflict"
-                st.settled_at = seq
-                st.reason = record.get("reason")
-            elif verdict == Verdict.NOT_APPLIED.value:
-                st.state = "pending"
+            verdict = _member(Verdict, record.get("verdict"))
+            if verdict is not None:
+                settle_verdict(st, verdict, record.get("reason"), seq)
     return states
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _member(kind: type[_E], value: Any) -> _E | None:
+    """The member of ``kind`` whose value is ``value`` (None for anything else)."""
+    try:
+        return kind(value)
+    except ValueError:
+        return None
 
 
 def undo_mutations(
@@ -175,14 +156,14 @@ def undo_mutations(
 ) -> tuple[list[Mutation], list[tuple[str, str]]]:
     """The undo of every applied mutation, newest first, and what cannot be undone.
 
-    ``plan_mutations`` is a :class:`~bulkops.plans.Plan` or its mutations. When B
+    ``plan_mutations`` is a :class:`~bulkops.engine.plans.Plan` or its mutations. When B
     depended on A, the undo of A waits for the undo of B (dependencies reversed).
 
     Returns:
         The undo mutations, and ``(key, reason)`` for applied mutations without an undo.
     """
     mutations = list(getattr(plan_mutations, "mutations", plan_mutations))
-    applied = [m for m in mutations if states.get(m.key, KeyState()).state == "applied"]
+    applied = [m for m in mutations if states.get(m.key, KeyState()).state == State.APPLIED]
     applied.sort(key=lambda m: states[m.key].settled_at, reverse=True)
     undo_keys: dict[str, list[str]] = {}
     out: list[Mutation] = []

@@ -30,8 +30,8 @@ from engine_support import (
 
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_KEY
+from bulkops.engine.failpoints import FAILPOINT_ENV, FAILPOINT_STEPS
 from bulkops.engine.journal import read_records
-from bulkops.engine.runner import FAILPOINT_STEPS
 
 V1 = "/console/v1"
 
@@ -84,6 +84,26 @@ def _write_calls(tmp_path: Path, calls: list[dict[str, Any]]) -> Path:
     return path
 
 
+def _run_calls(path: Path, *flags: str) -> list[str]:
+    """``bulkops run apply-calls --file PATH --apply --yes FLAGS…``."""
+    return ["run", "apply-calls", "--file", str(path), "--apply", "--yes", *flags]
+
+
+def _plan_calls(env: dict[str, str], tmp_path: Path, path: Path, plan: Path) -> None:
+    run = run_cli(
+        ["plan", "apply-calls", "--file", str(path), "-o", str(plan)], env, tmp_path, "plan"
+    )
+    assert run.code == 0, run.stderr()
+
+
+def _crash(
+    env: dict[str, str], tmp_path: Path, argv: list[str], failpoint: str, tag: str = "crash"
+) -> None:
+    """Run ``argv`` until the failpoint kills it (exit 137, as ``kill -9``)."""
+    run = run_cli(argv, {**env, FAILPOINT_ENV: failpoint}, tmp_path, tag)
+    assert run.code == 137, (failpoint, run.stderr()[-2000:])
+
+
 def _check_exactly_once(emulator: Emulator, calls: list[dict[str, Any]]) -> None:
     """Every call applied exactly once per the emulator; creates never resent into a 400."""
     entries = emulator.log()
@@ -120,12 +140,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(
     rng = random.Random(20240601)
     with serve_forked(seed, tmp_path / "requests.log", time_scale=10) as emulator:
         env = _env(emulator, tmp_path)
-        assert (
-            run_cli(
-                ["plan", "apply-calls", "--file", str(path), "-o", str(plan)], env, tmp_path, "plan"
-            ).code
-            == 0
-        )
+        _plan_calls(env, tmp_path, path, plan)
         kills = 0
         for cycle in range(40):
             if ck.exists():
@@ -179,12 +194,7 @@ def test_a_crash_at_every_protocol_step_of_every_kind_recovers(
     plan, ck = tmp_path / "plan.json", tmp_path / "ck"
     with serve_forked(seed, tmp_path / "requests.log", time_scale=60) as emulator:
         env = _env(emulator, tmp_path)
-        assert (
-            run_cli(
-                ["plan", "apply-calls", "--file", str(path), "-o", str(plan)], env, tmp_path, "plan"
-            ).code
-            == 0
-        )
+        _plan_calls(env, tmp_path, path, plan)
         keys = [m["key"] for m in json.loads(plan.read_text())["mutations"]]
         todo = {(step, kind) for step in FAILPOINT_STEPS for kind in kinds}
         position = 0
@@ -208,8 +218,7 @@ def test_a_crash_at_every_protocol_step_of_every_kind_recovers(
                 if ck.exists()
                 else ["apply", str(plan), "--yes", "--checkpoint", str(ck), "--max-in-flight", "1"]
             )
-            run = run_cli(argv, {**env, "BULKOPS_FAILPOINT": failpoint}, tmp_path, f"{step}-{kind}")
-            assert run.code == 137, (failpoint, run.stderr()[-2000:])
+            _crash(env, tmp_path, argv, failpoint, f"{step}-{kind}")
             last = read_records(ck)[-1]
             if step != "before-intent":
                 assert last["key"] == keys[target], (failpoint, last)
@@ -228,18 +237,12 @@ def test_a_torn_tail_is_repaired_and_resumed(seed: EmulatorState, tmp_path: Path
     with serve_forked(seed, tmp_path / "requests.log", time_scale=60) as emulator:
         env = _env(emulator, tmp_path)
         ck = tmp_path / "ck"
-        crash = {**env, "BULKOPS_FAILPOINT": "after-outcome:4"}
-        argv = [
-            "run",
-            "apply-calls",
-            "--file",
-            str(path),
-            "--apply",
-            "--yes",
-            "--max-in-flight",
-            "1",
-        ]
-        assert run_cli([*argv, "--checkpoint", str(ck)], crash, tmp_path, "crash").code == 137
+        _crash(
+            env,
+            tmp_path,
+            _run_calls(path, "--max-in-flight", "1", "--checkpoint", str(ck)),
+            "after-outcome:4",
+        )
         data = ck.read_bytes()
         last_start = data.rstrip(b"\n").rfind(b"\n") + 1
         cuts = sorted({last_start + 1, (last_start + len(data)) // 2, len(data) - 1})
@@ -261,18 +264,7 @@ def test_damage_in_the_middle_is_refused_before_any_request(
     with serve_forked(seed, tmp_path / "requests.log", time_scale=60) as emulator:
         env = _env(emulator, tmp_path)
         ck = tmp_path / "ck"
-        crash = {**env, "BULKOPS_FAILPOINT": "after-outcome:3"}
-        argv = [
-            "run",
-            "apply-calls",
-            "--file",
-            str(path),
-            "--apply",
-            "--yes",
-            "--checkpoint",
-            str(ck),
-        ]
-        assert run_cli(argv, crash, tmp_path, "crash").code == 137
+        _crash(env, tmp_path, _run_calls(path, "--checkpoint", str(ck)), "after-outcome:3")
         lines = ck.read_bytes().split(b"\n")
         middle = len(lines) // 2
         line = bytearray(lines[middle])
@@ -302,17 +294,8 @@ def test_a_fault_mix_completes_without_loss_doubling_or_blind_resends(
         fault_seed=3,
     ) as emulator:
         env = _env(emulator, tmp_path)
-        argv = [
-            "run",
-            "apply-calls",
-            "--file",
-            str(path),
-            "--apply",
-            "--yes",
-            "--checkpoint",
-            str(ck),
-        ]
-        run = run_cli([*argv, "--time-scale", "600", "--timeout", "0.5"], env, tmp_path, "run")
+        argv = _run_calls(path, "--checkpoint", str(ck), "--time-scale", "600", "--timeout", "0.5")
+        run = run_cli(argv, env, tmp_path, "run")
         if run.code != 0:
             assert run.code == 1, run.stderr()
             _finish(env, ck, tmp_path, "resume")
@@ -360,19 +343,9 @@ def test_a_thousand_mutations_without_a_single_429(tmp_path: Path) -> None:
     quota = ["150/0.5s", "600/2s"]
     with serve_forked(state, tmp_path / "requests.log", time_scale=1, quota=quota) as emulator:
         env = _env(emulator, tmp_path)
-        argv = [
-            "run",
-            "apply-calls",
-            "--file",
-            str(path),
-            "--apply",
-            "--yes",
-            "--quota",
-            quota[0],
-            "--quota",
-            quota[1],
-        ]
-        run = run_cli(argv, env, tmp_path, "run")
+        run = run_cli(
+            _run_calls(path, "--quota", quota[0], "--quota", quota[1]), env, tmp_path, "run"
+        )
         assert run.code == 0, run.stderr()[-2000:]
         entries = emulator.log()
     writes = [e for e in entries if e["method"] == "PATCH"]
@@ -392,8 +365,8 @@ def test_a_restart_right_after_a_kill_does_not_burst(seed: EmulatorState, tmp_pa
     ck = tmp_path / "ck"
     with serve_forked(seed, tmp_path / "requests.log", time_scale=1, quota=["20/1s"]) as emulator:
         env = _env(emulator, tmp_path)
-        argv = ["run", "apply-calls", "--file", str(path), "--apply", "--yes", "--quota", "20/1s"]
-        run = fork_cli([*argv, "--checkpoint", str(ck)], env, tmp_path, "first")
+        argv = _run_calls(path, "--quota", "20/1s", "--checkpoint", str(ck))
+        run = fork_cli(argv, env, tmp_path, "first")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             puts = [e for e in emulator.log() if e["method"] == "PUT"]

@@ -14,13 +14,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from bulkops.engine.journal import (
-    JOURNAL_FORMAT,
-    Journal,
-    journal_summary,
-    key_states,
-    read_records,
-)
+from bulkops.engine.journal import JOURNAL_FORMAT, Journal, read_records
 from bulkops.errors import JournalError, RefusedError
 
 PLAN = {"t": "plan", "plan": {"job": "archive-gates", "project": "p1", "sha256": "ab" * 32}}
@@ -435,33 +429,3 @@ def test_hundred_thousand_records_verify_quickly(path: Path):
     print(f"\nverified 100,000 records ({size:.1f} MB) in {elapsed:.3f} s")
     assert len(records) == 100_000
     assert records[-1]["seq"] == 99_999
-
-
-# --- summaries --------------------------------------------------------------------------
-
-
-def test_key_states_and_summary():
-    """The latest record per key decides its state; an intent alone is pending."""
-    records: list[dict[str, Any]] = [
-        {"t": "plan", "seq": 0},
-        {"t": "intent", "key": "a"},
-        {"t": "outcome", "key": "a", "result": "applied"},
-        {"t": "intent", "key": "b"},
-        {"t": "intent", "key": "c"},
-        {"t": "outcome", "key": "c", "result": "ambiguous"},
-        {"t": "reconciled", "key": "c", "verdict": "not_applied"},
-        {"t": "intent", "key": "d"},
-        {"t": "outcome", "key": "d", "result": "ambiguous"},
-        {"t": "reconciled", "key": "d", "verdict": "applied"},
-        {"t": "intent", "key": "e"},
-        {"t": "outcome", "key": "e", "result": "failed"},
-        {"t": "run", "event": "stop"},
-    ]
-    assert key_states(records) == {
-        "a": "applied",
-        "b": "pending",
-        "c": "not_applied",
-        "d": "applied",
-        "e": "failed",
-    }
-    assert journal_summary(records) == {"applied": 2, "pending": 1, "not_applied": 1, "failed": 1}

@@ -57,9 +57,9 @@ from bulkops.emulator import EmulatorState, running_emulator
 from bulkops.emulator.app import create_app
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
 from bulkops.emulator.state import Faults
+from bulkops.engine.failpoints import FAILPOINT_STEPS
 from bulkops.engine.journal import read_records
 from bulkops.engine.reconcile import replay
-from bulkops.engine.runner import FAILPOINT_STEPS
 from bulkops.settings import Settings
 
 V1 = "/console/v1"

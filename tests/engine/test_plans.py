@@ -84,7 +84,7 @@ def test_a_plan_others_can_read_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     write_plan(path, _plan(_m("a")))
     path.chmod(0o644)
-    with pytest.raises(RefusedError, match="others read it"):
+    with pytest.raises(RefusedError, match="accessible to group or others"):
         read_plan(path)
 
 

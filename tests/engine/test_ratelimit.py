@@ -96,6 +96,12 @@ class FakeClock:
         self.now += seconds
         await asyncio.sleep(0)
 
+    def limiter(self, windows: Any = None, **options: Any) -> QuotaLimiter:
+        """A limiter on this clock (the mutation class at the default quota by default)."""
+        return QuotaLimiter(
+            windows or {MUTATION: DEFAULT_QUOTA}, clock=self, sleep=self.sleep, **options
+        )
+
 
 # --- checks -----------------------------------------------------------------------------
 
@@ -222,16 +228,14 @@ def test_restart_with_history_does_not_burst():
 async def test_without_history_the_first_send_is_immediate_but_with_it_waits():
     """History from a previous run (both windows full) makes the first send wait."""
     clock = FakeClock()
-    fresh = QuotaLimiter({MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep)
+    fresh = clock.limiter()
     assert await fresh.acquire(MUTATION) == START
     assert clock.sleeps == []
 
     # Previous run: 100 sends in the last 5 s.
     previous = [START - 5 + i * 0.05 for i in range(100)]
     clock = FakeClock(START)
-    limiter = QuotaLimiter(
-        {MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep, history={MUTATION: previous}
-    )
+    limiter = clock.limiter(history={MUTATION: previous})
     sent = await limiter.acquire(MUTATION)
     assert sent == pytest.approx(previous[0] + 10 * (1 + DEFAULT_SAFETY) + DEFAULT_PAD)
     assert_within([*previous, sent], DEFAULT_QUOTA)
@@ -240,12 +244,7 @@ async def test_without_history_the_first_send_is_immediate_but_with_it_waits():
 async def test_history_ignores_old_and_unknown_entries():
     """Send times older than every window and unknown classes do not delay anything."""
     clock = FakeClock()
-    limiter = QuotaLimiter(
-        {MUTATION: DEFAULT_QUOTA},
-        clock=clock,
-        sleep=clock.sleep,
-        history={MUTATION: [START - 5000.0] * 900, "other": [START] * 10},
-    )
+    limiter = clock.limiter(history={MUTATION: [START - 5000.0] * 900, "other": [START] * 10})
     assert await limiter.acquire(MUTATION) == START
     assert limiter.history() == {MUTATION: [START]}
 
@@ -253,7 +252,7 @@ async def test_history_ignores_old_and_unknown_entries():
 async def test_sends_are_paced_not_burst():
     """Inside the short window sends go out span/limit apart, starting at once."""
     clock = FakeClock()
-    limiter = QuotaLimiter({MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep)
+    limiter = clock.limiter()
     times = [await limiter.acquire(MUTATION) for _ in range(5)]
     assert times[0] == START
     assert [b - a for a, b in zip(times, times[1:], strict=False)] == pytest.approx([SPACING] * 4)
@@ -264,7 +263,7 @@ async def test_sends_are_paced_not_burst():
 async def test_try_acquire_takes_only_a_free_slot_nobody_is_queued_for():
     """The no-wait path: a free slot is taken and logged; a paced or queued one is not."""
     clock = FakeClock()
-    limiter = QuotaLimiter({MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep)
+    limiter = clock.limiter()
     assert limiter.try_acquire(MUTATION) == START
     assert limiter.try_acquire(MUTATION) is None  # the next one is SPACING away
     assert limiter.history() == {MUTATION: [START]}
@@ -284,9 +283,7 @@ async def test_try_acquire_takes_only_a_free_slot_nobody_is_queued_for():
 async def test_classes_have_separate_windows():
     """Id-list sends neither wait for nor delay mutation sends."""
     clock = FakeClock()
-    limiter = QuotaLimiter(
-        {MUTATION: DEFAULT_QUOTA, ID_LIST: DEFAULT_ID_LIST_QUOTA}, clock=clock, sleep=clock.sleep
-    )
+    limiter = clock.limiter({MUTATION: DEFAULT_QUOTA, ID_LIST: DEFAULT_ID_LIST_QUOTA})
     assert await limiter.acquire(MUTATION) == START
     assert await limiter.acquire(ID_LIST) == START
     # The id-list class paces at 10/12 s (plus margin), the mutation class at 0.1 s.
@@ -297,9 +294,7 @@ async def test_classes_have_separate_windows():
 async def test_every_attempt_is_recorded_including_rejected_ones():
     """Attempts answered by a 429 stay in the windows: the server counted them."""
     clock = FakeClock()
-    limiter = QuotaLimiter(
-        {MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep, rand=lambda: 0.0
-    )
+    limiter = clock.limiter(rand=lambda: 0.0)
     first = await limiter.acquire(MUTATION)
     limiter.throttled(MUTATION, retry_after=None, attempt=1)
     second = await limiter.acquire(MUTATION)  # the retry
@@ -313,7 +308,7 @@ async def test_every_attempt_is_recorded_including_rejected_ones():
 async def test_throttled_pauses_for_retry_after_and_tightens():
     """A 429 with Retry-After pauses the class that long and halves its limits."""
     clock = FakeClock()
-    limiter = QuotaLimiter({MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep)
+    limiter = clock.limiter()
     await limiter.acquire(MUTATION)
     limiter.throttled(MUTATION, retry_after=5.0, attempt=1)
     stats = limiter.stats
@@ -329,12 +324,7 @@ async def test_throttled_pauses_for_retry_after_and_tightens():
 async def test_throttled_retry_after_is_clamped():
     """An absurd Retry-After is clamped by the policy's retry_after_cap."""
     clock = FakeClock()
-    limiter = QuotaLimiter(
-        {MUTATION: DEFAULT_QUOTA},
-        clock=clock,
-        sleep=clock.sleep,
-        policy=RetryPolicy(retry_after_cap=60.0),
-    )
+    limiter = clock.limiter(policy=RetryPolicy(retry_after_cap=60.0))
     limiter.throttled(MUTATION, retry_after=3600.0, attempt=1)
     assert await limiter.acquire(MUTATION) == START + 60.0
 
@@ -342,13 +332,7 @@ async def test_throttled_retry_after_is_clamped():
 async def test_throttled_without_retry_after_uses_jittered_backoff():
     """Without Retry-After the pause is capped full-jitter backoff for the attempt."""
     clock = FakeClock()
-    limiter = QuotaLimiter(
-        {MUTATION: DEFAULT_QUOTA},
-        clock=clock,
-        sleep=clock.sleep,
-        policy=RetryPolicy(base=0.5, cap=30.0),
-        rand=lambda: 0.5,
-    )
+    limiter = clock.limiter(policy=RetryPolicy(base=0.5, cap=30.0), rand=lambda: 0.5)
     limiter.throttled(MUTATION, retry_after=None, attempt=4)  # U(0, 4) at 0.5 → 2 s
     assert await limiter.acquire(MUTATION) == START + 2.0
 
@@ -356,7 +340,7 @@ async def test_throttled_without_retry_after_uses_jittered_backoff():
 async def test_repeated_429s_keep_a_floor_and_successes_recover_slowly():
     """Limits halve per 429 down to the floor, then win back 0.5% per success."""
     clock = FakeClock()
-    limiter = QuotaLimiter({MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep)
+    limiter = clock.limiter()
     for attempt in range(1, 10):
         limiter.throttled(MUTATION, retry_after=0.0, attempt=attempt)
     assert limiter.stats.effective_limits[MUTATION] == (10, 90)  # min_factor 0.1
@@ -373,7 +357,7 @@ async def test_repeated_429s_keep_a_floor_and_successes_recover_slowly():
 async def test_a_pause_does_not_shrink_when_a_shorter_one_follows():
     """A second 429 with a shorter Retry-After does not cut the first pause short."""
     clock = FakeClock()
-    limiter = QuotaLimiter({MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep)
+    limiter = clock.limiter()
     limiter.throttled(MUTATION, retry_after=8.0, attempt=1)
     limiter.throttled(MUTATION, retry_after=1.0, attempt=1)
     assert await limiter.acquire(MUTATION) == START + 8.0
@@ -486,7 +470,7 @@ def test_a_class_without_windows_is_only_capped_in_flight():
 async def test_clock_stepping_back_does_not_stall():
     """If the wall clock steps back an hour, the next send does not wait an hour."""
     clock = FakeClock()
-    limiter = QuotaLimiter({MUTATION: DEFAULT_QUOTA}, clock=clock, sleep=clock.sleep)
+    limiter = clock.limiter()
     await limiter.acquire(MUTATION)
     clock.now -= 3600
     sent = await limiter.acquire(MUTATION)
@@ -550,14 +534,9 @@ def test_sendlog_unreadable_file_is_treated_as_empty(tmp_path: Path, content: by
 async def test_sendlog_feeds_a_restarted_limiter(tmp_path: Path):
     """history() saved through SendLog and loaded again makes the restarted limiter wait."""
     clock = FakeClock()
-    limiter = QuotaLimiter({MUTATION: [QuotaWindow(3, 10.0)]}, clock=clock, sleep=clock.sleep)
+    limiter = clock.limiter({MUTATION: [QuotaWindow(3, 10.0)]})
     sent = [await limiter.acquire(MUTATION) for _ in range(3)]
     sendlog = SendLog(tmp_path / "sends.json")
     sendlog.save(limiter.history())
-    restarted = QuotaLimiter(
-        {MUTATION: [QuotaWindow(3, 10.0)]},
-        clock=clock,
-        sleep=clock.sleep,
-        history=sendlog.load(),
-    )
+    restarted = clock.limiter({MUTATION: [QuotaWindow(3, 10.0)]}, history=sendlog.load())
     assert await restarted.acquire(MUTATION) == pytest.approx(sent[0] + 10 * 1.01 + 0.005)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bulkops.api.client import ConsoleClient
 from bulkops.engine.mutations import Expect, InverseCall, Mutation
-from bulkops.engine.reconcile import KeyState, Match, Verdict, judge, replay, settle, undo_mutations
+from bulkops.engine.reconcile import Match, Verdict, judge, replay, settle, undo_mutations
+from bulkops.engine.states import KeyState
 from bulkops.jobs.apply_calls.planner import CallPlanner, RawCall
 
 

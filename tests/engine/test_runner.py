@@ -19,21 +19,17 @@ from bulkops.api.retry import RetryPolicy
 from bulkops.api.transport import AiohttpTransport, ApiRequest, ApiResponse
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_READ_ONLY_KEY
-from bulkops.engine import runner as runner_module
+from bulkops.engine.failpoints import Failpoints
 from bulkops.engine.journal import Journal, read_records
 from bulkops.engine.mutations import Mutation
 from bulkops.engine.plans import Plan, ProjectRef
+from bulkops.engine.progress import NullObserver
 from bulkops.engine.quota import QuotaWindow
-from bulkops.engine.ratelimit import QuotaLimiter
+from bulkops.engine.ratelimit import QuotaLimiter, history_from_records
 from bulkops.engine.reconcile import replay, undo_mutations
-from bulkops.engine.runner import (
-    Failpoints,
-    NullObserver,
-    RunOptions,
-    Stop,
-    history_from_records,
-    run_plan,
-)
+from bulkops.engine.runner import RunOptions, run_plan
+from bulkops.engine.stopping import Stop
+from bulkops.engine.writer import JournalWriter
 from bulkops.errors import JournalError, TransportError
 from bulkops.jobs.apply_calls.planner import CallPlanner, RawCall
 from bulkops.settings import Settings
@@ -152,6 +148,10 @@ async def test_skips_what_is_done_and_refuses_what_changed(
     replayed = replay(records)
     assert [replayed[k].attempts for k in ("k0", "k1", "k2")] == [0, 0, 1]
     assert [result.states[k].attempts for k in ("k0", "k1", "k2")] == [0, 0, 1]
+    # Each settled mutation carries the seq of the record that settled it, in the run as
+    # on replay: the undo's newest-first order is the same either way.
+    settled = {k: (st.state, st.settled_at) for k, st in result.states.items()}
+    assert settled == {k: (st.state, st.settled_at) for k, st in replayed.items()}
 
 
 async def test_one_bad_item_does_not_stop_the_run_and_fails_its_dependents(
@@ -571,7 +571,7 @@ async def test_a_failed_fsync_stops_the_run_before_the_write_is_sent(
             assert both_waiting.wait(10), "the workers never both waited for the fsync"
             raise OSError(5, "Input/output error")
 
-    durable = runner_module._Writer.durable
+    durable = JournalWriter.durable
     waiting = 0
 
     async def counted(self: Any, seq: int) -> None:
@@ -582,8 +582,8 @@ async def test_a_failed_fsync_stops_the_run_before_the_write_is_sent(
                 asyncio.get_running_loop().call_soon(both_waiting.set)
         await durable(self, seq)
 
-    monkeypatch.setattr("bulkops.engine.journal._fsync", broken_disk)
-    monkeypatch.setattr(runner_module._Writer, "durable", counted)
+    monkeypatch.setattr("bulkops.files.fsync", broken_disk)
+    monkeypatch.setattr(JournalWriter, "durable", counted)
     before = len(_writes(state))
     with pytest.raises(JournalError, match="fsync failed"):
         await _run(plan, client, journal, max_in_flight=2)

@@ -1,0 +1,190 @@
+"""The one door for the files the tool writes: private (0600), atomic where replaced, fsynced.
+
+Plans, checkpoint journals and their ``.broken`` backups, reports, snapshots, send logs
+and lock files may hold user ids and targeting data, so every one of them is created
+mode 0600 in a directory created 0700, and a file read back as ours is refused when
+group or others may access it. Durability follows the reliability notes (section 2.3):
+a file's fsync does not persist its directory entry, so a new or renamed entry gets its
+directory fsynced too, and on macOS only ``F_FULLFSYNC`` reaches the disk.
+
+Nothing here retries: a failed fsync is reported, never repeated (a retried fsync can
+falsely succeed; PostgreSQL's "fsyncgate").
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import uuid
+from pathlib import Path
+
+from .errors import RefusedError
+
+__all__ = [
+    "check_private",
+    "create_private",
+    "fsync",
+    "fsync_directory",
+    "make_private",
+    "open_or_create",
+    "open_private",
+    "private_directory",
+    "read_all",
+    "write_all",
+    "write_private",
+]
+
+_NEW = os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+_PRIVATE = 0o600
+
+
+def fsync(fd: int) -> None:
+    """Flush ``fd``'s data to the disk.
+
+    Raises:
+        OSError: The fsync failed (do not retry it: the data may be lost already).
+    """
+    # On macOS fsync() does not flush the drive's cache; F_FULLFSYNC does (reliability §2.3).
+    if sys.platform == "darwin":  # pragma: no cover - exercised on macOS only
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+    else:
+        os.fsync(fd)
+
+
+def fsync_directory(directory: Path) -> None:
+    """fsync a directory, so a new or renamed entry in it survives a crash."""
+    # A file's fsync does not persist its directory entry; the directory needs its own.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def private_directory(directory: Path) -> None:
+    """Create ``directory`` (and its parents) mode 0700 if missing."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def make_private(fd: int) -> None:
+    """Set mode 0600 on an open file, whatever the umask made of it."""
+    os.fchmod(fd, _PRIVATE)
+
+
+def create_private(path: Path, *, append: bool = False) -> int:
+    """Create a new file, mode 0600, for writing; its descriptor.
+
+    ``O_EXCL``: an existing file (or a symlink in its place) is never opened.
+
+    Raises:
+        FileExistsError: ``path`` exists.
+        OSError: It could not be created.
+    """
+    flags = _NEW | os.O_WRONLY | (os.O_APPEND if append else 0)
+    fd = os.open(path, flags, _PRIVATE)
+    try:
+        make_private(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_or_create(path: Path) -> int:
+    """Open ``path`` for reading and writing, creating it 0600 if missing (a lock file)."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, _PRIVATE)
+
+
+def open_private(path: Path, flags: int, *, what: str) -> int:
+    """Open a file the tool wrote and check that it is still private; its descriptor.
+
+    Args:
+        path: The file.
+        flags: ``os.open`` flags (``O_CLOEXEC`` is added).
+        what: What the file is, for messages (``"journal"``, ``"plan"``).
+
+    Raises:
+        OSError: It could not be opened.
+        RefusedError: See :func:`check_private`.
+    """
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        check_private(fd, path, what=what)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_private(fd: int, path: Path, *, what: str) -> None:
+    """Refuse a file that is not a regular file of ours that only we may access.
+
+    Raises:
+        RefusedError: It is not a regular file, belongs to another user, or group or
+            others have permission bits on it (it may hold targeting data).
+    """
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise RefusedError(f"{what} {path} is not a regular file")
+    if st.st_uid != os.geteuid():
+        raise RefusedError(
+            f"{what} {path} belongs to another user (uid {st.st_uid})",
+            hint=f"run as the user who created the {what}",
+        )
+    if st.st_mode & 0o077:
+        raise RefusedError(
+            f"{what} {path} is accessible to group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); it may hold targeting data",
+            hint=f"chmod 600 {path}",
+        )
+
+
+def read_all(fd: int) -> bytes:
+    """Everything from ``fd``'s position to the end."""
+    chunks: list[bytes] = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_private(path: Path, data: str | bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically, mode 0600.
+
+    The data goes to a new temporary file beside ``path``, which is renamed over it, so
+    a killed process leaves either the old or the new version, never a mix.
+
+    Args:
+        path: The file (its directory must exist).
+        data: The content; text is UTF-8 encoded.
+        durable: fsync the file before the rename and the directory after it, so the
+            new version also survives an OS crash.
+
+    Raises:
+        OSError: The file could not be written (the temporary file is removed).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = create_private(tmp)
+    try:
+        try:
+            write_all(fd, data.encode() if isinstance(data, str) else data)
+            if durable:
+                fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_directory(path.parent)
