@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from engine_support import Emulator, fork_cli, run_cli, seeded_state, serve_forked, wait_cli
+from engine_support import seeded_state
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
@@ -36,6 +36,7 @@ from bulkops.engine.plans import Plan, ProjectRef
 from bulkops.engine.quota import QuotaWindow
 from bulkops.engine.ratelimit import QuotaLimiter
 from bulkops.errors import UsageError
+from bulkops.testing import Emulator, fork_cli, run_cli, serve_forked, wait_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
