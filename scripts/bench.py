@@ -22,7 +22,7 @@ docstring says what it measures, and a key of ``bench/results.json``):
     Peak RSS of planning over a large project.
 
 A new section is a module with ``SECTION = Section(name, run, targets[, render])``
-(:mod:`benchmark.common`) and a line in :data:`SECTIONS`. ``--quick`` runs a reduced
+(:mod:`benchmark.section`) and a line in :data:`SECTIONS`. ``--quick`` runs a reduced
 version (fewer mutations, a larger time scale, smaller memory cases) in under a minute;
 the test suite runs it so the benchmark never rots.
 """
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import economy, memory, overhead, quota, resume
-from benchmark.common import FULL, QUICK, BenchConfig, Section, Target
+from benchmark.section import FULL, QUICK, BenchConfig, Section, Target
 from rich import box
 from rich.console import Console
 from rich.table import Table

@@ -1,10 +1,4 @@
-"""What every benchmark section shares: sizes, the section contract, emulators, states.
-
-A section (:class:`Section`) is a module of this package with a ``run(cfg, tmp, say)``
-that measures and returns its figures (a JSON-able dict, written under its name in
-``bench/results.json``), a ``targets(figures)`` that says which are met, and optionally
-a ``render(console, figures)`` for a table of its own. ``scripts/bench.py`` lists the
-sections in :data:`SECTIONS` order; adding one is a module and a line there.
+"""What the benchmark's sections share: emulators, ``bulkops`` runs, states and calls.
 
 The emulator always runs in its own process, forked with a prepared state
 (:func:`serve`), answering :data:`SNAPSHOT_ROUTE` with its projects' content so a
@@ -19,12 +13,10 @@ import copy
 import json
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from rich.console import Console
 
 from bulkops.api.paths import WRITE_METHODS
 from bulkops.emulator.http import PREFIX, STATE
@@ -37,15 +29,9 @@ __all__ = [
     "BENCH_PROJECT",
     "CLI_TIMEOUT",
     "EXAMPLES",
-    "FULL",
     "NO_QUOTA",
-    "QUICK",
     "SNAPSHOT_ROUTE",
-    "BenchConfig",
-    "Say",
-    "Section",
     "Served",
-    "Target",
     "bench_state",
     "demo_state",
     "disable_calls",
@@ -66,92 +52,6 @@ SNAPSHOT_ROUTE = "/__bench/state"
 CLI_TIMEOUT = 600.0
 # Engine options for runs against an emulator with quotas off: a generous quota.
 NO_QUOTA = ["--quota", "1000000/1s", "--id-list-quota", "1000000/1s"]
-
-Say = Callable[[str], None]
-"""Prints one progress line of the benchmark."""
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """Sizes of one benchmark run.
-
-    Attributes:
-        quick: The reduced run (``--quick``).
-        quota_mutations: Mutations in the quota-efficiency runs.
-        time_scale: How much faster the emulator's quota windows run.
-        peer_cap: A peer run is stopped after this many times the theoretical minimum.
-        overhead_mutations: Mutations in each runner-overhead round (and in its baselines).
-        overhead_rounds: Rounds of the overhead figure (its medians are quoted).
-        checkpoint_records: Records of the checkpoint whose reading is timed.
-        kill_mutations: Mutations of the apply that is killed and resumed.
-        memory_gates: Gates of the project the archive plan reads.
-        memory_rows: Override rows of the import plan.
-        memory_targets: Targets those rows spread over.
-        in_flight: The runner's in-flight cap (its default).
-        profile: cProfile the runner-overhead run (``--profile``).
-    """
-
-    quick: bool
-    quota_mutations: int
-    time_scale: float
-    peer_cap: float
-    overhead_mutations: int
-    overhead_rounds: int
-    checkpoint_records: int
-    kill_mutations: int
-    memory_gates: int
-    memory_rows: int
-    memory_targets: int = 50
-    in_flight: int = 4
-    profile: bool = False
-
-
-FULL = BenchConfig(
-    quick=False,
-    quota_mutations=2000,
-    time_scale=60.0,
-    peer_cap=3.0,
-    overhead_mutations=2000,
-    overhead_rounds=5,
-    checkpoint_records=100_000,
-    kill_mutations=1000,
-    memory_gates=50_000,
-    memory_rows=100_000,
-)
-# The reduced run: fewer mutations at a larger time scale, smaller memory cases.
-QUICK = replace(
-    FULL,
-    quick=True,
-    quota_mutations=1000,
-    time_scale=100.0,
-    peer_cap=0.5,
-    overhead_mutations=500,
-    overhead_rounds=2,
-    kill_mutations=200,
-    memory_gates=5_000,
-    memory_rows=10_000,
-)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One figure against its target; ``met`` None: not measured (a job missing)."""
-
-    name: str
-    value: Any
-    target: str
-    met: bool | None
-
-
-@dataclass(frozen=True)
-class Section:
-    """One section of the benchmark (see the module docstring)."""
-
-    name: str
-    run: Callable[[BenchConfig, Path, Say], dict[str, Any]]
-    targets: Callable[[Mapping[str, Any]], list[Target]]
-    render: Callable[[Console, Mapping[str, Any]], None] | None = None
-
 
 # -- the emulator in a child process -----------------------------------------------------
 

@@ -25,10 +25,6 @@ from bulkops.testing import Call, CliRun, cli_env, fork_cli
 from .common import (
     EXAMPLES,
     NO_QUOTA,
-    BenchConfig,
-    Say,
-    Section,
-    Target,
     demo_state,
     live_gates,
     override_rows,
@@ -36,6 +32,7 @@ from .common import (
     write_calls,
     writes,
 )
+from .section import BenchConfig, Say, Section, Target
 
 __all__ = ["SECTION", "run", "targets"]
 

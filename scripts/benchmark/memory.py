@@ -22,17 +22,8 @@ from bulkops.emulator.state import EmulatorState
 from bulkops.settings import API_KEY_ENV, API_URL_ENV
 from bulkops.testing import cli_env
 
-from .common import (
-    NO_QUOTA,
-    BenchConfig,
-    Say,
-    Section,
-    Target,
-    demo_state,
-    live_gates,
-    override_rows,
-    serve,
-)
+from .common import NO_QUOTA, demo_state, live_gates, override_rows, serve
+from .section import BenchConfig, Say, Section, Target
 
 __all__ = ["SECTION", "run", "targets"]
 
@@ -120,6 +111,22 @@ def _grow_gates(count: int, project_id: str) -> Callable[[EmulatorState], None]:
     return build
 
 
+def _probe_plan(
+    stack: contextlib.ExitStack,
+    state: EmulatorState,
+    key: str,
+    tmp: Path,
+    tag: str,
+    job: Sequence[str],
+    build: Callable[[EmulatorState], None] | None = None,
+) -> _Probe:
+    """Serve ``state`` (``build`` runs in the emulator) for the block of ``stack``, and
+    start ``bulkops plan JOB…`` against it in a fresh interpreter."""
+    emu = stack.enter_context(serve(state, tmp / f"{tag}.log", quotas=False, build=build))
+    argv = ["plan", *NO_QUOTA, "--show", "10", "-o", str(tmp / f"{tag}.plan"), *job]
+    return _start_probe(argv, cli_env(key, emu.url, tmp / f"state-{tag}"), tmp, tag)
+
+
 def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
     """Peak RSS of planning an archive over many gates and an import of many rows.
 
@@ -130,22 +137,17 @@ def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
     from bulkops.jobs import JOBS
 
     state, demo = demo_state()
+    key, source = demo["source_key"], demo["source_id"]
     out: dict[str, Any] = {"gates": cfg.memory_gates, "rows": cfg.memory_rows,
                            "targets": cfg.memory_targets}  # fmt: skip
     probes: dict[str, _Probe] = {}
     with contextlib.ExitStack() as stack:
         if "archive-gates" in JOBS:
             say(f"memory: plan archive-gates --stale over {cfg.memory_gates:,} gates")
-            build = _grow_gates(cfg.memory_gates, demo["source_id"])
-            emu = stack.enter_context(
-                serve(state, tmp / "memory-gates.log", quotas=False, build=build)
+            build = _grow_gates(cfg.memory_gates, source)
+            probes["plan_50k_gates"] = _probe_plan(
+                stack, state, key, tmp, "memory-gates", ["archive-gates", "--stale"], build
             )
-            probes["plan_50k_gates"] = _start_probe(
-                ["plan", *NO_QUOTA, "--show", "10", "-o", str(tmp / "memory-gates.plan"),
-                 "archive-gates", "--stale"],
-                cli_env(demo["source_key"], emu.url, tmp / "state-memory-gates"),
-                tmp, "memory-gates",
-            )  # fmt: skip
         else:
             out["plan_50k_gates_mb"] = None
             out["plan_50k_gates_note"] = "archive-gates not available in this tree yet"
@@ -154,18 +156,11 @@ def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
                 f"memory: plan import-overrides of {cfg.memory_rows:,} rows over "
                 f"{cfg.memory_targets} targets"
             )
-            rows = override_rows(
-                tmp / "memory-rows.csv",
-                live_gates(state, demo["source_id"], cfg.memory_targets),
-                cfg.memory_rows,
+            gates = live_gates(state, source, cfg.memory_targets)
+            rows = override_rows(tmp / "memory-rows.csv", gates, cfg.memory_rows)
+            probes["import_100k_rows"] = _probe_plan(
+                stack, state, key, tmp, "memory-rows", ["import-overrides", "--file", str(rows)]
             )
-            emu = stack.enter_context(serve(state, tmp / "memory-rows.log", quotas=False))
-            probes["import_100k_rows"] = _start_probe(
-                ["plan", *NO_QUOTA, "--show", "10", "-o", str(tmp / "memory-rows.plan"),
-                 "import-overrides", "--file", str(rows)],
-                cli_env(demo["source_key"], emu.url, tmp / "state-memory-rows"),
-                tmp, "memory-rows",
-            )  # fmt: skip
         else:
             out["import_100k_rows_mb"] = None
             out["import_100k_rows_note"] = "import-overrides not available in this tree yet"

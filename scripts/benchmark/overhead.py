@@ -37,18 +37,8 @@ from bulkops.logging import configure_logging
 from bulkops.settings import Settings
 from bulkops.testing import Call
 
-from .common import (
-    BENCH_KEY,
-    BENCH_PROJECT,
-    BenchConfig,
-    Say,
-    Section,
-    Target,
-    bench_state,
-    disable_calls,
-    serve,
-    write_calls,
-)
+from .common import BENCH_KEY, BENCH_PROJECT, bench_state, disable_calls, serve, write_calls
+from .section import BenchConfig, Say, Section, Target
 
 __all__ = ["SECTION", "run", "targets"]
 

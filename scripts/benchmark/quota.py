@@ -34,19 +34,8 @@ from bulkops.errors import ApiError, ApiStatusError, RateLimited, ServerError, T
 from bulkops.settings import Settings
 from bulkops.testing import Call, cli_env, run_cli
 
-from .common import (
-    BENCH_KEY,
-    CLI_TIMEOUT,
-    BenchConfig,
-    Say,
-    Section,
-    Target,
-    bench_state,
-    disable_calls,
-    serve,
-    write_calls,
-    writes,
-)
+from .common import BENCH_KEY, CLI_TIMEOUT, bench_state, disable_calls, serve, write_calls, writes
+from .section import BenchConfig, Say, Section, Target
 
 __all__ = [
     "PEERS",

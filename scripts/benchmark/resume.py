@@ -29,16 +29,13 @@ from .common import (
     BENCH_PROJECT,
     CLI_TIMEOUT,
     NO_QUOTA,
-    BenchConfig,
-    Say,
-    Section,
-    Target,
     bench_state,
     disable_calls,
     serve,
     write_calls,
     writes,
 )
+from .section import BenchConfig, Say, Section, Target
 
 __all__ = ["SECTION", "run", "targets"]
 
