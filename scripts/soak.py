@@ -1,6 +1,6 @@
 """The long crash and fault soaks (reliability notes §7, T1/T3/T5/T14), run by ``scripts/soak``.
 
-Three parts, each against a forked emulator (``tests/engine_support.py``) with real CLI
+Three parts, each against a forked emulator (:mod:`bulkops.testing`) with real CLI
 processes and the emulator's request log as the ground truth:
 
 1. **kill storm** (T1, T3): a mixed workload of every job kind, run as one checkpoint per
@@ -27,7 +27,6 @@ any check failed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -46,29 +45,33 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from bulkops.api.paths import WRITE_METHODS
+from bulkops.emulator import EmulatorState
+from bulkops.emulator.app import quota_class
+from bulkops.emulator.seed import EMPTY_KEY, apply_seed
+from bulkops.emulator.state import KeyInfo, Project
+from bulkops.engine.journal import read_records
+from bulkops.engine.quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, ID_LIST_CLASS
+from bulkops.engine.reconcile import replay
+from bulkops.errors import JournalError
+from bulkops.testing import (
+    Call,
+    Emulator,
+    cli_env,
+    fork_cli,
+    run_cli,
+    seed_over_api,
+    serve_forked,
+    wait_cli,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from engine_support import Emulator, fork_cli, run_cli, serve_forked, wait_cli  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
-
-from bulkops.api.client import ConsoleClient  # noqa: E402
-from bulkops.emulator import EmulatorState, running_emulator  # noqa: E402
-from bulkops.emulator.app import quota_class  # noqa: E402
-from bulkops.emulator.seed import EMPTY_KEY, apply_seed  # noqa: E402
-from bulkops.emulator.state import KeyInfo, Project  # noqa: E402
-from bulkops.engine.journal import read_records  # noqa: E402
-from bulkops.engine.quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, ID_LIST_CLASS  # noqa: E402
-from bulkops.engine.reconcile import replay  # noqa: E402
-from bulkops.errors import JournalError  # noqa: E402
-from bulkops.settings import Settings  # noqa: E402
 
 V1 = "/console/v1"
 SOURCE_KEY = "console-soak-source-project"
 SOURCE_PROJECT = "soak_source"
 FAULTS = "429=0.2,500=0.05,reset=0.02,hang=0.01"
 AFTER_FAULTS = ("500-after", "reset-after", "hang-after")
-WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Share of the workload's mutations per job (the rest goes to apply-calls).
 SHARES = {
     "archive-gates": 0.15,
@@ -126,10 +129,9 @@ def build_state(sizes: Sizes) -> EmulatorState:
     state.add_project(
         Project(id=SOURCE_PROJECT, name="Soak source"), {SOURCE_KEY: KeyInfo(SOURCE_PROJECT)}
     )
-    state.quotas_enabled = False
     segments = max(1, sizes.imports // 10)
     configs = max(1, sizes.copies // 5)
-    target: list[tuple[str, str, Any]] = [
+    target: list[Call] = [
         *(
             ("POST", "/gates", {"name": f"ac_gate_{i}", "description": "seeded"})
             for i in range(sizes.calls)
@@ -148,7 +150,7 @@ def build_state(sizes: Sizes) -> EmulatorState:
             for i in range(segments)
         ),
     ]
-    source: list[tuple[str, str, Any]] = [
+    source: list[Call] = [
         *(
             ("POST", "/gates", {"name": f"src_gate_{i}", "rules": [_RULE]})
             for i in range(sizes.copies - configs)
@@ -156,16 +158,7 @@ def build_state(sizes: Sizes) -> EmulatorState:
         *(("POST", "/dynamic_configs", {"name": f"src_config_{i}"}) for i in range(configs)),
     ]
 
-    async def seed() -> None:
-        async with running_emulator(state) as url:
-            for key, todo in ((EMPTY_KEY, target), (SOURCE_KEY, source)):
-                settings = Settings(api_key=SecretStr(key), base_url=url)
-                async with ConsoleClient(settings) as client:
-                    for method, path, body in todo:
-                        await client.call(method, path, body)
-
-    asyncio.run(seed())
-    state.quotas_enabled = True
+    seed_over_api(state, {EMPTY_KEY: target, SOURCE_KEY: source})
     return state
 
 
@@ -259,7 +252,7 @@ class LogTail:
             if line.strip():
                 entry = json.loads(line)
                 self.entries.append(entry)
-                if entry["method"] in WRITES:
+                if entry["method"] in WRITE_METHODS:
                     self.writes += 1
         return self.entries
 
@@ -373,7 +366,7 @@ def check_job(
     mutations = plan["mutations"]
     result.mutations = len(mutations)
     planned = Counter((m["method"], V1 + _bare(m["path"])) for m in mutations)
-    writes = [e for e in entries if e["method"] in WRITES]
+    writes = [e for e in entries if e["method"] in WRITE_METHODS]
     applied = Counter((e["method"], e["path"]) for e in writes if e.get("applied"))
     result.writes = len(writes)
     result.reads = sum(1 for e in entries if e["method"] == "GET")
@@ -633,12 +626,7 @@ def emulator_for(
 
 
 def _env(emulator: Emulator, work: Path) -> dict[str, str]:
-    return {
-        "STATSIG_CONSOLE_API_KEY": EMPTY_KEY,
-        "SOAK_SOURCE_KEY": SOURCE_KEY,
-        "STATSIG_API_URL": emulator.url,
-        "BULKOPS_STATE_DIR": str(work / "state"),
-    }
+    return cli_env(EMPTY_KEY, emulator.url, work / "state", SOAK_SOURCE_KEY=SOURCE_KEY)
 
 
 def kill_storm(
@@ -688,7 +676,9 @@ def fault_mix(
             results.append(result)
             say("  " + _line(result))
         entries = ctx.tail.poll()
-    faults = Counter(e.get("fault") for e in entries if e["method"] in WRITES and e.get("fault"))
+    faults = Counter(
+        e.get("fault") for e in entries if e["method"] in WRITE_METHODS and e.get("fault")
+    )
     return {
         "jobs": results,
         "faults": dict(sorted(faults.items())),

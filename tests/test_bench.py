@@ -13,7 +13,7 @@ from bulkops.jobs import JOBS
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))  # the benchmark is a dev program, not in the wheel
 
-from bench import PEERS  # noqa: E402
+from benchmark.quota import PEERS  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 

@@ -1,20 +1,18 @@
-"""Argument parsing for the engine's commands: jobs, plan, apply, run, resume, status, undo.
+"""Argument parsing for the engine's commands: jobs, plan, run, apply, resume, status, undo.
 
-Registered in :data:`bulkops.cli.REGISTRARS`. ``plan`` and ``run`` take the job's own
-options after its name, generated from its ``Params`` model (a list field is a
-repeatable option, a bool a ``--flag/--no-flag`` pair); engine options may come before
-or after the job. Keys are read from the environment only: an argument that looks like
-a key (``console-…``, ``secret-…``) is refused before anything else happens.
+Each command is a pair listed in :data:`bulkops.cli.main.COMMANDS`: ``<name>_arguments``
+adds its options to its subparser, ``<name>_command`` turns the parsed arguments into
+a call of :mod:`bulkops.cli.commands` through :func:`~bulkops.cli.invocation.invoke`
+(keys refused on the command line, read from the environment once, redacted).
+``plan`` and ``run`` take the job's own options after its name, generated from its
+``Params`` model (a list field is a repeatable option, a bool a ``--flag/--no-flag``
+pair); engine options may come before or after the job.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import enum
-import os
-import re
-import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -22,20 +20,40 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from rich.console import Console
 
+from ..engine.plans import read_plan
 from ..engine.quota import QuotaWindow
 from ..errors import UsageError
-from ..logging import configure_logging
-from ..settings import API_KEY_ENV
+from ..settings import key_env_names
 from . import commands
+from .invocation import (
+    Invocation,
+    add_connection_options,
+    invoke,
+    positive_float,
+    positive_int,
+    refuse_key_arguments,
+)
+from .job_loading import LoadedJob, load_job, parse_params
+from .run_setup import EngineOptions, checkpoint_params
 
-__all__ = ["ENGINE_COMMANDS", "job_option_lines", "refuse_key_arguments", "register"]
-
-ENGINE_COMMANDS = ("jobs", "plan", "apply", "run", "resume", "status", "undo")
-
-# A Console API key or server secret pasted into argv (visible in `ps` and shell history).
-_KEY_ARG = re.compile(r"(^|[=\s,:])(console|secret)-[A-Za-z0-9_\-]{6,}")
+__all__ = [
+    "add_job_options",
+    "apply_arguments",
+    "apply_command",
+    "job_option_lines",
+    "jobs_command",
+    "plan_arguments",
+    "plan_command",
+    "resume_arguments",
+    "resume_command",
+    "run_arguments",
+    "run_command",
+    "status_arguments",
+    "status_command",
+    "undo_arguments",
+    "undo_command",
+]
 
 # Engine option names a job's Params may not reuse.
 _RESERVED = {
@@ -60,21 +78,6 @@ _RESERVED = {
 }
 
 
-def refuse_key_arguments(values: Sequence[str]) -> None:
-    """Refuse any argument that looks like an API key (the key itself is never echoed).
-
-    Raises:
-        UsageError: naming the argument's position only.
-    """
-    for index, value in enumerate(values, start=1):
-        if isinstance(value, str) and _KEY_ARG.search(value):
-            raise UsageError(
-                f"argument {index} looks like an API key; keys are never taken from the "
-                "command line (they show in `ps` and shell history)",
-                hint=f"export {API_KEY_ENV}=… and run again",
-            )
-
-
 def _quota(text: str) -> QuotaWindow:
     try:
         return QuotaWindow.parse(text)
@@ -82,83 +85,64 @@ def _quota(text: str) -> QuotaWindow:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def _engine_options(p: argparse.ArgumentParser, *, writes: bool, suppress: bool) -> None:
+    # Suppressed defaults when the options come after a job's name: what the command
+    # line before the job set is then kept (see _job_args).
     d: Any = argparse.SUPPRESS if suppress else None
-    p.add_argument("--api-url", default=d, help="Console API base URL (or $STATSIG_API_URL)")
-    p.add_argument("--timeout", type=_positive_float, default=d, help="request timeout, seconds")
+    off: Any = argparse.SUPPRESS if suppress else False
+    add_connection_options(p, default=d)
     p.add_argument(
         "--no-review-header",
         action="store_true",
-        default=argparse.SUPPRESS if suppress else False,
+        default=off,
         help="do not send x-respect-review-settings (recorded in the checkpoint)",
     )
-    p.add_argument(
-        "--quota",
-        type=_quota,
-        action="append",
-        default=d,
-        metavar="N/SPAN",
-        help="mutation quota window, repeatable (default 100/10s and 900/15m)",
-    )
-    p.add_argument(
-        "--id-list-quota",
-        type=_quota,
-        action="append",
-        default=d,
-        metavar="N/SPAN",
-        help="segment id-list quota window, repeatable (default 12/10s and 900/15m)",
-    )
+    for flag, what, usual in (
+        ("--quota", "mutation", "100/10s and 900/15m"),
+        ("--id-list-quota", "segment id-list", "12/10s and 900/15m"),
+    ):
+        p.add_argument(
+            flag,
+            type=_quota,
+            action="append",
+            default=d,
+            metavar="N/SPAN",
+            help=f"{what} quota window, repeatable (default {usual})",
+        )
     p.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=positive_float,
         default=d,
         help="the server's time runs N times faster (an emulator rehearsal): scales the quota",
     )
     p.add_argument(
-        "--max-in-flight", type=_positive_int, default=d, help="writes in flight at once (4)"
+        "--max-in-flight", type=positive_int, default=d, help="writes in flight at once (4)"
     )
-    p.add_argument(
-        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False
-    )
+    p.add_argument("-v", "--verbose", action="store_true", default=off)
     p.add_argument("--log-file", type=Path, default=d, help="append JSON log lines (0600)")
     p.add_argument("--show", type=int, default=d, help="objects shown in a diff (50)")
-    if writes:
-        p.add_argument(
-            "--yes",
-            action="store_true",
-            default=argparse.SUPPRESS if suppress else False,
-            help="do not ask for confirmation (required when stdin is not a terminal)",
-        )
-        p.add_argument(
-            "--max-mutations",
-            type=_positive_int,
-            default=d,
-            help="refuse plans with more mutations than this",
-        )
-        p.add_argument("--checkpoint", type=Path, default=d, help="checkpoint file to create")
-        p.add_argument(
-            "--report", type=Path, default=d, help="per-item report: X.json, X.csv or both"
-        )
-        p.add_argument(
-            "--retry-budget",
-            type=float,
-            default=d,
-            help="retries allowed per first attempt before the run stops (0.2)",
-        )
+    if not writes:
+        return
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        default=off,
+        help="do not ask for confirmation (required when stdin is not a terminal)",
+    )
+    p.add_argument(
+        "--max-mutations",
+        type=positive_int,
+        default=d,
+        help="refuse plans with more mutations than this",
+    )
+    p.add_argument("--checkpoint", type=Path, default=d, help="checkpoint file to create")
+    p.add_argument("--report", type=Path, default=d, help="per-item report: X.json, X.csv or both")
+    p.add_argument(
+        "--retry-budget",
+        type=float,
+        default=d,
+        help="retries allowed per first attempt before the run stops (0.2)",
+    )
 
 
 # -- job options from Params ----------------------------------------------------------
@@ -221,7 +205,7 @@ def add_job_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> 
         )
 
 
-def job_option_lines(job: commands.LoadedJob) -> list[str]:
+def job_option_lines(job: LoadedJob) -> list[str]:
     """``--name TYPE  description`` lines for ``bulkops jobs``."""
     lines = []
     for name, info in job.params_model.model_fields.items():
@@ -240,25 +224,14 @@ def job_option_lines(job: commands.LoadedJob) -> list[str]:
     return lines
 
 
-# -- running a command ----------------------------------------------------------------
+# -- the commands --------------------------------------------------------------------------
 
 
-def _ui() -> commands.Ui:
-    out = Console(file=sys.stdout, soft_wrap=True)
-    err = Console(file=sys.stderr, soft_wrap=True)
-    return commands.Ui(
-        out=out,
-        err=err,
-        interactive=sys.stdin.isatty(),
-        live=sys.stderr.isatty(),
-    )
-
-
-def _options(args: argparse.Namespace) -> commands.EngineOptions:
+def _options(args: argparse.Namespace) -> EngineOptions:
     def get(name: str, default: Any = None) -> Any:
         return getattr(args, name, default)
 
-    return commands.EngineOptions(
+    return EngineOptions(
         api_url=get("api_url"),
         timeout=get("timeout"),
         no_review_header=bool(get("no_review_header", False)),
@@ -287,26 +260,20 @@ def _all_strings(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def _run(args: argparse.Namespace, action: Callable[[commands.Ui], Any]) -> int:
-    refuse_key_arguments(_all_strings(args))
-    secret = os.environ.get(API_KEY_ENV, "")
-    close = configure_logging(
+def _invoke(args: argparse.Namespace, prepare: Callable[[], Invocation]) -> int:
+    return invoke(
+        _all_strings(args),
+        prepare,
         verbose=bool(getattr(args, "verbose", False)),
         log_file=getattr(args, "log_file", None),
-        secrets=[secret] if secret else [],
     )
-    try:
-        result = action(_ui())
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
-        return int(result)
-    finally:
-        close()
 
 
-def _job_args(args: argparse.Namespace, command: str) -> tuple[commands.LoadedJob, Any]:
+def _job_args(args: argparse.Namespace, command: str) -> tuple[LoadedJob, BaseModel]:
+    """The job and its validated options; engine options after the job's name are set
+    on ``args``. Key-looking job arguments are refused before the job is loaded."""
     refuse_key_arguments([args.job, *args.job_args])
-    job = commands.load_job(args.job)
+    job = load_job(args.job)
     inner = argparse.ArgumentParser(
         prog=f"bulkops {command} {args.job}",
         description=job.description.splitlines()[0] if job.description else None,
@@ -331,75 +298,126 @@ def _job_args(args: argparse.Namespace, command: str) -> tuple[commands.LoadedJo
     for k, v in vars(parsed).items():
         if k not in fields:
             setattr(args, k, v)
-    return job, commands.parse_params(job, values)
+    return job, parse_params(job, values)
 
 
-def _cmd_jobs(args: argparse.Namespace) -> int:
-    return _run(args, lambda ui: commands.list_jobs(ui, job_option_lines))
+def _job_positionals(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", help="a job name (`bulkops jobs`) or a path to a .py job file")
+    p.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's options")
 
 
-def _cmd_plan(args: argparse.Namespace) -> int:
-    job, params = _job_args(args, "plan")
-    return _run(args, lambda ui: commands.plan_job(job, params, _options(args), ui, run=False))
+def _checkpoint_positional(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint_path", type=Path, metavar="CKPT")
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    job, params = _job_args(args, "run")
-    return _run(args, lambda ui: commands.plan_job(job, params, _options(args), ui, run=True))
+def jobs_command(args: argparse.Namespace) -> int:
+    """``bulkops jobs``."""
+    return _invoke(
+        args, lambda: Invocation(lambda ui, keys: commands.list_jobs(ui, job_option_lines))
+    )
 
 
-def _cmd_apply(args: argparse.Namespace) -> int:
-    return _run(args, lambda ui: commands.apply_plan_file(args.plan, _options(args), ui))
+def plan_arguments(p: argparse.ArgumentParser) -> None:
+    """``bulkops plan [engine options] JOB [job options]``."""
+    _engine_options(p, writes=False, suppress=False)
+    p.add_argument("-o", "--output", type=Path, help="write the plan file (0600)")
+    _job_positionals(p)
 
 
-def _cmd_resume(args: argparse.Namespace) -> int:
-    return _run(args, lambda ui: commands.resume(args.checkpoint_path, _options(args), ui))
+def run_arguments(p: argparse.ArgumentParser) -> None:
+    """``bulkops run [engine options] [--apply] JOB [job options]``."""
+    _engine_options(p, writes=True, suppress=False)
+    p.add_argument("--apply", action="store_true", help="apply (default: dry run)")
+    _job_positionals(p)
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    return _run(args, lambda ui: commands.status(args.checkpoint_path, ui, as_json=args.json))
+def _job_command(args: argparse.Namespace, command: str) -> int:
+    job, params = _job_args(args, command)
+    run = command == "run"
+    return _invoke(
+        args,
+        lambda: Invocation(
+            lambda ui, keys: commands.plan_job(job, params, keys, _options(args), ui, run=run),
+            key_env_names(params.model_dump(mode="json")),
+        ),
+    )
 
 
-def _cmd_undo(args: argparse.Namespace) -> int:
-    return _run(args, lambda ui: commands.undo(args.checkpoint_path, _options(args), ui))
+def plan_command(args: argparse.Namespace) -> int:
+    """``bulkops plan``."""
+    return _job_command(args, "plan")
 
 
-def register(sub: Any) -> None:
-    """Add the engine's commands to the ``bulkops`` parser."""
-    p = sub.add_parser("jobs", help="list jobs and their options")
-    p.set_defaults(func=_cmd_jobs)
+def run_command(args: argparse.Namespace) -> int:
+    """``bulkops run``."""
+    return _job_command(args, "run")
 
-    for name, helptext in (
-        ("plan", "read-only: per-object diff, counts and ETA; -o writes a plan file"),
-        ("run", "plan and, with --apply, apply (dry run by default)"),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        _engine_options(p, writes=name == "run", suppress=False)
-        if name == "run":
-            p.add_argument("--apply", action="store_true", help="apply (default: dry run)")
-        else:
-            p.add_argument("-o", "--output", type=Path, help="write the plan file (0600)")
-        p.add_argument("job", help="a job name (`bulkops jobs`) or a path to a .py job file")
-        p.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's options")
-        p.set_defaults(func=_cmd_plan if name == "plan" else _cmd_run)
 
-    p = sub.add_parser("apply", help="apply exactly a plan file (refused if edited)")
+def apply_arguments(p: argparse.ArgumentParser) -> None:
+    """``bulkops apply [engine options] PLAN``."""
     _engine_options(p, writes=True, suppress=False)
     p.add_argument("plan", type=Path)
-    p.set_defaults(func=_cmd_apply)
 
-    p = sub.add_parser("resume", help="continue a checkpoint: reconcile, skip what is done")
+
+def apply_command(args: argparse.Namespace) -> int:
+    """``bulkops apply``: the plan file is read (and verified) before logging starts, as
+    its job options name the key variables."""
+
+    def prepare() -> Invocation:
+        plan = read_plan(args.plan)
+        return Invocation(
+            lambda ui, keys: commands.apply_plan(plan, keys, _options(args), ui),
+            key_env_names(plan.header.params),
+        )
+
+    return _invoke(args, prepare)
+
+
+def resume_arguments(p: argparse.ArgumentParser) -> None:
+    """``bulkops resume [engine options] CKPT``."""
     _engine_options(p, writes=True, suppress=False)
-    p.add_argument("checkpoint_path", type=Path, metavar="CKPT")
-    p.set_defaults(func=_cmd_resume)
+    _checkpoint_positional(p)
 
-    p = sub.add_parser("status", help="what a checkpoint says (read-only)")
-    p.add_argument("checkpoint_path", type=Path, metavar="CKPT")
+
+def _checkpoint_command(args: argparse.Namespace, command: commands.CheckpointCommand) -> int:
+    # The key variables are those the checkpoint's plan names.
+    return _invoke(
+        args,
+        lambda: Invocation(
+            lambda ui, keys: command(args.checkpoint_path, keys, _options(args), ui),
+            key_env_names(checkpoint_params(args.checkpoint_path)),
+        ),
+    )
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    """``bulkops resume``."""
+    return _checkpoint_command(args, commands.resume)
+
+
+def status_arguments(p: argparse.ArgumentParser) -> None:
+    """``bulkops status CKPT [--json]``."""
+    _checkpoint_positional(p)
     p.add_argument("--json", action="store_true", help="machine-readable")
-    p.set_defaults(func=_cmd_status)
 
-    p = sub.add_parser("undo", help="plan (and with --apply, run) the inverse of a checkpoint")
+
+def status_command(args: argparse.Namespace) -> int:
+    """``bulkops status``."""
+    return _invoke(
+        args,
+        lambda: Invocation(
+            lambda ui, keys: commands.status(args.checkpoint_path, ui, as_json=args.json)
+        ),
+    )
+
+
+def undo_arguments(p: argparse.ArgumentParser) -> None:
+    """``bulkops undo [engine options] CKPT [--apply]``."""
     _engine_options(p, writes=True, suppress=False)
-    p.add_argument("checkpoint_path", type=Path, metavar="CKPT")
+    _checkpoint_positional(p)
     p.add_argument("--apply", action="store_true", help="apply the undo (default: dry run)")
-    p.set_defaults(func=_cmd_undo)
+
+
+def undo_command(args: argparse.Namespace) -> int:
+    """``bulkops undo``."""
+    return _checkpoint_command(args, commands.undo)

@@ -1,16 +1,18 @@
-"""What people see: plan diffs, the confirmation banner, progress and the summary table.
+"""What people see: plan diffs, progress and the summary table, and where they see it.
 
-Everything goes through rich ``Console`` objects the CLI creates (stdout for results,
-stderr for progress), never ``print``. On a terminal the progress is a live bar with
+Everything goes through the rich ``Console`` objects of a :class:`Ui` (stdout for
+results, stderr for progress), never ``print``. On a terminal the progress is a live bar with
 done/total, the rate, an ETA from the quota limiter and live counts; otherwise a
 plain line every few seconds, so logs of unattended runs stay readable.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -26,12 +28,36 @@ from ..engine.stopping import Stop
 
 __all__ = [
     "ProgressView",
+    "Ui",
     "format_duration",
     "render_plan",
     "render_summary",
 ]
 
 _RESULTS = ("applied", "skipped", "failed", "conflict")
+
+
+@dataclass
+class Ui:
+    """Where output goes and how the user answers."""
+
+    out: Console
+    err: Console
+    interactive: bool
+    live: bool
+    ask: Callable[[str], str] = field(default=input)
+    handle_signals: bool = True
+
+    @classmethod
+    def terminal(cls) -> Ui:
+        """Results on stdout, progress on stderr; questions only when stdin is a
+        terminal, and a live progress bar only when stderr is one."""
+        return cls(
+            out=Console(file=sys.stdout, soft_wrap=True),
+            err=Console(file=sys.stderr, soft_wrap=True),
+            interactive=sys.stdin.isatty(),
+            live=sys.stderr.isatty(),
+        )
 
 
 def format_duration(seconds: float) -> str:

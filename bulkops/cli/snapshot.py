@@ -1,8 +1,12 @@
-"""Project snapshots: a whole project read through the Console API, in the emulator's seed format.
+"""``bulkops snapshot -o FILE``: a whole project read into the emulator's seed format.
 
 ``bulkops snapshot -o FILE`` writes what :func:`read_project` returns; ``bulkops emulator
 --seed FILE`` serves it, so a job can be rehearsed offline (kill, resume, undo) before it
-runs for real. The format is :meth:`bulkops.emulator.state.Project.to_snapshot`'s::
+runs for real. The module is the reader (:func:`read_project`, :func:`write_snapshot`)
+and, at its end, the command (:func:`snapshot_arguments`, :func:`snapshot_command`):
+the key comes from the environment (``--key-env``, default ``STATSIG_CONSOLE_API_KEY``)
+and never reaches the file or the output; the command prints the generated rehearsal
+key the emulator serves the file with. The format is :meth:`bulkops.emulator.state.Project.to_snapshot`'s::
 
     {"format": "bulkops-snapshot/1", "project": {"id", "name"}, "keys": [...],
      "collections": {"gates": {id: gate}, ...}, "overrides": {"gates": {id: overrides}, ...},
@@ -16,8 +20,10 @@ generated rehearsal key (:func:`rehearsal_key`), meaningful only to the emulator
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +31,17 @@ from typing import Any
 
 import anyio
 import structlog
+from rich.markup import escape
 
 from ..api.client import ConsoleClient
 from ..api.paths import encode_id
 from ..emulator.state import SNAPSHOT_FORMAT
 from ..errors import BulkOpsError, RefusedError
 from ..files import write_private
+from ..settings import API_KEY_ENV, ApiKeys
+from .exit_codes import ExitCode
+from .invocation import Invocation, add_connection_options, invoke
+from .output import Ui
 
 __all__ = [
     "COLLECTION_SOURCES",
@@ -39,6 +50,8 @@ __all__ = [
     "SnapshotStats",
     "read_project",
     "rehearsal_key",
+    "snapshot_arguments",
+    "snapshot_command",
     "snapshot_stats",
     "write_snapshot",
 ]
@@ -211,3 +224,53 @@ def write_snapshot(
         )
     write_private(Path(path), text)
     log.info(EVENT_WRITTEN, path=str(path), bytes=len(text))
+
+
+# -- the command -------------------------------------------------------------------------
+
+
+def snapshot_arguments(p: argparse.ArgumentParser) -> None:
+    """``bulkops snapshot -o FILE [--key-env VAR] [--api-url URL] [--timeout S] [-v]``."""
+    p.add_argument("-o", "--output", type=Path, required=True, help="the snapshot file (0600)")
+    p.add_argument(
+        "--key-env",
+        default=API_KEY_ENV,
+        metavar="VAR",
+        help=f"environment variable holding the project's key (default {API_KEY_ENV})",
+    )
+    add_connection_options(p)
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+async def _snapshot(args: argparse.Namespace, keys: ApiKeys, ui: Ui) -> ExitCode:
+    overrides: dict[str, Any] = {}
+    if args.timeout is not None:
+        overrides["timeout"] = args.timeout
+    settings = keys.settings(args.key_env, base_url=args.api_url, **overrides)
+    started = time.monotonic()
+    async with ConsoleClient(settings) as client:
+        snapshot = await read_project(client)
+    path: Path = args.output
+    write_snapshot(path, snapshot, secrets=keys.secrets())
+    project = snapshot["project"]
+    key = rehearsal_key(project["id"])
+    ui.out.print(
+        f"snapshot of project {escape(project['name'])} ({escape(project['id'])}) written to "
+        f"{escape(str(path))} (mode 0600) in {time.monotonic() - started:.1f}s:\n"
+        f"  {escape(snapshot_stats(snapshot).describe())}\n"
+        f"The file holds no real key. Rehearse offline with:\n"
+        f"  bulkops emulator --seed {escape(str(path))} --port 8700\n"
+        f"  export STATSIG_API_URL=http://127.0.0.1:8700/console/v1\n"
+        f"  export {API_KEY_ENV}={key}",
+        highlight=False,
+    )
+    return ExitCode.OK
+
+
+def snapshot_command(args: argparse.Namespace) -> int:
+    """``bulkops snapshot``: the key in ``--key-env`` is read once and redacted."""
+    return invoke(
+        [str(args.output), args.key_env, args.api_url or ""],
+        lambda: Invocation(lambda ui, keys: _snapshot(args, keys, ui), [args.key_env]),
+        verbose=args.verbose,
+    )

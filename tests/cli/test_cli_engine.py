@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from engine_support import Emulator, fork_cli, run_cli, seeded_state, serve_forked, wait_cli
+from engine_support import seeded_state
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from bulkops.cli import commands
+from bulkops.api.paths import WRITE_METHODS
 from bulkops.cli.engine import add_job_options, job_option_lines
-from bulkops.cli.output import ProgressView
+from bulkops.cli.job_loading import LoadedJob, parse_params
+from bulkops.cli.output import ProgressView, Ui
+from bulkops.cli.run_setup import EngineOptions
+from bulkops.cli.safety import confirm
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_KEY
 from bulkops.emulator.state import KeyInfo, Project
@@ -36,9 +39,9 @@ from bulkops.engine.plans import Plan, ProjectRef
 from bulkops.engine.quota import QuotaWindow
 from bulkops.engine.ratelimit import QuotaLimiter
 from bulkops.errors import UsageError
+from bulkops.testing import Emulator, cli_env, fork_cli, run_cli, serve_forked, wait_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 @pytest.fixture(scope="module", name="seed")
@@ -61,11 +64,7 @@ def _emulator(seed: EmulatorState, tmp_path: Path) -> Iterator[Emulator]:
 @pytest.fixture(name="env")
 def _env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
     """The environment of a CLI run: key, URL and a private state directory."""
-    return {
-        "STATSIG_CONSOLE_API_KEY": EMPTY_KEY,
-        "STATSIG_API_URL": emulator.url,
-        "BULKOPS_STATE_DIR": str(tmp_path / "state"),
-    }
+    return cli_env(EMPTY_KEY, emulator.url, tmp_path / "state")
 
 
 def _calls(tmp_path: Path, *calls: dict[str, Any], name: str = "calls.jsonl") -> Path:
@@ -89,7 +88,7 @@ def _archives(tmp_path: Path, *indexes: int) -> Path:
 
 
 def _writes(emulator: Emulator) -> list[dict[str, Any]]:
-    return [e for e in emulator.log() if e["method"] in WRITES]
+    return [e for e in emulator.log() if e["method"] in WRITE_METHODS]
 
 
 def test_jobs_lists_the_built_in_jobs_and_their_options(
@@ -295,11 +294,7 @@ def test_the_key_never_reaches_output_or_files(seed: EmulatorState, tmp_path: Pa
     state.keys[canary] = KeyInfo("empty")
     try:
         with serve_forked(state, tmp_path / "requests.log") as emulator:
-            env = {
-                "STATSIG_CONSOLE_API_KEY": canary,
-                "STATSIG_API_URL": emulator.url,
-                "BULKOPS_STATE_DIR": str(tmp_path / "state"),
-            }
+            env = cli_env(canary, emulator.url, tmp_path / "state")
             calls = _calls(
                 tmp_path,
                 {"method": "PUT", "path": "/gates/seed_gate_0/archive", "body": {}},
@@ -416,7 +411,7 @@ def test_confirmation_needs_the_project_name_or_id() -> None:
     plan = Plan.build(job="t", params={}, projects=[ProjectRef(id="p1", name="Prod")], mutations=[])
     project = ProjectRef(id="p1", name="Prod")
     for answer, ok in (("Prod", True), ("p1", True), ("yes", False)):
-        ui = commands.Ui(
+        ui = Ui(
             out=Console(file=io.StringIO()),
             err=Console(file=io.StringIO()),
             interactive=True,
@@ -424,10 +419,10 @@ def test_confirmation_needs_the_project_name_or_id() -> None:
             ask=lambda prompt, a=answer: a,
         )
         if ok:
-            commands._confirm(ui, commands.EngineOptions(), project, plan, 1.0)
+            confirm(ui, EngineOptions(), project, plan, 1.0)
         else:
             with pytest.raises(UsageError, match="not confirmed"):
-                commands._confirm(ui, commands.EngineOptions(), project, plan, 1.0)
+                confirm(ui, EngineOptions(), project, plan, 1.0)
 
 
 class _Params(BaseModel):
@@ -455,13 +450,13 @@ def test_job_options_come_from_the_params_model() -> None:
     }
     with pytest.raises((argparse.ArgumentError, SystemExit)):
         parser.parse_args(["--pattern", "b", "--mode", "other"])
-    job = commands.LoadedJob("t", types.SimpleNamespace(Params=_Params))  # type: ignore[arg-type]
+    job = LoadedJob("t", types.SimpleNamespace(Params=_Params))  # type: ignore[arg-type]
     lines = job_option_lines(job)
     assert lines[0] == "--pattern TEXT (required)  which"
     assert "(repeatable)" in lines[1]
     assert any(line.startswith("--mode {add,replace}") for line in lines), lines
     with pytest.raises(UsageError, match="--limit"):
-        commands.parse_params(job, {"pattern": "p", "limit": "x"})
+        parse_params(job, {"pattern": "p", "limit": "x"})
 
 
 def test_plain_progress_lines_off_a_terminal() -> None:

@@ -11,10 +11,10 @@ from typing import Any
 
 from rich.console import Console
 
-from bulkops.cli.tour import STEPS, Tally, excerpt, run_demo, summary_table
+from bulkops.api.paths import WRITE_METHODS
+from bulkops.cli.demo import STEPS, Tally, excerpt, run_demo, summary_table
 from bulkops.engine.plans import read_plan
 
-WRITES = ("POST", "PUT", "PATCH", "DELETE")
 TIME_SCALE = 240.0  # the copy is then bound by the runner's speed, not the quota
 
 
@@ -88,7 +88,7 @@ async def test_the_demo_runs_every_step_and_says_what_each_sent(tmp_path: Path) 
 
     # 6. The copy wrote only to the target, and its read-back verification passed.
     copy = _settled(_tally(tallies, "run copy-project"))
-    to_target = [e for e in log if e["method"] in WRITES and e["project"] == "demo-target"]
+    to_target = [e for e in log if e["method"] in WRITE_METHODS and e["project"] == "demo-target"]
     assert len(to_target) == copy["mutations"]
     assert "verification: the target matches" in text
 
@@ -99,7 +99,9 @@ async def test_the_demo_runs_every_step_and_says_what_each_sent(tmp_path: Path) 
 
     # 8. The closing table adds up to the whole log.
     assert "What each step sent, skipped and refused" in text
-    assert sum(t.log["writes"] for t in tallies) == sum(1 for e in log if e["method"] in WRITES)
+    assert sum(t.log["writes"] for t in tallies) == sum(
+        1 for e in log if e["method"] in WRITE_METHODS
+    )
     assert not any(e["status"] == 429 for e in log)
     assert f"Demo finished in {result.seconds:.1f} s" in text
 

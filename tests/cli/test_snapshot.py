@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import run_cli, serve_forked
 
 from bulkops.cli.snapshot import COLLECTION_SOURCES, rehearsal_key, write_snapshot
 from bulkops.emulator import EmulatorState
@@ -25,6 +24,7 @@ from bulkops.emulator.demo import (
 )
 from bulkops.emulator.seed import apply_seed
 from bulkops.errors import RefusedError
+from bulkops.testing import run_cli, serve_forked
 
 REAL_KEYS = (DEMO_SOURCE_KEY, DEMO_SOURCE_READ_ONLY_KEY, DEMO_AUDITOR_KEY)
 

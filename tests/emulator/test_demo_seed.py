@@ -16,15 +16,8 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from bulkops.api.client import ConsoleClient
-from bulkops.cli.tour import (
-    GATE_TYPES,
-    Census,
-    DemoContext,
-    Step,
-    prepare_workdir,
-    run_demo,
-    tour,
-)
+from bulkops.cli.census import GATE_TYPES, Census, tour
+from bulkops.cli.demo import DemoContext, Step, prepare_workdir, run_demo
 from bulkops.emulator.common import referenced_ids
 from bulkops.emulator.demo import (
     DEMO_AUDITOR_KEY,

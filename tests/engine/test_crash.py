@@ -18,20 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import (
-    Emulator,
-    applied_counts,
-    fork_cli,
-    run_cli,
-    seeded_state,
-    serve_forked,
-    wait_cli,
-)
+from engine_support import seeded_state
 
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_KEY
 from bulkops.engine.failpoints import FAILPOINT_ENV, FAILPOINT_STEPS
 from bulkops.engine.journal import read_records
+from bulkops.testing import (
+    Emulator,
+    applied_counts,
+    fork_cli,
+    run_cli,
+    serve_forked,
+    wait_cli,
+)
 
 V1 = "/console/v1"
 

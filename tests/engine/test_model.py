@@ -40,7 +40,6 @@ from typing import Any
 
 import hypothesis.strategies as st
 from aiohttp import web
-from engine_support import CliRun, fork_cli
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -61,6 +60,7 @@ from bulkops.engine.failpoints import FAILPOINT_STEPS
 from bulkops.engine.journal import read_records
 from bulkops.engine.reconcile import replay
 from bulkops.settings import Settings
+from bulkops.testing import CliRun, fork_cli
 
 V1 = "/console/v1"
 GATES = ("gate0", "gate1", "gate2", "gate3")

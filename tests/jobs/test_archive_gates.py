@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import structlog
-from engine_support import Emulator, applied_counts, fork_cli, run_cli, serve_forked, wait_cli
 from pydantic import SecretStr, ValidationError
 
 from bulkops.api.client import ConsoleClient
@@ -33,6 +32,7 @@ from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.jobs import JOBS, archive_gates, check_job_module
 from bulkops.jobs.archive_gates import Params
 from bulkops.settings import Settings
+from bulkops.testing import Emulator, applied_counts, fork_cli, run_cli, serve_forked, wait_cli
 
 V1 = "/console/v1"
 DAY_MS = 86_400_000

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import structlog
-from engine_support import Emulator, applied_counts, run_cli, seeded_state, serve_forked
+from engine_support import seeded_state
 from pydantic import SecretStr, ValidationError
 
 from bulkops.api.client import ConsoleClient
@@ -42,6 +42,7 @@ from bulkops.engine.runner import RunOptions, RunResult, run_plan
 from bulkops.errors import PlanError, RefusedError
 from bulkops.jobs import JOBS, copy_project
 from bulkops.settings import Settings
+from bulkops.testing import Emulator, applied_counts, run_cli, serve_forked
 
 SRC, DST = "COPY_SOURCE_KEY", "COPY_TARGET_KEY"
 APPS = ("web", "ios", "android", "backend", "admin_console")

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import structlog
-from engine_support import Emulator, run_cli, serve_forked
 from pydantic import SecretStr
 
 from bulkops.api.client import ConsoleClient, read_object
@@ -28,6 +27,7 @@ from bulkops.engine.runner import RunOptions, RunResult, run_plan
 from bulkops.jobs import JOBS, check_job_module, import_overrides
 from bulkops.jobs.import_overrides.parser import Catalog, GroupRef, RowProblem, read_overrides_file
 from bulkops.settings import Settings
+from bulkops.testing import Emulator, run_cli, serve_forked
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HEADER = "kind,id,unit_id,value,environment,unit_type\n"

@@ -19,14 +19,6 @@ from typing import Any
 
 import pytest
 import structlog
-from engine_support import (
-    Emulator,
-    applied_counts,
-    fork_cli,
-    run_cli,
-    serve_forked,
-    wait_cli,
-)
 from pydantic import SecretStr
 
 from bulkops.api.client import ConsoleClient
@@ -43,6 +35,14 @@ from bulkops.engine.runner import RunOptions, RunResult, run_plan
 from bulkops.jobs import JOBS, check_job_module, rewrite_rules
 from bulkops.jobs.rewrite_rules.language import RuleChange, load_rewrite_file
 from bulkops.settings import Settings
+from bulkops.testing import (
+    Emulator,
+    applied_counts,
+    fork_cli,
+    run_cli,
+    serve_forked,
+    wait_cli,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rewrite.toml"
 V1 = "/console/v1"
