@@ -1,4 +1,5 @@
-"""The pure retry policy: every error class, idempotency, Retry-After, jitter, the budget."""
+"""The pure retry policies: every error class, idempotency, Retry-After, jitter, the budget,
+and the client's own read retries."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkops.api.retry import (
+    READ_RETRY,
     Action,
     Decision,
     RetryBudget,
@@ -16,6 +18,7 @@ from bulkops.api.retry import (
     backoff,
     clamp_retry_after,
     decide,
+    read_retry_delay,
 )
 from bulkops.errors import (
     ApiError,
@@ -256,3 +259,63 @@ def test_budget_rejects_negative_parameters():
         RetryBudget(ratio=-0.1)
     with pytest.raises(ValueError, match="negative"):
         RetryBudget(minimum=-1)
+
+
+# -- the client's read retries ------------------------------------------------------------
+
+
+def read_delay(error: BaseException, *, attempt: int = 1, retries: int = 3) -> float | None:
+    return read_retry_delay(attempt, error, retries=retries, rand=half)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        transport_error(sent=False),
+        transport_error(sent=True),
+        status_error(RateLimited, 429),
+        status_error(ServerError, 500),
+        status_error(ServerError, 503),
+    ],
+)
+@pytest.mark.parametrize(("attempt", "ceiling"), [(1, 0.25), (2, 0.5), (3, 1.0)])
+def test_transient_read_failures_are_retried_with_jitter(error, attempt, ceiling):
+    """A transport failure, a 429 or a 5xx is read again after U(0, 0.25 * 2**(attempt-1))."""
+    assert read_delay(error, attempt=attempt) == pytest.approx(ceiling / 2)
+
+
+def test_read_backoff_is_capped_at_eight_seconds():
+    """However many retries are allowed, one wait is at most 8 s."""
+    delay = read_retry_delay(20, status_error(ServerError, 500), retries=50, rand=lambda: 1.0)
+    assert delay == READ_RETRY.cap == 8.0
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(3.0, 3.0), (0.0, 0.0), (120.0, 30.0)])
+def test_read_retry_after_is_honoured_and_capped(retry_after, expected):
+    """A server's Retry-After is waited exactly, at most 30 s."""
+    assert read_delay(status_error(RateLimited, 429, retry_after=retry_after)) == expected
+    assert read_delay(status_error(ServerError, 503, retry_after=retry_after)) == expected
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        status_error(BadRequest, 400),
+        status_error(Unauthorized, 401),
+        status_error(Forbidden, 403),
+        status_error(NotFound, 404),
+        status_error(Conflict, 409),
+        ValueError("a bug"),
+    ],
+)
+def test_final_read_errors_are_not_retried(error):
+    """A 4xx other than 429, or anything that is not an API error, is raised at once."""
+    assert read_delay(error) is None
+
+
+def test_reads_are_retried_at_most_retries_times():
+    """The attempt after the last allowed retry is final; no retries allowed means none."""
+    error = status_error(ServerError, 500)
+    assert read_delay(error, attempt=3, retries=3) is not None
+    assert read_delay(error, attempt=4, retries=3) is None
+    assert read_delay(error, attempt=1, retries=0) is None
