@@ -32,8 +32,9 @@ from urllib.parse import quote, unquote
 
 from bulkops.api.client import ConsoleClient, read_object
 from bulkops.api.paths import id_from_name, normalize_path
-from bulkops.engine.mutations import CREATED_ID, Expect, InverseCall, Mutation, resolve_path
-from bulkops.engine.quota import ID_LIST_CLASS, quota_class_for
+from bulkops.engine.mutations import resolve_path
+from bulkops.engine.quota import quota_class_for
+from bulkops.job import CREATED_ID, ID_LIST_CLASS, OVERRIDE_LISTS, Expect, InverseCall, Mutation
 
 __all__ = ["CallPlanner", "RawCall"]
 
@@ -50,7 +51,6 @@ _CREATABLE = {"gates", "dynamic_configs", "segments", "experiments", "layers"}
 _UPDATABLE = {"gates", "dynamic_configs", "experiments", "layers", "holdouts"}
 _ARCHIVED = {"gates": "Archived", "dynamic_configs": "Archived", "experiments": "archived"}
 _ENABLEABLE = {"gates", "dynamic_configs"}
-_OVERRIDE_LISTS = ("passingUserIDs", "failingUserIDs", "passingCustomIDs", "failingCustomIDs")
 # Fields the server owns inside rules: never sent back, never compared.
 _RULE_SERVER_FIELDS = ("id", "baseID", "completedAutomatedRollouts", "pendingAutomatedRollouts")
 
@@ -414,7 +414,7 @@ class CallPlanner:
         image = await self._image(read)
         current = image if isinstance(image, dict) else {}
         if method == "POST":
-            fields = [k for k in body if k in (*_OVERRIDE_LISTS, "environmentOverrides")]
+            fields = [k for k in body if k in (*OVERRIDE_LISTS, "environmentOverrides")]
             return self._override_replace(key, obj, path, body, read, image, fields)
         if method not in ("PATCH", "DELETE"):
             return None
@@ -422,7 +422,7 @@ class CallPlanner:
         want: dict[str, list[Any]] = {}
         change: dict[str, list[Any]] = {}
         undo_body: dict[str, Any] = {}
-        for name in _OVERRIDE_LISTS:
+        for name in OVERRIDE_LISTS:
             ids = body.get(name)
             if isinstance(ids, list) and ids:
                 have = set(map(str, current.get(name) or []))

@@ -33,9 +33,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from bulkops.api.paths import encode_id
-from bulkops.engine.mutations import Expect, InverseCall, JobContext, Mutation
-from bulkops.errors import InputError, NotFound, PlanError
+from bulkops.errors import InputError, PlanError
+from bulkops.job import ROUTES, Expect, InverseCall, JobContext, Mutation
 
 from .language import (
     KindName,
@@ -54,7 +53,8 @@ EVENT_PLANNED = "rewrite.planned"
 
 ACTION = "rewrite-rules"
 _SINGULAR = {"gates": "gate", "dynamic_configs": "dynamic_config"}
-_REFERENCE_PATHS = {"segment": "/segments", "gate": "/gates"}
+# The collections a condition's ``passes_``/``fails_`` suffix names.
+_REFERENCED = {"segment": "segments", "gate": "gates"}
 # What a read of the object shows of a rule, for the before/after predicates. The
 # server owns ``id``/``baseID`` and the automated-rollout lists, and a changed pass
 # percentage changes the ``id``; none of them tells a rewritten list from the old one.
@@ -239,11 +239,7 @@ def _sync_json5(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, An
 
 
 async def _exists(ctx: JobContext, kind: str, target: str) -> bool:
-    try:
-        await ctx.client.data("GET", f"{_REFERENCE_PATHS[kind]}/{encode_id(target)}")
-    except NotFound:
-        return False
-    return True
+    return await ctx.client.collection(_REFERENCED[kind]).read(target) is not None
 
 
 async def _missing_references(ctx: JobContext, params: Params) -> list[str]:
@@ -286,7 +282,7 @@ def _references(rule: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(cond, dict):
             continue
         prefix, _, kind = str(cond.get("type", "")).partition("_")
-        if prefix in ("passes", "fails") and kind in _REFERENCE_PATHS:
+        if prefix in ("passes", "fails") and kind in _REFERENCED:
             target = cond.get("targetValue")
             values = target if isinstance(target, list) else [target]
             out.extend((kind, v) for v in values if isinstance(v, str) and v)
@@ -296,8 +292,8 @@ def _references(rule: dict[str, Any]) -> list[tuple[str, str]]:
 async def _objects(ctx: JobContext, select: Select) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """The selected live objects: tags filtered by the server, the rest while paging."""
     for kind in select.kinds:
-        query: dict[str, Any] = {"tags": list(select.tags)} if select.tags else {}
-        async for obj in ctx.client.paginate(f"/{kind}", params=query):
+        tags = list(select.tags) if select.tags else None
+        async for obj in ctx.client.collection(kind).items(tags=tags):
             if not isinstance(obj, dict) or obj.get("status") == "Archived":
                 continue
             if select.matches(kind, obj):
@@ -310,7 +306,7 @@ async def _objects(ctx: JobContext, select: Select) -> AsyncIterator[tuple[str, 
 def _mutation(ctx: JobContext, kind: str, obj: dict[str, Any], pairs: Pairs) -> Mutation:
     obj_id = str(obj["id"])
     singular = _SINGULAR[kind]
-    path = f"/{kind}/{encode_id(obj_id)}"
+    path = ROUTES[kind].path(obj_id)
     old_rules = [c.old for c in pairs]
     new_rules = [c.new for c in pairs if c.new is not None]
     before, after = _expects(old_rules, new_rules)

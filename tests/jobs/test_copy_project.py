@@ -41,11 +41,13 @@ from bulkops.engine.reconcile import undo_mutations
 from bulkops.engine.runner import RunOptions, RunResult, run_plan
 from bulkops.errors import PlanError, RefusedError
 from bulkops.jobs import JOBS, copy_project
+from bulkops.jobs.copy_project.bodies import ID_LIST_CHUNK
+from bulkops.jobs.copy_project.canonical import KINDS
 from bulkops.settings import Settings
 
 SRC, DST = "COPY_SOURCE_KEY", "COPY_TARGET_KEY"
 APPS = ("web", "ios", "android", "backend", "admin_console")
-ALL = list(copy_project.KINDS)
+ALL = list(KINDS)
 WIDE_OPEN = (QuotaWindow(1_000_000, 1),)
 
 # Fields the server owns, and experiment lifecycle fields (copies are drafts).
@@ -352,7 +354,7 @@ async def test_a_whole_copy_matches_then_skips_then_overwrites_what_changed(
     source_gates = Counter(g["status"] for g in demo.source.store("gates").values())
     assert counts["launch"] == source_gates["Launched"]
     id_list_writes = [m for m in plan.mutations if m.quota_class == "id_list"]
-    assert all(len(m.body["ids"]) <= copy_project.ID_LIST_CHUNK for m in id_list_writes)
+    assert all(len(m.body["ids"]) <= ID_LIST_CHUNK for m in id_list_writes)
     position = {m.key: i for i, m in enumerate(plan.mutations)}
     assert all(position[d] < position[m.key] for m in plan.mutations for d in m.depends_on)
     result = await _run(ctx, plan, tmp_path / "copy")

@@ -26,6 +26,7 @@ from bulkops.engine.ratelimit import QuotaLimiter
 from bulkops.engine.reconcile import Match, judge, undo_mutations
 from bulkops.engine.runner import RunOptions, RunResult, run_plan
 from bulkops.jobs import JOBS, check_job_module, import_overrides
+from bulkops.jobs.import_overrides import planning
 from bulkops.jobs.import_overrides.parser import Catalog, GroupRef, RowProblem, read_overrides_file
 from bulkops.settings import Settings
 
@@ -592,7 +593,7 @@ def measure_plan(path: Path, *, mode: str = "add") -> dict[str, Any]:
     started = time.perf_counter()
     targets, problems = read_overrides_file(path, catalog)
     read_s = time.perf_counter() - started
-    mutations, more = import_overrides.plan_chunks(
+    mutations, more = planning.plan_chunks(
         targets,
         _empty_current(targets),
         catalog,
@@ -613,7 +614,7 @@ def measure_plan(path: Path, *, mode: str = "add") -> dict[str, Any]:
         "targets": len(targets),
         "problems": len(problems) + len(more),
         "mutations": len(mutations),
-        "minimum": import_overrides.minimum_requests(targets),
+        "minimum": planning.minimum_requests(targets),
         "read_s": read_s,
         "plan_s": plan_s,
         "total_s": total_s,
@@ -658,7 +659,7 @@ def test_experiment_group_names_and_ids_fold_together(tmp_path: Path) -> None:
             ],
         }
     }
-    (add,), more = import_overrides.plan_chunks(targets, current, catalog, mode="add", project="p")
+    (add,), more = planning.plan_chunks(targets, current, catalog, mode="add", project="p")
     assert more == []
     test_sel = "userIDOverrides[groupID=Test,environment=null,unitType=userID].ids"
     control_sel = "userIDOverrides[groupID=Control,environment=null,unitType=userID].ids"
@@ -678,7 +679,7 @@ def test_a_missing_target_and_row_problems_carry_lines(tmp_path: Path) -> None:
     """A target that vanished between the catalog and the read is reported by line."""
     catalog = Catalog(gates={"g"})
     targets, _ = read_overrides_file(_csv(tmp_path, ["gate,g,u1,pass,,"]), catalog)
-    mutations, problems = import_overrides.plan_chunks(
+    mutations, problems = planning.plan_chunks(
         targets, {("gate", "g"): None}, catalog, mode="add", project="p"
     )
     assert mutations == []

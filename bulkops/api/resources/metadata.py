@@ -148,6 +148,12 @@ class Environments(Node):
         """The project's environments, in order."""
         return _environments(await self.fetch())
 
+    async def names(self) -> list[str]:
+        """The environments' names as the API sent them, in order."""
+        data = await self.fetch()
+        envs = data.get("environments") if isinstance(data, dict) else None
+        return [str(e["name"]) for e in envs or () if isinstance(e, dict) and e.get("name")]
+
     async def update(self, environments: Sequence[Body]) -> list[Environment]:
         """``POST /environments``: the given list **replaces** the project's environments.
 

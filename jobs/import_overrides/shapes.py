@@ -1,0 +1,390 @@
+"""How each kind's id overrides look on the wire: slots, paths, selectors and bodies.
+
+A *slot* is one list the API keeps (a gate's passing userIDs, one experiment group's
+ids for one environment and unit type, a segment's id list…). A :class:`Shape` knows,
+for one kind, how to read a target's overrides into slots, where a slot's ids are seen
+by a read (an :class:`~bulkops.job.Expect` selector), and what body adds or removes
+them, within the API's per-request limits. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bulkops.job import ID_LIST_CLASS, MUTATION_CLASS, ROUTES
+
+from .parser import DEFAULT_UNIT_TYPE, Catalog, GroupRef
+
+__all__ = [
+    "GATE_LIST_LIMIT",
+    "GROUP_ENTRY_LIMIT",
+    "ID_LIST_REQUEST_LIMIT",
+    "SHAPES",
+    "SIDE_KEYS",
+    "ExperimentShape",
+    "GateShape",
+    "LayerShape",
+    "SegmentShape",
+    "Shape",
+    "Slot",
+    "State",
+]
+
+Slot = tuple[Any, ...]
+
+GATE_LIST_LIMIT = 2000  # ids per gate/holdout override list, per request and stored
+GROUP_ENTRY_LIMIT = 1000  # ids per experiment/layer group entry, per request
+ID_LIST_REQUEST_LIMIT = 1000  # ids per segment id-list request
+# Characters that cannot appear in an Expect selector's filter value.
+_UNSAFE = re.compile(r"[.,=\[\]]")
+_ALL_ENVS = "all environments"
+
+
+def fmt(value: Any) -> str:
+    return "null" if value is None else str(value)
+
+
+def safe(*values: Any) -> bool:
+    return all(value is None or not _UNSAFE.search(str(value)) for value in values)
+
+
+def _group_label(catalog: Catalog, kind: str, target: str, group_id: str) -> str:
+    """How a new entry names its group: the name people read in the console, unless it
+    is not unique in the experiment or cannot be put in a selector; then the id."""
+    group = catalog.group(kind, target, group_id)
+    if group is not None and group.name and safe(group.name):
+        if catalog.group(kind, target, group.name) == group:
+            return group.name
+    return group_id
+
+
+def where(environment: Any) -> str:
+    return f"environment {environment}" if environment is not None else _ALL_ENVS
+
+
+@dataclass
+class State:
+    """One target's id overrides as read: the object, and its id lists by slot.
+
+    A slot is one list the API keeps (a gate's passing userIDs, one experiment group's
+    ids for one environment and unit type…); ``refs`` holds the fields that name a
+    stored group entry on the wire (experiments and layers keep what was sent).
+    """
+
+    raw: dict[str, Any]
+    slots: dict[Slot, list[str]]
+    refs: dict[Slot, dict[str, Any]] = field(default_factory=dict)
+
+    def ids(self, slot: Slot) -> list[str]:
+        return self.slots.get(slot) or []
+
+    def normalized(self) -> dict[Slot, frozenset[str]]:
+        return {s: frozenset(ids) for s, ids in self.slots.items() if ids}
+
+
+class Shape(abc.ABC):
+    """How one kind's overrides look on the wire: slots, paths, selectors and bodies."""
+
+    kind = ""
+    collection = ""  # the client's collection (and route) of this kind's targets
+    under = "overrides"  # where a target's id overrides are read and written
+    limit = GATE_LIST_LIMIT
+    capacity: int | None = GATE_LIST_LIMIT
+    server_moves = False  # an add takes the ids out of the other slots of their scope
+    quota_class = MUTATION_CLASS
+    add_action, remove_action = "override-add", "override-remove"
+
+    def path(self, target: str) -> str:
+        return ROUTES[self.collection].path(target, self.under)
+
+    @abc.abstractmethod
+    def parse(self, raw: dict[str, Any], target: str, catalog: Catalog) -> State: ...
+
+    @abc.abstractmethod
+    def slot(self, bucket: tuple[str | None, str, str]) -> Slot: ...
+
+    def new_ref(self, slot: Slot, target: str, catalog: Catalog) -> dict[str, Any]:
+        return {}
+
+    def scope(self, slot: Slot) -> Slot:
+        return slot[:-1]
+
+    def variant(self, slot: Slot) -> str:
+        return ""
+
+    @abc.abstractmethod
+    def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None: ...
+
+    @abc.abstractmethod
+    def body(
+        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]], add: bool
+    ) -> Any: ...
+
+    @abc.abstractmethod
+    def describe(self, slot: Slot) -> str: ...
+
+
+SIDE_KEYS = {
+    "A": {"pass": "passingUserIDs", "fail": "failingUserIDs"},
+    "C": {"pass": "passingCustomIDs", "fail": "failingCustomIDs"},
+    "B": {"pass": "passingIDs", "fail": "failingIDs"},
+}
+
+
+class GateShape(Shape):
+    """Gates and holdouts: slots ``("A", side)`` (userIDs, all environments),
+    ``("C", side)`` (custom ids, read only) and ``("B", env, unit, side)``."""
+
+    def __init__(self, kind: str, collection: str, *, server_moves: bool) -> None:
+        self.kind = kind
+        self.collection = collection
+        self.server_moves = server_moves
+
+    def parse(self, raw: dict[str, Any], target: str, catalog: Catalog) -> State:
+        slots: dict[Slot, list[str]] = {}
+        for variant in ("A", "C"):
+            for side, key in SIDE_KEYS[variant].items():
+                ids = raw.get(key) or []
+                if ids or variant == "A":
+                    slots[(variant, side)] = list(ids)
+        for entry in raw.get("environmentOverrides") or []:
+            if not isinstance(entry, dict):
+                continue
+            for side, key in SIDE_KEYS["B"].items():
+                slot = ("B", entry.get("environment"), entry.get("unitID"), side)
+                slots.setdefault(slot, []).extend(entry.get(key) or [])
+        return State(raw, slots)
+
+    def slot(self, bucket: tuple[str | None, str, str]) -> Slot:
+        environment, unit_type, value = bucket
+        if environment is None and unit_type == DEFAULT_UNIT_TYPE:
+            return ("A", value)
+        return ("B", environment, unit_type, value)
+
+    def variant(self, slot: Slot) -> str:
+        return "B" if slot[0] == "B" else "A"
+
+    def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
+        if slot[0] in ("A", "C"):
+            return SIDE_KEYS[slot[0]][slot[1]]
+        _, environment, unit, side = slot
+        if not safe(environment, unit):
+            return None
+        key = SIDE_KEYS["B"][side]
+        return f"environmentOverrides[environment={fmt(environment)},unitID={fmt(unit)}].{key}"
+
+    def body(
+        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]], add: bool
+    ) -> Any:
+        if any(slot[0] == "B" for slot in entries):
+            scopes: dict[tuple[Any, Any], dict[str, Any]] = {}
+            for slot, ids in entries.items():
+                _, environment, unit, side = slot
+                entry = scopes.setdefault(
+                    (environment, unit),
+                    {
+                        "environment": environment,
+                        "unitID": unit,
+                        "passingIDs": [],
+                        "failingIDs": [],
+                    },
+                )
+                entry[SIDE_KEYS["B"][side]] = list(ids)
+            return {"environmentOverrides": list(scopes.values())}
+        # The user-list variant of UpdateOverridesContractDto needs both user lists.
+        body: dict[str, Any] = {"passingUserIDs": [], "failingUserIDs": []}
+        for slot, ids in entries.items():
+            body[SIDE_KEYS[slot[0]][slot[1]]] = list(ids)
+        return body
+
+    def describe(self, slot: Slot) -> str:
+        if slot[0] == "A":
+            return f"{slot[1]}ing userID overrides ({_ALL_ENVS})"
+        if slot[0] == "C":
+            return f"{slot[1]}ing custom id overrides"
+        _, environment, unit, side = slot
+        return f"{side}ing {unit} overrides ({where(environment)})"
+
+
+class ExperimentShape(Shape):
+    """Experiments: one slot ``("E", env, unit type, group id)`` per userIDOverrides entry."""
+
+    kind = "experiment"
+    collection = "experiments"
+    limit = GROUP_ENTRY_LIMIT
+    capacity = GROUP_ENTRY_LIMIT
+    server_moves = True
+
+    def parse(self, raw: dict[str, Any], target: str, catalog: Catalog) -> State:
+        state = State(raw, {})
+        for entry in raw.get("userIDOverrides") or []:
+            if not isinstance(entry, dict):
+                continue
+            literal = entry.get("groupID")
+            group = catalog.group("experiment", target, str(literal))
+            key = group.id if group is not None else f"?{literal}"
+            slot = ("E", entry.get("environment"), entry.get("unitType"), key)
+            state.slots.setdefault(slot, []).extend(entry.get("ids") or [])
+            state.refs.setdefault(slot, {"groupID": literal})
+        return state
+
+    def slot(self, bucket: tuple[str | None, str, str]) -> Slot:
+        environment, unit_type, group = bucket
+        return ("E", environment, unit_type, group)
+
+    def new_ref(self, slot: Slot, target: str, catalog: Catalog) -> dict[str, Any]:
+        return {"groupID": _group_label(catalog, "experiment", target, slot[3])}
+
+    def scope(self, slot: Slot) -> Slot:
+        return slot[1:3]
+
+    def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
+        group, environment, unit = ref.get("groupID"), slot[1], slot[2]
+        if group is None or not safe(group, environment, unit):
+            return None
+        return (
+            f"userIDOverrides[groupID={group},environment={fmt(environment)},"
+            f"unitType={fmt(unit)}].ids"
+        )
+
+    def entries(
+        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "groupID": refs[slot]["groupID"],
+                "ids": list(ids),
+                "environment": slot[1],
+                "unitType": slot[2],
+            }
+            for slot, ids in entries.items()
+        ]
+
+    def body(
+        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]], add: bool
+    ) -> Any:
+        return {"overrides": [], "userIDOverrides": self.entries(entries, refs)}
+
+    def describe(self, slot: Slot) -> str:
+        unit = slot[2] if slot[2] is not None else "default unit"
+        return f"group {slot[3]} ({unit}, {where(slot[1])})"
+
+
+class LayerShape(Shape):
+    """Layers: one slot ``("L", env, id type, group id)`` per idOverrides entry."""
+
+    kind = "layer"
+    collection = "layers"
+    limit = GROUP_ENTRY_LIMIT
+    capacity = None
+    server_moves = True
+
+    def parse(self, raw: dict[str, Any], target: str, catalog: Catalog) -> State:
+        state = State(raw, {})
+        for entry in raw.get("idOverrides") or []:
+            if not isinstance(entry, dict):
+                continue
+            experiment, literal = entry.get("experimentName"), entry.get("groupName")
+            group = (
+                catalog.group("experiment", str(experiment), str(literal))
+                if experiment is not None
+                else catalog.group("layer", target, str(literal))
+            )
+            key = group.id if group is not None else f"?{experiment}|{literal}"
+            slot = ("L", entry.get("environment"), entry.get("idType"), key)
+            state.slots.setdefault(slot, []).extend(entry.get("ids") or [])
+            state.refs.setdefault(slot, {"groupName": literal, "experimentName": experiment})
+        return state
+
+    def slot(self, bucket: tuple[str | None, str, str]) -> Slot:
+        environment, unit_type, group = bucket
+        return ("L", environment, unit_type, group)
+
+    def new_ref(self, slot: Slot, target: str, catalog: Catalog) -> dict[str, Any]:
+        group: GroupRef | None = catalog.group("layer", target, slot[3])
+        if group is None:
+            return {"groupName": slot[3], "experimentName": None}
+        label = _group_label(catalog, "experiment", group.experiment, group.id)
+        return {"groupName": label, "experimentName": group.experiment}
+
+    def scope(self, slot: Slot) -> Slot:
+        return slot[1:3]
+
+    def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
+        group, experiment = ref.get("groupName"), ref.get("experimentName")
+        environment, unit = slot[1], slot[2]
+        if group is None or not safe(group, experiment, environment, unit):
+            return None
+        return (
+            f"idOverrides[groupName={group},experimentName={fmt(experiment)},"
+            f"idType={fmt(unit)},environment={fmt(environment)}].ids"
+        )
+
+    def entries(
+        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "groupName": refs[slot]["groupName"],
+                "ids": list(ids),
+                "idType": slot[2],
+                "environment": slot[1],
+                "experimentName": refs[slot]["experimentName"],
+            }
+            for slot, ids in entries.items()
+        ]
+
+    def body(
+        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]], add: bool
+    ) -> Any:
+        body: dict[str, Any] = {"op": "add"} if add else {}
+        return {**body, "conditionalOverrides": [], "idOverrides": self.entries(entries, refs)}
+
+    def describe(self, slot: Slot) -> str:
+        unit = slot[2] if slot[2] is not None else "default unit"
+        return f"group {slot[3]} ({unit}, {where(slot[1])})"
+
+
+class SegmentShape(Shape):
+    """``id_list`` segments: one slot, the id list."""
+
+    kind = "segment"
+    collection = "segments"
+    under = "id_list"
+    limit = ID_LIST_REQUEST_LIMIT
+    capacity = None
+    quota_class = ID_LIST_CLASS
+    add_action, remove_action = "id-list-add", "id-list-remove"
+
+    def parse(self, raw: dict[str, Any], target: str, catalog: Catalog) -> State:
+        return State(raw, {("S",): list(raw.get("ids") or [])})
+
+    def slot(self, bucket: tuple[str | None, str, str]) -> Slot:
+        return ("S",)
+
+    def scope(self, slot: Slot) -> Slot:
+        return slot
+
+    def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
+        return "ids"
+
+    def body(
+        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]], add: bool
+    ) -> Any:
+        return {"ids": list(entries.get(("S",)) or [])}
+
+    def describe(self, slot: Slot) -> str:
+        return "the id list"
+
+
+SHAPES: dict[str, Shape] = {
+    "gate": GateShape("gate", "gates", server_moves=False),
+    "holdout": GateShape("holdout", "holdouts", server_moves=True),
+    "experiment": ExperimentShape(),
+    "layer": LayerShape(),
+    "segment": SegmentShape(),
+}
