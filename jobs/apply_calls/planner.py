@@ -185,18 +185,13 @@ class CallPlanner:
         if method == "PUT" and tail == "launch" and collection == "gates":
             image = await self._image(read)
             status = image.get("status") if isinstance(image, dict) else None
-            after = Expect(fields={"status": "Launched"})
-            self._remember(read, after.predict(image))
-            return Mutation(
-                **self._base(key, "launch", obj, method, path, body),
-                read=read,
-                before=Expect(fields={"status": status})
+            before = (
+                Expect(fields={"status": status})
                 if status is not None
-                else Expect(exists=True, differs={"status": "Launched"}),
-                after=after,
-                before_image={"status": status},
-                idempotent=True,
+                else Expect(exists=True, differs={"status": "Launched"})
             )
+            after = Expect(fields={"status": "Launched"})
+            return self._state(key, "launch", obj, path, body, read, image, "status", before, after)
         if tail == "overrides" and collection in ("gates", "holdouts"):
             return await self._gate_overrides(key, obj, method, path, body, f"{read}/overrides")
         if tail == "overrides" and collection == "experiments":
@@ -318,14 +313,7 @@ class CallPlanner:
         )
 
     async def _archive(
-        self,
-        key: str,
-        obj: str,
-        collection: str,
-        tail: str,
-        path: str,
-        body: Any,
-        read: str,
+        self, key: str, obj: str, collection: str, tail: str, path: str, body: Any, read: str
     ) -> Mutation:
         image = await self._image(read)
         status = image.get("status") if isinstance(image, dict) else None
@@ -359,50 +347,55 @@ class CallPlanner:
         predicted = after.predict(image)
         if tail == "unarchive" and isinstance(predicted, dict):
             predicted.pop("status", None)
-        self._remember(read, predicted)
-        return Mutation(
-            **self._base(key, tail, obj, "PUT", path, body),
-            read=read,
-            before=before,
-            after=after,
-            before_image={"status": status},
-            inverse=(inverse,),
-            idempotent=True,
+        return self._state(
+            key, tail, obj, path, body, read, image, "status", before, after, (inverse,), predicted
         )
 
     async def _enable(
-        self,
-        key: str,
-        obj: str,
-        collection: str,
-        tail: str,
-        path: str,
-        body: Any,
-        read: str,
+        self, key: str, obj: str, collection: str, tail: str, path: str, body: Any, read: str
     ) -> Mutation:
         image = await self._image(read)
         enabled = image.get("isEnabled") if isinstance(image, dict) else None
         target = tail == "enable"
-        after = Expect(fields={"isEnabled": target})
-        self._remember(read, after.predict(image))
-        opposite = "disable" if target else "enable"
-        return Mutation(
-            **self._base(key, tail, obj, "PUT", path, body),
-            read=read,
-            before=Expect(fields={"isEnabled": enabled})
+        before = (
+            Expect(fields={"isEnabled": enabled})
             if enabled is not None
-            else Expect(exists=True, differs={"isEnabled": target}),
+            else Expect(exists=True, differs={"isEnabled": target})
+        )
+        opposite = "disable" if target else "enable"
+        undo = InverseCall(
+            method="PUT", path=f"{read}/{opposite}", idempotent=True, action=opposite
+        )
+        inverse = (undo,) if enabled is not None and enabled != target else ()
+        after = Expect(fields={"isEnabled": target})
+        return self._state(
+            key, tail, obj, path, body, read, image, "isEnabled", before, after, inverse
+        )
+
+    def _state(
+        self,
+        key: str,
+        action: str,
+        obj: str,
+        path: str,
+        body: Any,
+        read: str,
+        image: Any,
+        field: str,
+        before: Expect,
+        after: Expect,
+        inverse: tuple[InverseCall, ...] = (),
+        predicted: Any = None,
+    ) -> Mutation:
+        """A ``PUT`` that sets one state ``field`` (status, isEnabled): idempotent by value."""
+        self._remember(read, after.predict(image) if predicted is None else predicted)
+        return Mutation(
+            **self._base(key, action, obj, "PUT", path, body),
+            read=read,
+            before=before,
             after=after,
-            before_image={"isEnabled": enabled},
-            inverse=(
-                (
-                    InverseCall(
-                        method="PUT", path=f"{read}/{opposite}", idempotent=True, action=opposite
-                    ),
-                )
-                if enabled is not None and enabled != target
-                else ()
-            ),
+            before_image={field: image.get(field) if isinstance(image, dict) else None},
+            inverse=inverse,
             idempotent=True,
         )
 

@@ -23,38 +23,24 @@ __all__ = [
 ]
 
 ID_LIST_CHUNK = 1000  # ids per segment id-list request, read and written
+# Fields a full update (``POST /{kind}/{id}``) of a gate or a config carries.
+_SHARED = ("name", "description", "idType", "isEnabled", "rules", "tags", "targetApps")
+_OWNERSHIP = ("team", "teamID", "releasePipelineID")
 GATE_FULL = (
-    "name",
-    "description",
-    "idType",
-    "isEnabled",
-    "rules",
-    "tags",
-    "targetApps",
+    *_SHARED,
     "type",
     "measureMetricLifts",
     "monitoringMetrics",
     "requiredReview",
-    "team",
-    "teamID",
-    "releasePipelineID",
+    *_OWNERSHIP,
 )
-
 CONFIG_FULL = (
-    "name",
-    "description",
-    "idType",
-    "isEnabled",
-    "rules",
-    "tags",
-    "targetApps",
+    *_SHARED,
     "defaultValue",
     "defaultValueJson5",
     "schema",
     "schemaJson5",
-    "team",
-    "teamID",
-    "releasePipelineID",
+    *_OWNERSHIP,
 )
 
 LAYER_UPDATE = ("description", "parameters", "targetApps")
@@ -88,43 +74,24 @@ def optional(body: dict[str, Any], desired: Mapping[str, Any], *names: str) -> d
     return body
 
 
+def _shared_body(d: Mapping[str, Any], rules: bool) -> dict[str, Any]:
+    body = {k: d[k] for k in _SHARED}
+    body["rules"] = api_rules(d["rules"]) if rules else []
+    return body
+
+
 def gate_body(d: Mapping[str, Any], *, rules: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": d["name"],
-        "description": d["description"],
-        "idType": d["idType"],
-        "isEnabled": d["isEnabled"],
-        "rules": api_rules(d["rules"]) if rules else [],
-        "tags": d["tags"],
-        "targetApps": d["targetApps"],
-        "measureMetricLifts": d["measureMetricLifts"],
-        "monitoringMetrics": d["monitoringMetrics"],
-        "reviewSettings": {"requiredReview": d["requiredReview"]},
-    }
-    return optional(body, d, "type", "team", "teamID", "releasePipelineID")
+    body = _shared_body(d, rules)
+    body["measureMetricLifts"] = d["measureMetricLifts"]
+    body["monitoringMetrics"] = d["monitoringMetrics"]
+    body["reviewSettings"] = {"requiredReview": d["requiredReview"]}
+    return optional(body, d, "type", *_OWNERSHIP)
 
 
 def config_body(d: Mapping[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": d["name"],
-        "description": d["description"],
-        "idType": d["idType"],
-        "isEnabled": d["isEnabled"],
-        "rules": api_rules(d["rules"]),
-        "tags": d["tags"],
-        "targetApps": d["targetApps"],
-        "defaultValue": d["defaultValue"],
-    }
-    return optional(
-        body,
-        d,
-        "defaultValueJson5",
-        "schema",
-        "schemaJson5",
-        "team",
-        "teamID",
-        "releasePipelineID",
-    )
+    body = _shared_body(d, rules=True)
+    body["defaultValue"] = d["defaultValue"]
+    return optional(body, d, "defaultValueJson5", "schema", "schemaJson5", *_OWNERSHIP)
 
 
 def experiment_fields(d: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from bulkops.job import (
     Expect,
     InverseCall,
     Mutation,
+    Route,
 )
 
 from .bodies import (
@@ -103,85 +104,57 @@ class Builder(Steps):
             self.gate(e, without_rules=without_rules)
 
     def tag(self, e: Entry) -> None:
+        delete = InverseCall(
+            method="DELETE",
+            path=f"{TAGS.path()}/{CREATED_ID}",  # the id the create is given
+            read=TAGS.path(),
+            idempotent=True,
+            action="delete",
+        )
+        tag_id = str((e.existing or {}).get("id"))
+        self.labeled(e, TAGS, ("description", "isCore"), delete, TAGS.path(tag_id))
+
+    def unit_id_type(self, e: Entry) -> None:
+        path = UNIT_ID_TYPES.path(str(e.desired["name"]))
+        delete = InverseCall(method="DELETE", path=path, idempotent=True, action="delete")
+        self.labeled(e, UNIT_ID_TYPES, ("description",), delete, path)
+
+    def labeled(
+        self, e: Entry, route: Route, fields: Sequence[str], delete: InverseCall, path: str
+    ) -> None:
+        """A tag or unit id type: created by name (seen in the list at ``route``), or its
+        ``fields`` updated in place (``PATCH path``)."""
         d = e.desired
         name = str(d["name"])
         if e.existing is None:
             m = self.add(
-                key=f"create:tag:{name}",
+                key=f"create:{SINGULAR[e.kind]}:{name}",
                 action="create",
                 object=e.object,
                 method="POST",
-                path=TAGS.path(),
-                body={"name": name, "description": d["description"], "isCore": d["isCore"]},
-                read=TAGS.path(),
+                path=route.path(),
+                body={"name": name, **{k: d[k] for k in fields}},
+                read=route.path(),
                 before=Expect(excludes={"*.name": [name]}),
                 after=Expect(contains={"*.name": [name]}),
                 display=(("(object)", "absent", "created"),),
-                inverse=(
-                    InverseCall(
-                        method="DELETE",
-                        path=f"{TAGS.path()}/{CREATED_ID}",  # the id the create is given
-                        read=TAGS.path(),
-                        idempotent=True,
-                        action="delete",
-                    ),
-                ),
+                inverse=(delete,),
             )
             self.structural(e, m.key)
             return
-        changed = [k for k in ("description", "isCore") if not same(d[k], (e.current or {})[k])]
+        current = e.current or {}
+        changed = [k for k in fields if not same(d[k], current[k])]
         if changed:
-            tag_path = TAGS.path(str(e.existing["id"]))
             key = self.update(
                 e,
-                key=f"update:tag:{name}",
+                key=f"update:{SINGULAR[e.kind]}:{name}",
                 fields=changed,
                 action="update",
                 method="PATCH",
-                path=tag_path,
-                read=tag_path,
+                path=path,
+                read=path,
                 body={k: d[k] for k in changed},
-                previous={k: (e.current or {})[k] for k in changed},
-                idempotent=False,
-            )
-            self.structural(e, key)
-
-    def unit_id_type(self, e: Entry) -> None:
-        d = e.desired
-        name = str(d["name"])
-        if e.existing is None:
-            m = self.add(
-                key=f"create:unit_id_type:{name}",
-                action="create",
-                object=e.object,
-                method="POST",
-                path=UNIT_ID_TYPES.path(),
-                body={"name": name, "description": d["description"]},
-                read=UNIT_ID_TYPES.path(),
-                before=Expect(excludes={"*.name": [name]}),
-                after=Expect(contains={"*.name": [name]}),
-                display=(("(object)", "absent", "created"),),
-                inverse=(
-                    InverseCall(
-                        method="DELETE",
-                        path=UNIT_ID_TYPES.path(name),
-                        idempotent=True,
-                        action="delete",
-                    ),
-                ),
-            )
-            self.structural(e, m.key)
-            return
-        if not same(d["description"], (e.current or {})["description"]):
-            key = self.update(
-                e,
-                key=f"update:unit_id_type:{name}",
-                fields=("description",),
-                action="update",
-                method="PATCH",
-                path=UNIT_ID_TYPES.path(name),
-                body={"description": d["description"]},
-                previous={"description": (e.current or {})["description"]},
+                previous={k: current[k] for k in changed},
                 idempotent=False,
             )
             self.structural(e, key)

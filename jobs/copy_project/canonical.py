@@ -242,6 +242,21 @@ def _groups_by_ref(experiment: Mapping[str, Any] | None) -> dict[str, str]:
     return refs
 
 
+# The fields compared of each override entry, per kind and list (id lists are sets).
+_OVERRIDE_ENTRIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "gates": {"environmentOverrides": ("environment", "unitID", "passingIDs", "failingIDs")},
+    "experiments": {
+        "overrides": ("type", "id", "groupID", "environment"),
+        "userIDOverrides": ("groupID", "ids", "environment", "unitType"),
+    },
+    "layers": {
+        "conditionalOverrides": ("type", "name", "experimentName", "groupName"),
+        "idOverrides": ("groupName", "ids", "idType", "environment", "experimentName"),
+    },
+}
+_ID_SETS = frozenset({"passingIDs", "failingIDs", "ids"})
+
+
 def canonical_overrides(
     kind: str, overrides: Mapping[str, Any] | None, owner: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -249,74 +264,28 @@ def canonical_overrides(
 
     Experiment overrides name groups by name (``owner`` maps group ids to names).
     """
+    lists = _OVERRIDE_ENTRIES.get(kind)
+    if lists is None:
+        raise ValueError(f"{kind} have no overrides")
     data = overrides or {}
-    if kind == "gates":
-        out: dict[str, Any] = {name: names(data.get(name)) for name in OVERRIDE_LISTS}
-        envs = [
-            {
-                "environment": e.get("environment"),
-                "unitID": e.get("unitID"),
-                "passingIDs": names(e.get("passingIDs")),
-                "failingIDs": names(e.get("failingIDs")),
-            }
-            for e in data.get("environmentOverrides") or ()
-            if isinstance(e, Mapping)
-        ]
-        out["environmentOverrides"] = sorted(envs, key=sort_key)
-        return out
-    if kind == "experiments":
-        groups = _groups_by_ref(owner)
+    groups = _groups_by_ref(owner) if kind == "experiments" else {}
+
+    def value(field: str, found: Any) -> Any:
+        if field in _ID_SETS:
+            return names(found)
+        return groups.get(str(found), found) if field == "groupID" else found
+
+    out: dict[str, Any] = (
+        {name: names(data.get(name)) for name in OVERRIDE_LISTS} if kind == "gates" else {}
+    )
+    for name, fields in lists.items():
         entries = [
-            {
-                "type": e.get("type"),
-                "id": e.get("id"),
-                "groupID": groups.get(str(e.get("groupID")), e.get("groupID")),
-                "environment": e.get("environment"),
-            }
-            for e in data.get("overrides") or ()
+            {f: value(f, e.get(f)) for f in fields}
+            for e in data.get(name) or ()
             if isinstance(e, Mapping)
         ]
-        ids = [
-            {
-                "groupID": groups.get(str(e.get("groupID")), e.get("groupID")),
-                "ids": names(e.get("ids")),
-                "environment": e.get("environment"),
-                "unitType": e.get("unitType"),
-            }
-            for e in data.get("userIDOverrides") or ()
-            if isinstance(e, Mapping)
-        ]
-        return {
-            "overrides": sorted(entries, key=sort_key),
-            "userIDOverrides": sorted(ids, key=sort_key),
-        }
-    if kind == "layers":
-        conditional = [
-            {
-                "type": e.get("type"),
-                "name": e.get("name"),
-                "experimentName": e.get("experimentName"),
-                "groupName": e.get("groupName"),
-            }
-            for e in data.get("conditionalOverrides") or ()
-            if isinstance(e, Mapping)
-        ]
-        id_overrides = [
-            {
-                "groupName": e.get("groupName"),
-                "ids": names(e.get("ids")),
-                "idType": e.get("idType"),
-                "environment": e.get("environment"),
-                "experimentName": e.get("experimentName"),
-            }
-            for e in data.get("idOverrides") or ()
-            if isinstance(e, Mapping)
-        ]
-        return {
-            "conditionalOverrides": sorted(conditional, key=sort_key),
-            "idOverrides": sorted(id_overrides, key=sort_key),
-        }
-    raise ValueError(f"{kind} have no overrides")
+        out[name] = sorted(entries, key=sort_key)
+    return out
 
 
 def sort_key(item: Mapping[str, Any]) -> str:

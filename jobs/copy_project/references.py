@@ -95,39 +95,48 @@ def references(
     return [r for r in refs if not (r.kind == "unit_id_types" and r.id in BUILTIN_UNIT_ID_TYPES)]
 
 
+# What override entries reference: per list, (field, kind, always). A None kind is a
+# gate or a segment, as the entry's ``type`` says; fields not ``always`` count when set.
+_TARGET: str | None = None
+_OVERRIDE_REFS: dict[str, tuple[tuple[str, tuple[tuple[str, str | None, bool], ...]], ...]] = {
+    "gates": (
+        (
+            "environmentOverrides",
+            (("environment", "environments", False), ("unitID", "unit_id_types", False)),
+        ),
+    ),
+    "experiments": (
+        ("overrides", (("id", _TARGET, True), ("environment", "environments", False))),
+        (
+            "userIDOverrides",
+            (("environment", "environments", False), ("unitType", "unit_id_types", False)),
+        ),
+    ),
+    "layers": (
+        (
+            "conditionalOverrides",
+            (("name", _TARGET, True), ("experimentName", "experiments", True)),
+        ),
+        (
+            "idOverrides",
+            (
+                ("experimentName", "experiments", False),
+                ("environment", "environments", False),
+                ("idType", "unit_id_types", False),
+            ),
+        ),
+    ),
+}
+
+
 def _override_refs(kind: str, overrides: Mapping[str, Any] | None) -> list[Ref]:
-    if not overrides:
-        return []
     refs: list[Ref] = []
-    if kind == "gates":
-        for e in overrides.get("environmentOverrides") or ():
-            if e.get("environment"):
-                refs.append(Ref("environments", str(e["environment"]), "overrides", True))
-            if e.get("unitID"):
-                refs.append(Ref("unit_id_types", str(e["unitID"]), "overrides", True))
-    elif kind == "experiments":
-        for e in overrides.get("overrides") or ():
-            target = "gates" if e.get("type") == "gate" else "segments"
-            refs.append(Ref(target, str(e.get("id")), "overrides", True))
-            if e.get("environment"):
-                refs.append(Ref("environments", str(e["environment"]), "overrides", True))
-        for e in overrides.get("userIDOverrides") or ():
-            if e.get("environment"):
-                refs.append(Ref("environments", str(e["environment"]), "overrides", True))
-            if e.get("unitType"):
-                refs.append(Ref("unit_id_types", str(e["unitType"]), "overrides", True))
-    elif kind == "layers":
-        for e in overrides.get("conditionalOverrides") or ():
-            target = "gates" if e.get("type") == "gate" else "segments"
-            refs.append(Ref(target, str(e.get("name")), "overrides", True))
-            refs.append(Ref("experiments", str(e.get("experimentName")), "overrides", True))
-        for e in overrides.get("idOverrides") or ():
-            if e.get("experimentName"):
-                refs.append(Ref("experiments", str(e["experimentName"]), "overrides", True))
-            if e.get("environment"):
-                refs.append(Ref("environments", str(e["environment"]), "overrides", True))
-            if e.get("idType"):
-                refs.append(Ref("unit_id_types", str(e["idType"]), "overrides", True))
+    for name, fields in _OVERRIDE_REFS.get(kind, ()):
+        for e in (overrides or {}).get(name) or ():
+            for key, target, always in fields:
+                if always or e.get(key):
+                    ref_kind = target or ("gates" if e.get("type") == "gate" else "segments")
+                    refs.append(Ref(ref_kind, str(e.get(key)), "overrides", True))
     return refs
 
 

@@ -100,16 +100,7 @@ def _plan_move_out(t: Target, variant: str, moved: Mapping[Slot, Mapping[str, Sl
         for unit_id, old in ids.items():
             out.setdefault(old, []).append(unit_id)
     for number, part in enumerate(chunks(out, t.shape.limit), start=1):
-        body = t.shape.body(part, t.refs, add=False)
-        t.add(
-            f"move:{variant}{number}",
-            "override-move",
-            "DELETE",
-            body,
-            before=t.expect(contains=part),
-            after=t.expect(excludes=part),
-            inverse=[t.call("PATCH", t.shape.body(part, t.refs, add=True), t.shape.add_action)],
-        )
+        t.remove_ids(f"move:{variant}{number}", part, "override-move")
 
 
 def _plan_remove(t: Target) -> None:
@@ -123,15 +114,7 @@ def _plan_remove(t: Target) -> None:
     for variant, slots in by_variant(shape, present).items():
         entries = {s: present[s] for s in slots}
         for number, part in enumerate(chunks(entries, shape.limit), start=1):
-            t.add(
-                f"remove:{variant}{number}",
-                shape.remove_action,
-                "DELETE",
-                shape.body(part, t.refs, add=False),
-                before=t.expect(contains=part),
-                after=t.expect(excludes=part),
-                inverse=[t.call("PATCH", shape.body(part, t.refs, add=True), shape.add_action)],
-            )
+            t.remove_ids(f"remove:{variant}{number}", part)
 
 
 def _target(

@@ -126,15 +126,7 @@ def _plan_replace_holdout(t: Target, desired: dict[Slot, list[str]]) -> None:
     )
     if users and envs:
         for number, part in enumerate(chunks(envs, shape.limit), start=1):
-            t.add(
-                f"replace:B{number}",
-                shape.add_action,
-                "PATCH",
-                shape.body(part, {}, add=True),
-                before=t.expect(excludes=part),
-                after=t.expect(contains=part),
-                inverse=[t.call("DELETE", shape.body(part, {}, add=False), shape.remove_action)],
-            )
+            t.add_ids(f"replace:B{number}", part)
 
 
 def _plan_replace_groups(t: Target, desired: dict[Slot, list[str]]) -> None:
@@ -168,15 +160,7 @@ def _plan_replace_groups(t: Target, desired: dict[Slot, list[str]]) -> None:
         before_image={ids_key: old_entries},
     )
     for number, part in enumerate(parts[1:], start=2):
-        t.add(
-            f"replace:{number}",
-            shape.add_action,
-            "PATCH",
-            shape.body(part, t.refs, add=True),
-            before=t.expect(excludes=part),
-            after=t.expect(contains=part),
-            inverse=[t.call("DELETE", shape.body(part, t.refs, add=False), shape.remove_action)],
-        )
+        t.add_ids(f"replace:{number}", part)
 
 
 def _restore_group_calls(
@@ -289,25 +273,9 @@ def _plan_replace_segment(t: Target, desired: dict[Slot, list[str]]) -> None:
         gain = want[limit:]
     else:
         for number, part in enumerate(chunks({slot: drop}, limit), start=1):
-            t.add(
-                f"remove:{number}",
-                "id-list-remove",
-                "DELETE",
-                {"ids": part[slot]},
-                before=t.expect(contains=part),
-                after=t.expect(excludes=part),
-                inverse=[t.call("PATCH", {"ids": part[slot]}, "id-list-add")],
-            )
+            t.remove_ids(f"remove:{number}", part)
     for number, part in enumerate(chunks({slot: gain}, limit), start=1):
-        t.add(
-            f"add:{number}",
-            "id-list-add",
-            "PATCH",
-            {"ids": part[slot]},
-            before=t.expect(excludes=part),
-            after=t.expect(contains=part),
-            inverse=[t.call("DELETE", {"ids": part[slot]}, "id-list-remove")],
-        )
+        t.add_ids(f"add:{number}", part)
 
 
 def plan_replace(t: Target) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "SIDE_KEYS",
     "ExperimentShape",
     "GateShape",
+    "GroupShape",
     "LayerShape",
     "SegmentShape",
     "Shape",
@@ -210,37 +211,66 @@ class GateShape(Shape):
         return f"{side}ing {unit} overrides ({where(environment)})"
 
 
-class ExperimentShape(Shape):
-    """Experiments: one slot ``("E", env, unit type, group id)`` per userIDOverrides entry."""
+class GroupShape(Shape):
+    """Experiments and layers: one slot ``(tag, env, unit type, group id)`` per id entry.
 
-    kind = "experiment"
-    collection = "experiments"
+    A stored entry names its group as it was sent (an id or a name); ``group_ref``
+    keeps those fields, ``group_id`` resolves them to the group's id.
+    """
+
+    tag = ""
+    ids_key = ""  # the list of id entries in a read
+    unit_key = ""  # the entry's unit type field
     limit = GROUP_ENTRY_LIMIT
-    capacity = GROUP_ENTRY_LIMIT
     server_moves = True
+
+    @abc.abstractmethod
+    def group_ref(self, entry: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def group_id(self, ref: Mapping[str, Any], target: str, catalog: Catalog) -> str: ...
 
     def parse(self, raw: dict[str, Any], target: str, catalog: Catalog) -> State:
         state = State(raw, {})
-        for entry in raw.get("userIDOverrides") or []:
+        for entry in raw.get(self.ids_key) or []:
             if not isinstance(entry, dict):
                 continue
-            literal = entry.get("groupID")
-            group = catalog.group("experiment", target, str(literal))
-            key = group.id if group is not None else f"?{literal}"
-            slot = ("E", entry.get("environment"), entry.get("unitType"), key)
+            ref = self.group_ref(entry)
+            group = self.group_id(ref, target, catalog)
+            slot = (self.tag, entry.get("environment"), entry.get(self.unit_key), group)
             state.slots.setdefault(slot, []).extend(entry.get("ids") or [])
-            state.refs.setdefault(slot, {"groupID": literal})
+            state.refs.setdefault(slot, ref)
         return state
 
     def slot(self, bucket: tuple[str | None, str, str]) -> Slot:
         environment, unit_type, group = bucket
-        return ("E", environment, unit_type, group)
-
-    def new_ref(self, slot: Slot, target: str, catalog: Catalog) -> dict[str, Any]:
-        return {"groupID": _group_label(catalog, "experiment", target, slot[3])}
+        return (self.tag, environment, unit_type, group)
 
     def scope(self, slot: Slot) -> Slot:
         return slot[1:3]
+
+    def describe(self, slot: Slot) -> str:
+        unit = slot[2] if slot[2] is not None else "default unit"
+        return f"group {slot[3]} ({unit}, {where(slot[1])})"
+
+
+class ExperimentShape(GroupShape):
+    """Experiments: slots ``("E", env, unit type, group id)``, one per userIDOverrides entry."""
+
+    kind, collection, tag = "experiment", "experiments", "E"
+    ids_key, unit_key = "userIDOverrides", "unitType"
+    capacity = GROUP_ENTRY_LIMIT
+
+    def group_ref(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        return {"groupID": entry.get("groupID")}
+
+    def group_id(self, ref: Mapping[str, Any], target: str, catalog: Catalog) -> str:
+        literal = ref["groupID"]
+        group = catalog.group("experiment", target, str(literal))
+        return group.id if group is not None else f"?{literal}"
+
+    def new_ref(self, slot: Slot, target: str, catalog: Catalog) -> dict[str, Any]:
+        return {"groupID": _group_label(catalog, "experiment", target, slot[3])}
 
     def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
         group, environment, unit = ref.get("groupID"), slot[1], slot[2]
@@ -269,40 +299,26 @@ class ExperimentShape(Shape):
     ) -> Any:
         return {"overrides": [], "userIDOverrides": self.entries(entries, refs)}
 
-    def describe(self, slot: Slot) -> str:
-        unit = slot[2] if slot[2] is not None else "default unit"
-        return f"group {slot[3]} ({unit}, {where(slot[1])})"
 
+class LayerShape(GroupShape):
+    """Layers: slots ``("L", env, id type, group id)``, one per idOverrides entry (a group
+    of one of the layer's experiments)."""
 
-class LayerShape(Shape):
-    """Layers: one slot ``("L", env, id type, group id)`` per idOverrides entry."""
-
-    kind = "layer"
-    collection = "layers"
-    limit = GROUP_ENTRY_LIMIT
+    kind, collection, tag = "layer", "layers", "L"
+    ids_key, unit_key = "idOverrides", "idType"
     capacity = None
-    server_moves = True
 
-    def parse(self, raw: dict[str, Any], target: str, catalog: Catalog) -> State:
-        state = State(raw, {})
-        for entry in raw.get("idOverrides") or []:
-            if not isinstance(entry, dict):
-                continue
-            experiment, literal = entry.get("experimentName"), entry.get("groupName")
-            group = (
-                catalog.group("experiment", str(experiment), str(literal))
-                if experiment is not None
-                else catalog.group("layer", target, str(literal))
-            )
-            key = group.id if group is not None else f"?{experiment}|{literal}"
-            slot = ("L", entry.get("environment"), entry.get("idType"), key)
-            state.slots.setdefault(slot, []).extend(entry.get("ids") or [])
-            state.refs.setdefault(slot, {"groupName": literal, "experimentName": experiment})
-        return state
+    def group_ref(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        return {"groupName": entry.get("groupName"), "experimentName": entry.get("experimentName")}
 
-    def slot(self, bucket: tuple[str | None, str, str]) -> Slot:
-        environment, unit_type, group = bucket
-        return ("L", environment, unit_type, group)
+    def group_id(self, ref: Mapping[str, Any], target: str, catalog: Catalog) -> str:
+        experiment, literal = ref["experimentName"], ref["groupName"]
+        group = (
+            catalog.group("experiment", str(experiment), str(literal))
+            if experiment is not None
+            else catalog.group("layer", target, str(literal))
+        )
+        return group.id if group is not None else f"?{experiment}|{literal}"
 
     def new_ref(self, slot: Slot, target: str, catalog: Catalog) -> dict[str, Any]:
         group: GroupRef | None = catalog.group("layer", target, slot[3])
@@ -310,9 +326,6 @@ class LayerShape(Shape):
             return {"groupName": slot[3], "experimentName": None}
         label = _group_label(catalog, "experiment", group.experiment, group.id)
         return {"groupName": label, "experimentName": group.experiment}
-
-    def scope(self, slot: Slot) -> Slot:
-        return slot[1:3]
 
     def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
         group, experiment = ref.get("groupName"), ref.get("experimentName")
@@ -343,10 +356,6 @@ class LayerShape(Shape):
     ) -> Any:
         body: dict[str, Any] = {"op": "add"} if add else {}
         return {**body, "conditionalOverrides": [], "idOverrides": self.entries(entries, refs)}
-
-    def describe(self, slot: Slot) -> str:
-        unit = slot[2] if slot[2] is not None else "default unit"
-        return f"group {slot[3]} ({unit}, {where(slot[1])})"
 
 
 class SegmentShape(Shape):

@@ -92,6 +92,36 @@ class Target:
             )
         )
 
+    def add_ids(self, step: str, part: Mapping[Slot, list[str]]) -> None:
+        """A ``PATCH`` adding ``part``'s ids where they are missing; undone by removing them."""
+        shape = self.shape
+        self.add(
+            step,
+            shape.add_action,
+            "PATCH",
+            shape.body(part, self.refs, add=True),
+            before=self.expect(excludes=part),
+            after=self.expect(contains=part),
+            inverse=[
+                self.call("DELETE", shape.body(part, self.refs, add=False), shape.remove_action)
+            ],
+        )
+
+    def remove_ids(
+        self, step: str, part: Mapping[Slot, list[str]], action: str | None = None
+    ) -> None:
+        """A ``DELETE`` of ``part``'s ids where they are held; undone by adding them back."""
+        shape = self.shape
+        self.add(
+            step,
+            action or shape.remove_action,
+            "DELETE",
+            shape.body(part, self.refs, add=False),
+            before=self.expect(contains=part),
+            after=self.expect(excludes=part),
+            inverse=[self.call("PATCH", shape.body(part, self.refs, add=True), shape.add_action)],
+        )
+
     def call(
         self,
         method: str,
