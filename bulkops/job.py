@@ -61,9 +61,22 @@ __all__ = [
     "Mutation",
     "Route",
     "check_job_module",
+    "delete_created",
     "encode_id",
     "job_name",
 ]
+
+
+def delete_created(path: str) -> InverseCall:
+    """The undo of a create: ``DELETE path`` while the object exists, done once it does not."""
+    return InverseCall(
+        method="DELETE",
+        path=path,
+        before=Expect(exists=True),
+        after=Expect(exists=False),
+        idempotent=True,
+        action="delete",
+    )
 
 
 def job_name(module: ModuleType) -> str:

@@ -34,7 +34,15 @@ from bulkops.api.client import ConsoleClient, read_object
 from bulkops.api.paths import id_from_name, normalize_path
 from bulkops.engine.mutations import resolve_path
 from bulkops.engine.quota import quota_class_for
-from bulkops.job import CREATED_ID, ID_LIST_CLASS, OVERRIDE_LISTS, Expect, InverseCall, Mutation
+from bulkops.job import (
+    CREATED_ID,
+    ID_LIST_CLASS,
+    OVERRIDE_LISTS,
+    Expect,
+    InverseCall,
+    Mutation,
+    delete_created,
+)
 
 __all__ = ["CallPlanner", "RawCall"]
 
@@ -192,12 +200,9 @@ class CallPlanner:
             )
             after = Expect(fields={"status": "Launched"})
             return self._state(key, "launch", obj, path, body, read, image, "status", before, after)
-        if tail == "overrides" and collection in ("gates", "holdouts"):
-            return await self._gate_overrides(key, obj, method, path, body, f"{read}/overrides")
-        if tail == "overrides" and collection == "experiments":
-            return await self._experiment_overrides(
-                key, obj, method, path, body, f"{read}/overrides"
-            )
+        if tail == "overrides" and collection in ("gates", "holdouts", "experiments"):
+            overrides = f"{read}/overrides"
+            return await self._overrides(key, obj, collection, method, path, body, overrides)
         if collection == "segments" and tail in ("id_list", "id_list/reset"):
             return await self._id_list(key, obj, method, tail, path, body, f"{read}/id_list")
         return None
@@ -236,16 +241,7 @@ class CallPlanner:
             read=read,
             before=Expect(exists=False),
             after=after,
-            inverse=(
-                InverseCall(
-                    method="DELETE",
-                    path=read,
-                    after=Expect(exists=False),
-                    before=Expect(exists=True),
-                    idempotent=True,
-                    action="delete",
-                ),
-            ),
+            inverse=(delete_created(read),),
         )
 
     async def _tag_create(self, path: str, body: Any, key: str) -> Mutation | None:
@@ -399,80 +395,35 @@ class CallPlanner:
             idempotent=True,
         )
 
-    async def _gate_overrides(
-        self, key: str, obj: str, method: str, path: str, body: Any, read: str
+    async def _overrides(
+        self, key: str, obj: str, collection: str, method: str, path: str, body: Any, read: str
     ) -> Mutation | None:
+        """POST replaces the lists it carries, PATCH adds ids or entries, DELETE removes them."""
         if not isinstance(body, dict):
             return None
         image = await self._image(read)
         current = image if isinstance(image, dict) else {}
+        experiment = collection == "experiments"
         if method == "POST":
-            fields = [k for k in body if k in (*OVERRIDE_LISTS, "environmentOverrides")]
+            if experiment:
+                fields = [k for k in ("overrides", "userIDOverrides") if k in body]
+            else:
+                fields = [k for k in body if k in (*OVERRIDE_LISTS, "environmentOverrides")]
             return self._override_replace(key, obj, path, body, read, image, fields)
         if method not in ("PATCH", "DELETE"):
             return None
         adding = method == "PATCH"
-        want: dict[str, list[Any]] = {}
-        change: dict[str, list[Any]] = {}
-        undo_body: dict[str, Any] = {}
-        for name in OVERRIDE_LISTS:
-            ids = body.get(name)
-            if isinstance(ids, list) and ids:
-                have = set(map(str, current.get(name) or []))
-                want[name] = list(ids)
-                delta = [i for i in ids if (str(i) not in have) == adding]
-                if delta:
-                    change[name] = delta
-                undo_body[name] = delta
-        undo_envs: list[dict[str, Any]] = []
-        for entry in body.get("environmentOverrides") or []:
-            if not isinstance(entry, dict):
-                continue
-            env, unit = entry.get("environment"), entry.get("unitID")
-            stored = [
-                e
-                for e in current.get("environmentOverrides") or []
-                if isinstance(e, dict) and e.get("environment") == env and e.get("unitID") == unit
-            ]
-            undo_entry: dict[str, Any] = {"environment": env, "unitID": unit}
-            for name in ("passingIDs", "failingIDs"):
-                ids = entry.get(name) or []
-                have = {str(i) for e in stored for i in e.get(name) or []}
-                sel = f"environmentOverrides[environment={_sel(env)},unitID={_sel(unit)}].{name}"
-                if ids:
-                    want[sel] = list(ids)
-                delta = [i for i in ids if (str(i) not in have) == adding]
-                if delta:
-                    change[sel] = delta
-                undo_entry[name] = delta
-            undo_envs.append(undo_entry)
-        if undo_envs:
-            undo_body = {"environmentOverrides": undo_envs}
-        elif undo_body:
-            undo_body = {
-                "passingUserIDs": undo_body.get("passingUserIDs", []),
-                "failingUserIDs": undo_body.get("failingUserIDs", []),
-                **{
-                    k: v
-                    for k, v in undo_body.items()
-                    if k not in ("passingUserIDs", "failingUserIDs")
-                },
-            }
+        delta = _experiment_delta if experiment else _gate_delta
+        want, change, undo = delta(body, current, adding)
         if not want:
             return None
         mutation = self._override_change(
-            key,
-            obj,
-            method,
-            path,
-            body,
-            read,
-            adding=adding,
-            want=want,
-            change=change,
-            undo=undo_body,
+            key, obj, method, path, body, read, adding=adding, want=want, change=change, undo=undo
         )
-        self._remember(read, mutation.after.predict(image))
+        if experiment:
+            self._images.pop(read, None)  # group entries merge server-side: read again, not guess
+        else:
+            self._remember(read, mutation.after.predict(image))
         return mutation
 
     def _override_replace(
@@ -531,57 +482,6 @@ class CallPlanner:
             inverse=(inverse,) if change else (),
         )
 
-    async def _experiment_overrides(
-        self, key: str, obj: str, method: str, path: str, body: Any, read: str
-    ) -> Mutation | None:
-        if not isinstance(body, dict):
-            return None
-        image = await self._image(read)
-        current = image if isinstance(image, dict) else {}
-        if method == "POST":
-            fields = [k for k in ("overrides", "userIDOverrides") if k in body]
-            return self._override_replace(key, obj, path, body, read, image, fields)
-        if method not in ("PATCH", "DELETE"):
-            return None
-        adding = method == "PATCH"
-        want: dict[str, list[Any]] = {}
-        change: dict[str, list[Any]] = {}
-        undo_users: list[dict[str, Any]] = []
-        for entry in body.get("userIDOverrides") or []:
-            if not isinstance(entry, dict) or not entry.get("ids"):
-                continue
-            filters = [f"groupID={_sel(entry.get('groupID'))}"]
-            if entry.get("environment") is not None:
-                filters.append(f"environment={_sel(entry['environment'])}")
-            sel = f"userIDOverrides[{','.join(filters)}].ids"
-            have = {str(i) for ids in resolve_path(current, sel) for i in ids or []}
-            ids = list(entry["ids"])
-            want[sel] = ids
-            delta = [i for i in ids if (str(i) not in have) == adding]
-            if delta:
-                change[sel] = delta
-                undo_users.append({**entry, "ids": delta})
-        undo_overrides: list[dict[str, Any]] = []
-        stored = current.get("overrides") or []
-        for entry in body.get("overrides") or []:
-            if not isinstance(entry, dict):
-                continue
-            present = any(
-                isinstance(s, dict) and all(s.get(k) == v for k, v in entry.items()) for s in stored
-            )
-            want.setdefault("overrides", []).append(entry)
-            if present != adding:
-                change.setdefault("overrides", []).append(entry)
-                undo_overrides.append(entry)
-        if not want:
-            return None
-        # Group entries are merged server-side; read again rather than guess.
-        self._images.pop(read, None)
-        undo = {"overrides": undo_overrides, "userIDOverrides": undo_users}
-        return self._override_change(
-            key, obj, method, path, body, read, adding=adding, want=want, change=change, undo=undo
-        )
-
     async def _id_list(
         self, key: str, obj: str, method: str, tail: str, path: str, body: Any, read: str
     ) -> Mutation | None:
@@ -637,6 +537,91 @@ class CallPlanner:
                 else ()
             ),
         )
+
+
+_Delta = tuple[dict[str, list[Any]], dict[str, list[Any]], dict[str, Any]]
+
+
+def _gate_delta(body: dict[str, Any], current: dict[str, Any], adding: bool) -> _Delta:
+    """A gate or holdout overrides add/remove: the ids wanted present (or absent) by
+    selector, those not so yet, and the body that takes exactly those back."""
+    want: dict[str, list[Any]] = {}
+    change: dict[str, list[Any]] = {}
+    undo_body: dict[str, Any] = {}
+    for name in OVERRIDE_LISTS:
+        ids = body.get(name)
+        if isinstance(ids, list) and ids:
+            have = set(map(str, current.get(name) or []))
+            want[name] = list(ids)
+            delta = [i for i in ids if (str(i) not in have) == adding]
+            if delta:
+                change[name] = delta
+            undo_body[name] = delta
+    undo_envs: list[dict[str, Any]] = []
+    for entry in body.get("environmentOverrides") or []:
+        if not isinstance(entry, dict):
+            continue
+        env, unit = entry.get("environment"), entry.get("unitID")
+        stored = [
+            e
+            for e in current.get("environmentOverrides") or []
+            if isinstance(e, dict) and e.get("environment") == env and e.get("unitID") == unit
+        ]
+        undo_entry: dict[str, Any] = {"environment": env, "unitID": unit}
+        for name in ("passingIDs", "failingIDs"):
+            ids = entry.get(name) or []
+            have = {str(i) for e in stored for i in e.get(name) or []}
+            sel = f"environmentOverrides[environment={_sel(env)},unitID={_sel(unit)}].{name}"
+            if ids:
+                want[sel] = list(ids)
+            delta = [i for i in ids if (str(i) not in have) == adding]
+            if delta:
+                change[sel] = delta
+            undo_entry[name] = delta
+        undo_envs.append(undo_entry)
+    if undo_envs:
+        undo_body = {"environmentOverrides": undo_envs}
+    elif undo_body:
+        undo_body = {
+            "passingUserIDs": undo_body.get("passingUserIDs", []),
+            "failingUserIDs": undo_body.get("failingUserIDs", []),
+            **{k: v for k, v in undo_body.items() if k not in ("passingUserIDs", "failingUserIDs")},
+        }
+    return want, change, undo_body
+
+
+def _experiment_delta(body: dict[str, Any], current: dict[str, Any], adding: bool) -> _Delta:
+    """An experiment overrides add/remove: group ids by selector and whole entries."""
+    want: dict[str, list[Any]] = {}
+    change: dict[str, list[Any]] = {}
+    undo_users: list[dict[str, Any]] = []
+    for entry in body.get("userIDOverrides") or []:
+        if not isinstance(entry, dict) or not entry.get("ids"):
+            continue
+        filters = [f"groupID={_sel(entry.get('groupID'))}"]
+        if entry.get("environment") is not None:
+            filters.append(f"environment={_sel(entry['environment'])}")
+        sel = f"userIDOverrides[{','.join(filters)}].ids"
+        have = {str(i) for ids in resolve_path(current, sel) for i in ids or []}
+        ids = list(entry["ids"])
+        want[sel] = ids
+        delta = [i for i in ids if (str(i) not in have) == adding]
+        if delta:
+            change[sel] = delta
+            undo_users.append({**entry, "ids": delta})
+    undo_overrides: list[dict[str, Any]] = []
+    stored = current.get("overrides") or []
+    for entry in body.get("overrides") or []:
+        if not isinstance(entry, dict):
+            continue
+        present = any(
+            isinstance(s, dict) and all(s.get(k) == v for k, v in entry.items()) for s in stored
+        )
+        want.setdefault("overrides", []).append(entry)
+        if present != adding:
+            change.setdefault("overrides", []).append(entry)
+            undo_overrides.append(entry)
+    return want, change, {"overrides": undo_overrides, "userIDOverrides": undo_users}
 
 
 def _sel(value: Any) -> str:

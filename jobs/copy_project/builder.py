@@ -464,51 +464,54 @@ class Builder(Steps):
         read = SEGMENTS.path(e.target_id, "id_list")
         reset = SEGMENTS.path(e.target_id, "id_list", "reset")
         previous_key = self.last.get(("segments", e.target_id))
+
+        def step(name: str, method: str, path: str, ids: list[str], **fields: Any) -> str:
+            return self.add(
+                key=f"id-list:segment:{e.target_id}:{name}",
+                object=e.object,
+                method=method,
+                path=path,
+                body={"ids": ids},
+                read=read,
+                depends_on=self.deps((), previous_key),
+                quota_class=ID_LIST_CLASS,
+                idempotent=True,
+                **fields,
+            ).key
+
         count = 0
         if current:  # an existing list: the first chunk replaces it
             raw = self.work.target.id_lists.get(e.target_id, [])
             first = chunks.pop(0) if chunks else []
-            previous_key = self.add(
-                key=f"id-list:segment:{e.target_id}:reset",
+            undo = InverseCall(method="POST", path=reset, body={"ids": raw}, idempotent=True)
+            previous_key = step(
+                "reset",
+                "POST",
+                reset,
+                first,
                 action="id-list-reset",
-                object=e.object,
-                method="POST",
-                path=reset,
-                body={"ids": first},
-                read=read,
                 before=Expect(fields={"ids": raw}),
                 after=Expect(fields={"ids": first}),
                 before_image={"count": len(raw)},
-                inverse=(
-                    InverseCall(method="POST", path=reset, body={"ids": raw}, idempotent=True),
-                ),
-                depends_on=self.deps((), previous_key),
-                quota_class=ID_LIST_CLASS,
-                idempotent=True,
-            ).key
+                inverse=(undo,),
+            )
             count = len(first)
         for number, chunk in enumerate(chunks, start=1):
-            previous_key = self.add(
-                key=f"id-list:segment:{e.target_id}:{number}",
-                action="id-list-add",
-                object=e.object,
-                method="PATCH",
+            remove = InverseCall(
+                method="DELETE",
                 path=read,
                 body={"ids": chunk},
-                read=read,
+                idempotent=True,
+                action="id-list-remove",
+            )
+            previous_key = step(
+                str(number),
+                "PATCH",
+                read,
+                chunk,
+                action="id-list-add",
                 before=Expect(fields={"count": count}),
                 after=Expect(fields={"count": count + len(chunk)}),
-                inverse=(
-                    InverseCall(
-                        method="DELETE",
-                        path=read,
-                        body={"ids": chunk},
-                        idempotent=True,
-                        action="id-list-remove",
-                    ),
-                ),
-                depends_on=self.deps((), previous_key),
-                quota_class=ID_LIST_CLASS,
-                idempotent=True,
-            ).key
+                inverse=(remove,),
+            )
             count += len(chunk)

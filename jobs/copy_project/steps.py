@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bulkops.job import ROUTES, Expect, InverseCall, Mutation
+from bulkops.job import ROUTES, Expect, InverseCall, Mutation, delete_created
 
 from .canonical import SINGULAR, diff
 from .references import Ref
@@ -86,16 +86,7 @@ class Steps:
             read=read,
             before=Expect(exists=False),
             after=Expect(exists=True, fields={"name": e.desired["name"]}),
-            inverse=(
-                InverseCall(
-                    method="DELETE",
-                    path=read,
-                    before=Expect(exists=True),
-                    after=Expect(exists=False),
-                    idempotent=True,
-                    action="delete",
-                ),
-            ),
+            inverse=(delete_created(read),),
             depends_on=self.deps(refs),
         )
         self.created.add((e.kind, e.target_id))
