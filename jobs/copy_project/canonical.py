@@ -334,10 +334,7 @@ def canonical(
     if kind == "gates":
         out.update(
             {
-                "isEnabled": bool(obj.get("isEnabled", True)),
-                "status": obj.get("status") or "In Progress",
-                "isTemplate": bool(obj.get("isTemplate", False)),
-                "rules": canonical_rules(obj.get("rules")),
+                **_with_rules(obj, "In Progress"),
                 "measureMetricLifts": bool(obj.get("measureMetricLifts", True)),
                 "monitoringMetrics": _metrics(obj.get("monitoringMetrics")),
                 "requiredReview": bool((obj.get("reviewSettings") or {}).get("requiredReview")),
@@ -350,10 +347,7 @@ def canonical(
     elif kind == "dynamic_configs":
         out.update(
             {
-                "isEnabled": bool(obj.get("isEnabled", True)),
-                "status": obj.get("status") or "Enabled",
-                "isTemplate": bool(obj.get("isTemplate", False)),
-                "rules": canonical_rules(obj.get("rules")),
+                **_with_rules(obj, "Enabled"),
                 "defaultValue": obj.get("defaultValue") or {},
                 "defaultValueJson5": obj.get("defaultValueJson5"),
                 "schema": obj.get("schema"),
@@ -409,6 +403,16 @@ def canonical(
     if overrides is not None and kind in ("gates", "experiments", "layers"):
         out["overrides"] = canonical_overrides(kind, overrides, obj)
     return out
+
+
+def _with_rules(obj: Mapping[str, Any], status: str) -> dict[str, Any]:
+    """What gates and dynamic configs share: enabled state, status, template flag, rules."""
+    return {
+        "isEnabled": bool(obj.get("isEnabled", True)),
+        "status": obj.get("status") or status,
+        "isTemplate": bool(obj.get("isTemplate", False)),
+        "rules": canonical_rules(obj.get("rules")),
+    }
 
 
 def _metrics(value: Any) -> list[dict[str, Any]]:

@@ -221,6 +221,8 @@ class GroupShape(Shape):
     tag = ""
     ids_key = ""  # the list of id entries in a read
     unit_key = ""  # the entry's unit type field
+    entry_fields: tuple[str, ...] = ()  # an entry's fields, in the order the API shows them
+    selector_fields: tuple[str, ...] = ()  # the fields that pick a stored entry; group first
     limit = GROUP_ENTRY_LIMIT
     server_moves = True
 
@@ -253,12 +255,34 @@ class GroupShape(Shape):
         unit = slot[2] if slot[2] is not None else "default unit"
         return f"group {slot[3]} ({unit}, {where(slot[1])})"
 
+    def _fields(self, slot: Slot, ref: Mapping[str, Any]) -> dict[str, Any]:
+        return {**ref, "environment": slot[1], self.unit_key: slot[2]}
+
+    def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
+        fields = self._fields(slot, ref)
+        values = [fields.get(k) for k in self.selector_fields]
+        if values[0] is None or not safe(*values):
+            return None
+        where = ",".join(f"{k}={fmt(v)}" for k, v in zip(self.selector_fields, values, strict=True))
+        return f"{self.ids_key}[{where}].ids"
+
+    def entries(
+        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        out = []
+        for slot, ids in entries.items():
+            fields = {**self._fields(slot, refs[slot]), "ids": list(ids)}
+            out.append({k: fields[k] for k in self.entry_fields})
+        return out
+
 
 class ExperimentShape(GroupShape):
     """Experiments: slots ``("E", env, unit type, group id)``, one per userIDOverrides entry."""
 
     kind, collection, tag = "experiment", "experiments", "E"
     ids_key, unit_key = "userIDOverrides", "unitType"
+    entry_fields = ("groupID", "ids", "environment", "unitType")
+    selector_fields = ("groupID", "environment", "unitType")
     capacity = GROUP_ENTRY_LIMIT
 
     def group_ref(self, entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -272,28 +296,6 @@ class ExperimentShape(GroupShape):
     def new_ref(self, slot: Slot, target: str, catalog: Catalog) -> dict[str, Any]:
         return {"groupID": _group_label(catalog, "experiment", target, slot[3])}
 
-    def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
-        group, environment, unit = ref.get("groupID"), slot[1], slot[2]
-        if group is None or not safe(group, environment, unit):
-            return None
-        return (
-            f"userIDOverrides[groupID={group},environment={fmt(environment)},"
-            f"unitType={fmt(unit)}].ids"
-        )
-
-    def entries(
-        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        return [
-            {
-                "groupID": refs[slot]["groupID"],
-                "ids": list(ids),
-                "environment": slot[1],
-                "unitType": slot[2],
-            }
-            for slot, ids in entries.items()
-        ]
-
     def body(
         self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]], add: bool
     ) -> Any:
@@ -306,6 +308,8 @@ class LayerShape(GroupShape):
 
     kind, collection, tag = "layer", "layers", "L"
     ids_key, unit_key = "idOverrides", "idType"
+    entry_fields = ("groupName", "ids", "idType", "environment", "experimentName")
+    selector_fields = ("groupName", "experimentName", "idType", "environment")
     capacity = None
 
     def group_ref(self, entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -326,30 +330,6 @@ class LayerShape(GroupShape):
             return {"groupName": slot[3], "experimentName": None}
         label = _group_label(catalog, "experiment", group.experiment, group.id)
         return {"groupName": label, "experimentName": group.experiment}
-
-    def selector(self, slot: Slot, ref: Mapping[str, Any]) -> str | None:
-        group, experiment = ref.get("groupName"), ref.get("experimentName")
-        environment, unit = slot[1], slot[2]
-        if group is None or not safe(group, experiment, environment, unit):
-            return None
-        return (
-            f"idOverrides[groupName={group},experimentName={fmt(experiment)},"
-            f"idType={fmt(unit)},environment={fmt(environment)}].ids"
-        )
-
-    def entries(
-        self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        return [
-            {
-                "groupName": refs[slot]["groupName"],
-                "ids": list(ids),
-                "idType": slot[2],
-                "environment": slot[1],
-                "experimentName": refs[slot]["experimentName"],
-            }
-            for slot, ids in entries.items()
-        ]
 
     def body(
         self, entries: Mapping[Slot, list[str]], refs: Mapping[Slot, Mapping[str, Any]], add: bool

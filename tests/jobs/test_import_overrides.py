@@ -20,6 +20,7 @@ from bulkops.emulator.demo import DEMO_SOURCE_ID, DEMO_SOURCE_KEY
 from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.engine.plans import Plan, ProjectRef
 from bulkops.engine.reconcile import Match, judge
+from bulkops.engine.runner import RunResult
 from bulkops.jobs import JOBS, check_job_module, import_overrides
 from bulkops.jobs.import_overrides import planning
 from bulkops.jobs.import_overrides.parser import Catalog, GroupRef, RowProblem, read_overrides_file
@@ -82,6 +83,24 @@ def _normal(kind: str, data: Any) -> Any:
         if e["ids"]
     )
     return entries, len(data.get(conditions) or [])
+
+
+async def _replan_nothing_then_undo(
+    client: ConsoleClient,
+    file: Path,
+    mode: str,
+    plan: Plan,
+    result: RunResult,
+    before: dict[tuple[str, str], Any],
+    tmp_path: Path,
+) -> None:
+    """Planning the file again sends nothing; the undo brings each target back to ``before``."""
+    again, _ = await _plan(client, DEMO_SOURCE_ID, file, mode)
+    assert again == []
+    await undo(client, plan, result, tmp_path / "ck.undo")
+    for target, was in before.items():
+        after = await _read(client, *target)
+        assert _normal(target[0], after) == _normal(target[0], was), target
 
 
 def _group_ids(data: dict[str, Any], key: str, **match: Any) -> set[str]:
@@ -214,13 +233,7 @@ async def test_add_reimport_and_undo_on_the_demo(
     segment = await _read(client, "segment", "beta_testers")
     assert {"u_1001", "u_1002"} <= set(segment["ids"]) and segment["count"] == 182
 
-    again, _ = await _plan(client, DEMO_SOURCE_ID, file)
-    assert again == []
-
-    await undo(client, plan, result, tmp_path / "ck.undo")
-    for target in targets:
-        after = await _read(client, *target)
-        assert _normal(target[0], after) == _normal(target[0], before[target]), target
+    await _replan_nothing_then_undo(client, file, "add", plan, result, before, tmp_path)
 
 
 # -- replace and remove ----------------------------------------------------------------------
@@ -301,12 +314,7 @@ async def test_replace_leaves_exactly_the_files_overrides(
     load = await _read(client, "segment", "load_test_users")
     assert set(load["ids"]) == {*load_test[1:], "r9"}
 
-    again, _ = await _plan(client, DEMO_SOURCE_ID, file, "replace")
-    assert again == []
-    await undo(client, plan, result, tmp_path / "ck.undo")
-    for target in targets:
-        after = await _read(client, *target)
-        assert _normal(target[0], after) == _normal(target[0], before[target]), target
+    await _replan_nothing_then_undo(client, file, "replace", plan, result, before, tmp_path)
 
 
 async def test_remove_takes_out_only_listed_ids_that_are_present(

@@ -317,17 +317,17 @@ def test_only_changed_objects_are_written(
     demo_state: EmulatorState, emulator: Emulator, tmp_path: Path
 ) -> None:
     """A rewrite that changes a few objects writes those once each and nothing else."""
-    rewrite = tmp_path / "drop_eu.toml"
-    rewrite.write_text(
-        '[select]\nkinds = ["gates"]\nids = ["checkout_*"]\n\n'
-        '[[rewrite]]\nop = "drop-rule"\nrule = "Beta testers EU"\n'
-    )
     having = sorted(
         gate_id
         for (kind, gate_id), gate in _originals(demo_state).items()
         if kind == "gates" and any(r["name"] == "Beta testers EU" for r in gate["rules"])
     )
     assert 0 < len(having) < 24
+    rewrite = tmp_path / "drop_eu.toml"
+    rewrite.write_text(
+        '[select]\nkinds = ["gates"]\nids = ["checkout_*"]\n\n'
+        '[[rewrite]]\nop = "drop-rule"\nrule = "Beta testers EU"\n'
+    )
     env = cli_env(emulator, tmp_path)
     argv = [
         "run",

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ..models import ApiModel, Experiment, ExperimentOverrides
 from ..paths import EXPERIMENTS, Route
-from ._base import Editable, Owned, Resource, WithAlerts, WithOverrides, compact, strings, validated
+from ._base import (
+    Editable,
+    Owned,
+    Resource,
+    WithAlerts,
+    WithOverrides,
+    compact,
+    strings,
+    validated,
+    wire,
+)
 
 if TYPE_CHECKING:
     from ..client import ConsoleClient
@@ -23,6 +33,7 @@ __all__ = [
     "ExperimentFilters",
     "Experiments",
     "PulseLoad",
+    "PulseOptions",
     "QualifyingEvent",
     "WarehouseNative",
     "WarehouseSource",
@@ -82,6 +93,19 @@ class ExperimentFilters(Owned, total=False):
     target_app_id: str | None
     created_start_date: str | None
     created_end_date: str | None
+
+
+class PulseOptions(TypedDict, total=False):
+    """How an experiment's pulse results are computed (``date``: YYYY-MM-DD)."""
+
+    cuped: bool | None
+    confidence: str | None
+    apply_bonferroni_per_variant: bool | None
+    apply_bonferroni_per_metric: bool | None
+    bonferroni_primary_metric_weight: float | None
+    apply_benjamini_hochberg_per_metric: bool | None
+    apply_benjamini_hochberg_per_variant: bool | None
+    date: str | None
 
 
 class Experiments(Editable[Experiment], WithOverrides[ExperimentOverrides], WithAlerts):
@@ -180,33 +204,10 @@ class Experiments(Editable[Experiment], WithOverrides[ExperimentOverrides], With
         return builtins.list(await self.fetch(experiment_id, "cumulative_exposures") or [])
 
     async def pulse_results(
-        self,
-        experiment_id: str,
-        control: str,
-        test: str,
-        *,
-        cuped: bool | None = None,
-        confidence: str | None = None,
-        apply_bonferroni_per_variant: bool | None = None,
-        apply_bonferroni_per_metric: bool | None = None,
-        bonferroni_primary_metric_weight: float | None = None,
-        apply_benjamini_hochberg_per_metric: bool | None = None,
-        apply_benjamini_hochberg_per_variant: bool | None = None,
-        date: str | None = None,
+        self, experiment_id: str, control: str, test: str, **options: Unpack[PulseOptions]
     ) -> dict[str, Any]:
         """``GET /experiments/{id}/pulse_results`` comparing group ``test`` with ``control``."""
-        params = {
-            "control": control,
-            "test": test,
-            "cuped": cuped,
-            "confidence": confidence,
-            "applyBonferroniPerVariant": apply_bonferroni_per_variant,
-            "applyBonferroniPerMetric": apply_bonferroni_per_metric,
-            "bonferroniPrimaryMetricWeight": bonferroni_primary_metric_weight,
-            "applyBenjaminiHochbergPerMetric": apply_benjamini_hochberg_per_metric,
-            "applyBenjaminiHochbergPerVariant": apply_benjamini_hochberg_per_variant,
-            "date": date,
-        }
+        params = {"control": control, "test": test, **wire(options)}
         return await self._dict("GET", self.path(experiment_id, "pulse_results"), params=params)
 
 

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypedDict, Unpack
 
 from ..paths import Route
-from ._base import Body, Node, compact, dump, strings
+from ._base import Body, Node, compact, dump, strings, wire
 
-__all__ = ["EventFilters", "Ingestions"]
+__all__ = ["DatabricksOptions", "EventFilters", "Ingestions"]
 
 
 class EventFilters(TypedDict, total=False):
@@ -22,6 +22,13 @@ class EventFilters(TypedDict, total=False):
 
     source_name: str | None
     event_name: str | None
+
+
+class DatabricksOptions(TypedDict, total=False):
+    """Optional settings of a Databricks connection."""
+
+    delta_sharing_credentials: str | None
+    verified: bool | None
 
 
 class Ingestions(Node):
@@ -76,18 +83,10 @@ class Ingestions(Node):
         return str(data["runID"])
 
     async def connect_databricks(
-        self,
-        token: str,
-        host: str,
-        path: str,
-        *,
-        delta_sharing_credentials: str | None = None,
-        verified: bool | None = None,
+        self, token: str, host: str, path: str, **options: Unpack[DatabricksOptions]
     ) -> dict[str, Any]:
         """``POST /ingestion/connection/databricks``: set up the Databricks connection."""
-        body = {"token": token, "host": host, "path": path} | compact(
-            deltaSharingCredentials=delta_sharing_credentials, verified=verified
-        )
+        body = {"token": token, "host": host, "path": path} | compact(**wire(options))
         return await self._dict("POST", self.path("connection", "databricks"), body)
 
     async def event_count(
