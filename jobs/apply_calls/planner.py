@@ -28,7 +28,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from bulkops.api.client import ConsoleClient, read_object
 from bulkops.api.paths import id_from_name, normalize_path
@@ -38,6 +38,8 @@ from bulkops.job import (
     CREATED_ID,
     ID_LIST_CLASS,
     OVERRIDE_LISTS,
+    ROUTES,
+    TAGS,
     Expect,
     InverseCall,
     Mutation,
@@ -175,7 +177,7 @@ class CallPlanner:
         seg = parts[1]
         obj_id = unquote(seg)
         obj = f"{kind}/{obj_id}"
-        read = f"/{collection}/{seg}"
+        read = f"/{collection}/{seg}"  # the object as the call names it (its own encoding)
         if len(parts) == 2:
             if method == "DELETE":
                 return await self._delete(key, obj, path, body, read)
@@ -217,8 +219,8 @@ class CallPlanner:
         )
         if not isinstance(raw_id, str) or not raw_id:
             return None
-        seg = quote(raw_id, safe="")
-        read = f"/{collection}/{seg}"
+        route = ROUTES[collection]
+        read = route.path(raw_id)
         obj = f"{kind}/{raw_id}"
         await self._image(read)  # a plan-time look, so an existing object shows as skipped
         created = {**_copy(body), "id": raw_id}
@@ -229,9 +231,9 @@ class CallPlanner:
         elif collection == "experiments":
             empty = {"overrides": [], "userIDOverrides": []}
         if empty is not None:
-            self._remember(f"{read}/overrides", empty)
+            self._remember(route.path(raw_id, "overrides"), empty)
         if collection == "segments":
-            self._remember(f"{read}/id_list", {"ids": [], "count": 0})
+            self._remember(route.path(raw_id, "id_list"), {"ids": [], "count": 0})
         self._created[obj] = key
         after = Expect(exists=True)
         if isinstance(body.get("name"), str):
@@ -248,7 +250,7 @@ class CallPlanner:
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             return None
         name = body["name"]
-        read = "/tags"
+        read = TAGS.path()
         image = await self._image(read)
         self._remember(read, [*(image or []), dict(body)])
         self._created[f"tag/{name}"] = key
@@ -260,7 +262,7 @@ class CallPlanner:
             inverse=(
                 InverseCall(
                     method="DELETE",
-                    path=f"/tags/{CREATED_ID}",
+                    path=f"{read}/{CREATED_ID}",  # the id the create is given
                     read=read,
                     idempotent=True,
                     action="delete",
