@@ -35,6 +35,7 @@ from bulkops.emulator.demo import DEMO_SOURCE_ID, DEMO_SOURCE_KEY
 from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.engine.reconcile import Match, judge, undo_mutations
 from bulkops.jobs import JOBS, check_job_module, rewrite_rules
+from bulkops.jobs.rewrite_rules.diff import rule_rows
 from bulkops.jobs.rewrite_rules.language import RuleChange, load_rewrite_file
 from bulkops.settings import Settings
 
@@ -247,7 +248,7 @@ async def test_the_diff_is_rule_by_rule(make_client: Callable[..., ConsoleClient
             'rewrite[3] (op = "remove-values") left its user_id condition matching no one',
         ),
     ]
-    rows = rewrite_rules.rule_rows(pairs)
+    rows = rule_rows(pairs)
     assert rows == [
         ('rule "Old name": name', "Old name", "New name"),
         ('rule "Old name": passPercentage', "10", "100"),

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from .. import client as _client
 from ..models import Rule, dump
-from ..paths import Route, encode_id
+from ..paths import Route
 
 if TYPE_CHECKING:
     from ..client import ConsoleClient, Params, Query
@@ -47,7 +47,6 @@ __all__ = [
     "WithOverrides",
     "compact",
     "dump",
-    "encode_id",
     "strings",
     "validated",
     "wire",
