@@ -46,32 +46,32 @@ SRC, DST = "COPY_SOURCE_KEY", "COPY_TARGET_KEY"
 APPS = ("web", "ios", "android", "backend", "admin_console")
 ALL = list(KINDS)
 
-# Fields the server owns, and experiment lifecycle fields (copies are drafts).
+# Fields the server owns, and experiment lifecycle fields (copies are drafts); sorted.
 SERVER = {
-    "lastModifierID",
+    "checksPerHour",
+    "createdTime",
+    "creatorEmail",
+    "creatorID",
+    "creatorName",
+    "holdoutIDs",
     "lastModifiedTime",
     "lastModifierEmail",
+    "lastModifierID",
     "lastModifierName",
-    "creatorID",
-    "createdTime",
-    "creatorName",
-    "creatorEmail",
-    "version",
     "owner",
-    "holdoutIDs",
-    "checksPerHour",
     "typeReason",
+    "version",
 }
 LIFECYCLE = {
-    "status",
-    "startTime",
-    "endTime",
-    "decisionTime",
-    "launchedGroupID",
     "decisionReason",
-    "healthChecks",
+    "decisionTime",
+    "endTime",
     "healthCheckStatus",
+    "healthChecks",
     "inlineTargetingRulesJSON",
+    "launchedGroupID",
+    "startTime",
+    "status",
 }
 RULE_SERVER = {"id", "baseID", "completedAutomatedRollouts", "pendingAutomatedRollouts"}
 

@@ -34,7 +34,12 @@ class ConfigFilters(Owned, total=False):
 
 
 class GateFilters(ConfigFilters, total=False):
-    """List filters of gates (``type`` is the API's classification, e.g. ``STALE``)."""
+    """List filters of gates.
+
+    ``type`` is the API's classification (``STALE``, ``PERMANENT``, …) and ``type_reason``
+    its reason; ``id_type``, ``pass_rate``, ``rollout_rate`` and ``tags`` take one value
+    or several (sent as repeated parameters).
+    """
 
     type: str | None
     type_reason: str | None
@@ -61,12 +66,8 @@ class Gates(
     def list(
         self, *, limit: int | None = None, **filters: Unpack[GateFilters]
     ) -> AsyncIterator[Gate]:
-        """Yield every gate matching the server-side filters, page by page.
-
-        Multi-valued filters (``id_type``, ``pass_rate``, ``rollout_rate``, ``tags``)
-        take one value or several (sent as repeated parameters). Archived gates are
-        listed only with ``include_archived=True``.
-        """
+        """Yield every gate matching the server-side filters (:class:`GateFilters`), page
+        by page; archived gates only with ``include_archived=True``."""
         return self._select(limit, filters)
 
     async def launch(self, gate_id: str) -> Gate:

@@ -15,10 +15,12 @@ from ..paths import TAGS, TARGET_APPS, UNIT_ID_TYPES, Route
 from ._base import Body, Collection, Listing, Node, compact, dump, strings, wire
 
 __all__ = [
+    "Assignment",
     "AuditLogFilters",
     "AuditLogs",
     "Environments",
     "ProjectInfo",
+    "TagFields",
     "Tags",
     "TargetApps",
     "UnitIdTypes",
@@ -54,46 +56,41 @@ class Tags(Collection[Tag]):
         return await self._model(Tag, "PATCH", self.path(tag_id), compact(**wire(fields)))
 
 
+class Assignment(TypedDict, total=False):
+    """Configs a target app is assigned to, by id."""
+
+    gates: Sequence[str] | None
+    dynamic_configs: Sequence[str] | None
+    experiments: Sequence[str] | None
+
+
 class TargetApps(Collection[TargetApp]):
-    """``/target_app``."""
+    """``/target_app``: the apps (and SDKs) configs are evaluated in.
+
+    Configs name their target apps; :meth:`create` and :meth:`assign` also assign apps to
+    configs in bulk (:class:`Assignment`).
+    """
 
     route = TARGET_APPS
     model = TargetApp
 
-    async def create(
-        self,
-        name: str,
-        description: str,
-        *,
-        gates: Sequence[str] | None = None,
-        dynamic_configs: Sequence[str] | None = None,
-        experiments: Sequence[str] | None = None,
-    ) -> TargetApp:
+    async def create(self, name: str, description: str, **configs: Unpack[Assignment]) -> TargetApp:
         """Create a target app, optionally assigning it to configs at once.
 
         Raises:
             BadRequest: the name is already in use.
             NotFound: a listed gate, dynamic config or experiment does not exist.
         """
-        body = {"name": name, "description": description}
-        body |= _assignment(gates, dynamic_configs, experiments)
+        body = {"name": name, "description": description, **_assignment(configs)}
         return await self._model(TargetApp, "POST", self.path(), body)
 
-    async def assign(
-        self,
-        target_apps: Sequence[str],
-        *,
-        gates: Sequence[str] | None = None,
-        dynamic_configs: Sequence[str] | None = None,
-        experiments: Sequence[str] | None = None,
-    ) -> None:
+    async def assign(self, target_apps: Sequence[str], **configs: Unpack[Assignment]) -> None:
         """``PATCH /target_app``: add the target apps (ids) to the listed configs.
 
         Raises:
             NotFound: an unknown target app or config id.
         """
-        body = {"targetApps": strings(target_apps)}
-        body |= _assignment(gates, dynamic_configs, experiments)
+        body = {"targetApps": strings(target_apps), **_assignment(configs)}
         await self._call("PATCH", self.path(), body)
 
     async def update(
@@ -103,16 +100,8 @@ class TargetApps(Collection[TargetApp]):
         await self._call("PATCH", self.path(app_id), compact(name=name, description=description))
 
 
-def _assignment(
-    gates: Sequence[str] | None,
-    dynamic_configs: Sequence[str] | None,
-    experiments: Sequence[str] | None,
-) -> dict[str, Any]:
-    return compact(
-        gates=strings(gates),
-        dynamicConfigs=strings(dynamic_configs),
-        experiments=strings(experiments),
-    )
+def _assignment(configs: Assignment) -> dict[str, Any]:
+    return compact(**{name: strings(ids) for name, ids in wire(configs).items()})
 
 
 class UnitIdTypes(Collection[UnitIdType]):
@@ -211,7 +200,11 @@ class AuditLogFilters(TypedDict, total=False):
 
 
 class AuditLogs(Listing[AuditLogEntry]):
-    """``/audit_logs``."""
+    """``/audit_logs``: who changed what, and when (read-only).
+
+    An entry names the object (``id``, ``name``), the action (``actionType``, e.g.
+    ``gate_create``) and the change; listing filters are :class:`AuditLogFilters`.
+    """
 
     route = Route("/audit_logs")
     model = AuditLogEntry
