@@ -3,12 +3,14 @@
 A job is a module (built in under ``bulkops.jobs``, or a ``.py`` file given to ``bulkops
 run``) with a docstring (its description), a ``Params`` pydantic model (its options;
 ``extra="forbid"``) and ``async def plan(ctx, params)`` yielding :class:`Mutation`
-objects. It reads through ``ctx.client`` and never writes: the engine sends what it
-yields, under the quota, journaled, resumable and undoable. Optionally
+objects. It reads through ``ctx.client``'s resources (``ctx.client.gates.items(…)``
+yields each gate as the API sent it) and never writes: the engine sends what it
+yields, under the quota, journaled, resumable and undoable. A mutation's paths are
+built from routes, with no I/O (``GATES.path(gate_id, "archive")``). Optionally
 ``async def verify(ctx, params, done) -> list[str]`` checks the result after a
 complete run (each line is a difference and makes the exit code 1)::
 
-    from bulkops.job import Expect, InverseCall, JobContext, Mutation, encode_id
+    from bulkops.job import GATES, Expect, InverseCall, JobContext, Mutation
 
 See ``examples/my_job.py`` for a whole job in one file, and
 :class:`~bulkops.engine.mutations.Mutation` for the contract of a mutation.
@@ -21,23 +23,60 @@ from types import ModuleType
 
 from pydantic import BaseModel
 
-from .api.paths import encode_id
+from .api.models import OVERRIDE_LISTS
+from .api.paths import (
+    DYNAMIC_CONFIGS,
+    EXPERIMENTS,
+    GATES,
+    HOLDOUTS,
+    LAYERS,
+    ROUTES,
+    SEGMENTS,
+    TAGS,
+    UNIT_ID_TYPES,
+    Route,
+    encode_id,
+)
 from .engine.mutations import CREATED_ID, Expect, InverseCall, JobContext, JobModule, Mutation
 from .engine.quota import ID_LIST_CLASS, MUTATION_CLASS
 
 __all__ = [
     "CREATED_ID",
+    "DYNAMIC_CONFIGS",
+    "EXPERIMENTS",
+    "GATES",
+    "HOLDOUTS",
     "ID_LIST_CLASS",
+    "LAYERS",
     "MUTATION_CLASS",
+    "OVERRIDE_LISTS",
+    "ROUTES",
+    "SEGMENTS",
+    "TAGS",
+    "UNIT_ID_TYPES",
     "Expect",
     "InverseCall",
     "JobContext",
     "JobModule",
     "Mutation",
+    "Route",
     "check_job_module",
+    "delete_created",
     "encode_id",
     "job_name",
 ]
+
+
+def delete_created(path: str) -> InverseCall:
+    """The undo of a create: ``DELETE path`` while the object exists, done once it does not."""
+    return InverseCall(
+        method="DELETE",
+        path=path,
+        before=Expect(exists=True),
+        after=Expect(exists=False),
+        idempotent=True,
+        action="delete",
+    )
 
 
 def job_name(module: ModuleType) -> str:

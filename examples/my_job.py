@@ -6,6 +6,9 @@ quota limiter, a checkpoint, ``bulkops resume`` and ``bulkops undo`` for free.
 
 The tag is created first when the project does not have it; every gate change
 depends on that create, and restores the gate's previous tags on undo.
+
+Reads go through ``ctx.client``'s resources, which yield each object as the API sent
+it; the paths of the writes (and of their undo) come from routes, with no I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from fnmatch import fnmatchcase
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bulkops.job import CREATED_ID, Expect, InverseCall, JobContext, Mutation, encode_id
+from bulkops.job import CREATED_ID, GATES, TAGS, Expect, InverseCall, JobContext, Mutation
 
 
 class Params(BaseModel):
@@ -29,35 +32,38 @@ class Params(BaseModel):
 
 async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     """Yield the tag's create (if needed), then one PATCH per matching gate."""
-    tags = [t async for t in ctx.client.paginate("/tags")]
+    names = {t.get("name") async for t in ctx.client.tags.items()}
     depends: tuple[str, ...] = ()
-    if params.tag not in {t.get("name") for t in tags}:
+    if params.tag not in names:
         create = Mutation(
             key=f"tag:create:{params.tag}",
             project=ctx.project_id,
             action="create",
             object=f"tag/{params.tag}",
             method="POST",
-            path="/tags",
+            path=TAGS.path(),
             body={"name": params.tag, "description": f"added by bulkops plan {ctx.plan_id}"},
-            read="/tags",
+            read=TAGS.path(),
             before=Expect(excludes={"*.name": [params.tag]}),
             after=Expect(contains={"*.name": [params.tag]}),
             inverse=(
                 InverseCall(
-                    method="DELETE", path=f"/tags/{CREATED_ID}", idempotent=True, action="delete"
+                    method="DELETE",
+                    path=f"{TAGS.path()}/{CREATED_ID}",  # the id the create is given
+                    idempotent=True,
+                    action="delete",
                 ),
             ),
         )
         depends = (create.key,)
         yield create
-    async for gate in ctx.client.paginate("/gates"):
+    async for gate in ctx.client.gates.items():
         gate_id = str(gate["id"])
         old = list(gate.get("tags") or [])
         if not fnmatchcase(gate_id, params.pattern) or params.tag in old:
             continue
         new = [*old, params.tag]
-        path = f"/gates/{encode_id(gate_id)}"
+        path = GATES.path(gate_id)
         yield Mutation(
             key=f"gate:tag:{gate_id}",
             project=ctx.project_id,

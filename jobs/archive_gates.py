@@ -44,8 +44,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bulkops.api.paths import encode_id
-from bulkops.engine.mutations import Expect, InverseCall, JobContext, Mutation
+from bulkops.job import GATES, Expect, InverseCall, JobContext, Mutation
 
 __all__ = [
     "NAME",
@@ -295,17 +294,17 @@ async def _references_full_read(
                 refs[target].add(Referrer("gate", gate_id))
 
     if gate_uses is None:
-        async for gate in client.paginate("/gates", params={"includeArchived": True}):
+        async for gate in client.gates.items(includeArchived=True):
             if _live("gate", gate):
                 add_gate(str(gate["id"]), _gate_targets(gate.get("rules")))
     else:
         for user, uses in gate_uses.items():
             add_gate(user, uses)
-    async for config in client.paginate("/dynamic_configs"):
+    async for config in client.dynamic_configs.items():
         if _live("dynamic config", config):
             for target in _gate_targets(config.get("rules")) & targets:
                 refs[target].add(Referrer("dynamic config", str(config["id"])))
-    async for experiment in client.paginate("/experiments"):
+    async for experiment in client.experiments.items():
         gate_id = experiment.get("targetingGateID")
         if isinstance(gate_id, str) and gate_id in targets and _live("experiment", experiment):
             refs[gate_id].add(Referrer("experiment", str(experiment["id"])))
@@ -381,7 +380,7 @@ async def select(ctx: JobContext, params: Params) -> Selection:
     # uses (not the gates), so the reference check need not read them again.
     gate_uses: dict[str, frozenset[str]] | None = {} if unfiltered else None
     rows: list[GateRow] = []
-    async for gate in ctx.client.paginate("/gates", params=query):
+    async for gate in ctx.client.gates.items(**query):
         if gate_uses is not None and _live("gate", gate):
             uses = _gate_targets(gate.get("rules"))
             if uses:
@@ -491,12 +490,11 @@ class _Shared:
 
 
 def _mutation(ctx: JobContext, row: GateRow, shared: _Shared) -> Mutation:
-    path = f"/gates/{encode_id(row.id)}"
     launched = row.status == "Launched"
     inverse = [
         InverseCall(
             method="PUT",
-            path=f"{path}/unarchive",
+            path=GATES.path(row.id, "unarchive"),
             body=shared.undo_body,
             before=shared.archived,
             after=shared.not_archived if launched else shared.status(row.status),
@@ -509,7 +507,7 @@ def _mutation(ctx: JobContext, row: GateRow, shared: _Shared) -> Mutation:
         inverse.append(
             InverseCall(
                 method="PUT",
-                path=f"{path}/launch",
+                path=GATES.path(row.id, "launch"),
                 body=None,
                 before=shared.status("In Progress"),
                 after=shared.status("Launched"),
@@ -523,9 +521,9 @@ def _mutation(ctx: JobContext, row: GateRow, shared: _Shared) -> Mutation:
         action="archive",
         object=f"gate/{row.id}",
         method="PUT",
-        path=f"{path}/archive",
+        path=GATES.path(row.id, "archive"),
         body=shared.forced_body if row.forced else shared.body,
-        read=path,
+        read=GATES.path(row.id),
         before=shared.status(row.status),
         after=shared.archived,
         # The fields the plan shows, not the gate (its rules stay on the server).

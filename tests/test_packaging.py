@@ -33,7 +33,7 @@ def test_the_wheel_holds_only_the_bulkops_package(wheel: Path) -> None:
     top = {name.split("/", 1)[0] for name in names}
     assert top == {"bulkops", wheel.name.split("-py3")[0] + ".dist-info"}, top
     assert "bulkops/jobs/__init__.py" in names
-    assert "bulkops/jobs/copy_project/analysis.py" in names
+    assert "bulkops/jobs/copy_project/canonical.py" in names
     assert not [n for n in names if n.startswith(("bulkops/bench", "scripts/", "tests/"))]
 
 

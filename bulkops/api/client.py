@@ -7,7 +7,9 @@ with a non-2xx status become typed errors from :mod:`bulkops.errors`.
 
 Typed endpoint methods live on resource namespaces (``client.gates.archive(…)``,
 ``client.segments.add_ids(…)``), one module per API group in
-:mod:`bulkops.resources`. ``client.call(method, path, body)`` reaches any endpoint.
+:mod:`bulkops.api.resources`; the same namespaces read the wire JSON as it is
+(``client.gates.items(…)``, ``client.gates.read(id)``), which is what jobs plan from.
+``client.call(method, path, body)`` reaches any endpoint.
 
 Example::
 
@@ -20,11 +22,10 @@ from __future__ import annotations
 
 import datetime
 import enum
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
@@ -41,6 +42,7 @@ from ..errors import (
 from ..settings import Settings
 from . import resources
 from .paths import WRITE_METHODS
+from .retry import read_retry_delay
 from .transport import AiohttpTransport, ApiRequest, ApiResponse, Transport
 
 __all__ = [
@@ -48,15 +50,32 @@ __all__ = [
     "Middleware",
     "Next",
     "Params",
+    "Query",
+    "RequestOptions",
     "parse_retry_after",
     "read_object",
 ]
 
 log = structlog.get_logger()
 
-Params = Mapping[str, str | int | float | bool | Sequence[str] | None]
+Query = str | int | float | bool | Sequence[str] | None
+Params = Mapping[str, Query]
 Next = Callable[[ApiRequest], Awaitable[ApiResponse]]
 Middleware = Callable[[ApiRequest, Next], Awaitable[ApiResponse]]
+
+
+class RequestOptions(TypedDict, total=False):
+    """What a request may carry besides its method and path (see :meth:`ConsoleClient.build_request`).
+
+    Attributes:
+        params: Query parameters; None values are left out, sequences repeat the name.
+        json: The JSON body.
+        has_body: Send a body even when ``json`` is None (``null``), or none at all.
+    """
+
+    params: Params | None
+    json: Any
+    has_body: bool | None
 
 
 class _State(enum.Enum):
@@ -104,7 +123,7 @@ class ConsoleClient:
         base = urlsplit(settings.base_url)
         self._origin = f"{base.scheme}://{base.netloc}"
         self._base_path = base.path.rstrip("/")
-        # One namespace per API group (see bulkops.resources).
+        # One namespace per API group (see bulkops.api.resources).
         self.gates = resources.Gates(self)
         self.dynamic_configs = resources.DynamicConfigs(self)
         self.segments = resources.Segments(self)
@@ -146,6 +165,18 @@ class ConsoleClient:
         if self._state is not _State.CLOSED:
             self._state = _State.CLOSED
             await self._transport.aclose()
+
+    def collection(self, name: str) -> resources.Collection[Any]:
+        """The collection namespace called ``name`` (``"gates"`` is :attr:`gates`), for
+        code that works on several kinds alike.
+
+        Raises:
+            KeyError: no collection of objects has that name.
+        """
+        found = vars(self).get(name)
+        if not isinstance(found, resources.Collection):
+            raise KeyError(f"no collection named {name!r}")
+        return found
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Append a middleware to the pipeline (outermost first)."""
@@ -196,27 +227,25 @@ class ConsoleClient:
 
         Returns the 2xx response; raises a typed :class:`ApiStatusError` otherwise.
         Mutations are never retried here: whether a failed write may be repeated is
-        the engine's decision (:mod:`bulkops.retry`).
+        the engine's decision; a failed read is repeated as :func:`read_retry_delay` says.
         """
         if self._state is _State.CLOSED:
             raise RuntimeError("client is closed")
-        attempts = 1 + (self.settings.read_retries if request.method == "GET" else 0)
-        for attempt in range(attempts):
+        retries = self.settings.read_retries if request.method == "GET" else 0
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 response = await self._dispatch(request, 0)
                 return self._check(request, response)
             except (TransportError, ApiStatusError) as exc:
-                retryable = (
-                    isinstance(exc, TransportError) or exc.status == 429 or exc.status >= 500
-                )
-                if not retryable or attempt + 1 >= attempts:
+                delay = read_retry_delay(attempt, exc, retries=retries)
+                if delay is None:
                     raise
-                delay = _read_retry_delay(attempt, exc)
                 log.debug(
                     "request.retry", method=request.method, path=redact(request.path), delay=delay
                 )
                 await anyio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _dispatch(self, request: ApiRequest, index: int) -> ApiResponse:
         if index < len(self._middlewares):
@@ -260,18 +289,9 @@ class ConsoleClient:
 
     # -- convenience --------------------------------------------------------------
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-        has_body: bool | None = None,
-    ) -> Any:
+    async def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Any:
         """Send ``method path`` and return the decoded JSON body (the whole envelope)."""
-        req = self.build_request(method, path, params=params, json=json, has_body=has_body)
-        return (await self.send(req)).json()
+        return (await self.send(self.build_request(method, path, **options))).json()
 
     async def call(
         self, method: str, path: str, body: Any = None, params: Params | None = None
@@ -279,17 +299,9 @@ class ConsoleClient:
         """Call any endpoint; returns the decoded envelope (``{"message", "data", …}``)."""
         return await self.request(method, path, params=params, json=body)
 
-    async def data(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-        has_body: bool | None = None,
-    ) -> Any:
+    async def data(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Any:
         """Send a request and return the envelope's ``data`` (None when there is none)."""
-        body = await self.request(method, path, params=params, json=json, has_body=has_body)
+        body = await self.request(method, path, **options)
         if isinstance(body, dict):
             return body.get("data")
         return body
@@ -358,12 +370,6 @@ def _clean_params(params: Params) -> dict[str, str | list[str]]:
         else:
             out[key] = [str(v) for v in value]
     return out
-
-
-def _read_retry_delay(attempt: int, exc: Exception) -> float:
-    if isinstance(exc, ApiStatusError) and exc.retry_after is not None:
-        return min(exc.retry_after, 30.0)
-    return random.uniform(0, min(8.0, 0.25 * 2**attempt))
 
 
 async def read_object(client: ConsoleClient, path: str) -> Any:

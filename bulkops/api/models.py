@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "OVERRIDE_LISTS",
     "ApiModel",
     "AuditLogEntry",
     "Condition",
@@ -23,6 +24,7 @@ __all__ = [
     "Gate",
     "Holdout",
     "Key",
+    "Labeled",
     "Layer",
     "LayerOverrides",
     "Overrides",
@@ -73,27 +75,12 @@ class Rule(ApiModel):
     returnValueJson5: str | None = None
 
 
-class Gate(ApiModel):
-    """A feature gate."""
-
-    id: str
-    name: str | None = None
-    description: str | None = None
-    idType: str | None = None
-    isEnabled: bool | None = None
-    status: str | None = None
-    type: str | None = None
-    typeReason: str | None = None
-    rules: list[Rule] = []
-    tags: list[str] = []
-    lastModifiedTime: int | None = None
-    createdTime: int | None = None
-    creatorName: str | None = None
-    version: int | None = None
+OVERRIDE_LISTS = ("passingUserIDs", "failingUserIDs", "passingCustomIDs", "failingCustomIDs")
+"""The id lists of gate and holdout overrides (each list is all environments' ids)."""
 
 
 class Overrides(ApiModel):
-    """Gate or holdout overrides."""
+    """Gate or holdout overrides (the lists of :data:`OVERRIDE_LISTS`, and per environment)."""
 
     passingUserIDs: list[str] = []
     failingUserIDs: list[str] = []
@@ -114,6 +101,16 @@ class ConfigBase(ApiModel):
     createdTime: int | None = None
     creatorName: str | None = None
     version: int | None = None
+
+
+class Gate(ConfigBase):
+    """A feature gate."""
+
+    isEnabled: bool | None = None
+    status: str | None = None
+    type: str | None = None
+    typeReason: str | None = None
+    rules: list[Rule] = []
 
 
 class DynamicConfig(ConfigBase):
@@ -137,12 +134,17 @@ class Segment(ConfigBase):
     rules: list[Rule] | None = None
 
 
-class Tag(ApiModel):
+class Labeled(ApiModel):
+    """A named, described object: tags, target apps, unit id types and teams."""
+
+    name: str
+    description: str | None = None
+
+
+class Tag(Labeled):
     """A tag (configs reference tags by name)."""
 
     id: str | None = None
-    name: str
-    description: str | None = None
     isCore: bool | None = None
 
 
@@ -196,19 +198,14 @@ class Holdout(ConfigBase):
     targetingGateID: str | None = None
 
 
-class TargetApp(ApiModel):
+class TargetApp(Labeled):
     """A target app."""
 
     id: str | None = None
-    name: str
-    description: str | None = None
 
 
-class UnitIdType(ApiModel):
-    """A custom unit id type."""
-
-    name: str
-    description: str | None = None
+class UnitIdType(Labeled):
+    """A custom unit id type (its name is its id)."""
 
 
 class Environment(ApiModel):
@@ -235,12 +232,10 @@ class Key(ApiModel):
     status: str | None = None
 
 
-class Team(ApiModel):
+class Team(Labeled):
     """A team."""
 
     id: str | None = None
-    name: str
-    description: str | None = None
     members: list[User] = []
     admins: list[User] = []
 

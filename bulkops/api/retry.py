@@ -1,7 +1,9 @@
-"""The retry policy: a pure function from (attempt, error) to a decision, plus a retry budget.
+"""The retry policies: pure functions from (attempt, error) to a decision, plus a retry budget.
 
-No I/O and no sleeping happen here: :func:`decide` says *what* to do and *how long*
-to wait, and the runner does it. The rules follow the reliability notes (section 3.5):
+No I/O and no sleeping happen here: :func:`decide` says *what* the runner does after a
+failed mutation and *how long* it waits first; :func:`read_retry_delay` says whether and
+when the client sends a failed read again. The runner's rules follow the reliability
+notes (section 3.5):
 
 * a request that never reached the server (``TransportError(sent=False)``) is safe to
   send again, whatever the method;
@@ -12,6 +14,9 @@ to wait, and the runner does it. The rules follow the reliability notes (section
   full-document update the mutation marks idempotent); otherwise it is *ambiguous* and
   must be settled by a read before anything is sent again;
 * 401/403 stop the whole run; any other status fails this one item.
+
+The client's reads are simpler: a GET changes nothing, so it is repeated after a
+transport failure, a 429 or a 5xx, up to ``Settings.read_retries`` times.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ..errors import (
 )
 
 __all__ = [
+    "READ_RETRY",
     "SAFE_METHODS",
     "Action",
     "Decision",
@@ -41,6 +47,7 @@ __all__ = [
     "backoff",
     "clamp_retry_after",
     "decide",
+    "read_retry_delay",
 ]
 
 # RFC 9110 "safe" methods: they change nothing, so a lost response is never ambiguous.
@@ -72,6 +79,10 @@ class RetryPolicy:
             raise ValueError("max_attempts must be at least 1")
         if self.base < 0 or self.cap < 0 or self.retry_after_cap < 0:
             raise ValueError("base, cap and retry_after_cap must not be negative")
+
+
+READ_RETRY = RetryPolicy(base=0.25, cap=8.0, retry_after_cap=30.0)
+"""Backoff of the client's own read retries (how many: ``Settings.read_retries``)."""
 
 
 class Action(enum.Enum):
@@ -210,6 +221,43 @@ def decide(
             Action.FAIL, reason=f"attempts exhausted ({attempt}/{policy.max_attempts}): {reason}"
         )
     return Decision(Action.RETRY, delay=_retry_delay(attempt, error, policy, rand), reason=reason)
+
+
+def read_retry_delay(
+    attempt: int,
+    error: BaseException,
+    *,
+    retries: int,
+    policy: RetryPolicy = READ_RETRY,
+    rand: Callable[[], float] = random.random,
+) -> float | None:
+    """Whether and when the client sends a failed read again.
+
+    A transport failure, a 429 or a 5xx is retried while ``attempt <= retries``: after
+    the server's ``Retry-After`` (capped at ``policy.retry_after_cap``), else after
+    :func:`backoff`. Writes are never retried by the client (``retries=0``): whether a
+    failed mutation may be repeated is :func:`decide`'s question, asked by the runner.
+
+    Args:
+        attempt: Attempts already made (1 after the first failure).
+        error: The failure.
+        retries: Retries allowed after the first attempt.
+        policy: Backoff parameters (``max_attempts`` is not used: ``retries`` is).
+        rand: Uniform ``[0, 1)`` source for the jitter.
+
+    Returns:
+        Seconds to wait before the next attempt, or None when the error is final.
+    """
+    if attempt > retries:
+        return None
+    if isinstance(error, ApiStatusError):
+        if error.status != 429 and error.status < 500:
+            return None
+        if error.retry_after is not None:
+            return min(error.retry_after, policy.retry_after_cap)
+    elif not isinstance(error, TransportError):
+        return None
+    return backoff(attempt, policy, rand)
 
 
 class RetryBudget:

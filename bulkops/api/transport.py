@@ -83,24 +83,15 @@ def map_aiohttp_errors(request: ApiRequest) -> Iterator[None]:
     """
     try:
         yield
-    except aiohttp.ClientConnectorError as exc:
-        raise TransportError(
-            f"cannot connect: {type(exc).__name__}",
-            method=request.method,
-            path=request.path,
-            sent=False,
-        ) from exc
-    except TimeoutError as exc:
-        raise TransportError(
-            "timed out", method=request.method, path=request.path, sent=True
-        ) from exc
-    except aiohttp.ClientError as exc:
-        raise TransportError(
-            f"connection failed: {type(exc).__name__}",
-            method=request.method,
-            path=request.path,
-            sent=True,
-        ) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        sent = not isinstance(exc, aiohttp.ClientConnectorError)
+        if not sent:
+            message = f"cannot connect: {type(exc).__name__}"
+        elif isinstance(exc, TimeoutError):
+            message = "timed out"
+        else:
+            message = f"connection failed: {type(exc).__name__}"
+        raise TransportError(message, method=request.method, path=request.path, sent=sent) from exc
 
 
 class AiohttpTransport:

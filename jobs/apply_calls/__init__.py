@@ -28,8 +28,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from bulkops.api.paths import WRITE_METHODS, normalize_path
-from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.errors import InputError
+from bulkops.job import JobContext, Mutation
 
 from .planner import CallPlanner, RawCall
 

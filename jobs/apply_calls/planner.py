@@ -28,12 +28,23 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from bulkops.api.client import ConsoleClient, read_object
 from bulkops.api.paths import id_from_name, normalize_path
-from bulkops.engine.mutations import CREATED_ID, Expect, InverseCall, Mutation, resolve_path
-from bulkops.engine.quota import ID_LIST_CLASS, quota_class_for
+from bulkops.engine.mutations import resolve_path
+from bulkops.engine.quota import quota_class_for
+from bulkops.job import (
+    CREATED_ID,
+    ID_LIST_CLASS,
+    OVERRIDE_LISTS,
+    ROUTES,
+    TAGS,
+    Expect,
+    InverseCall,
+    Mutation,
+    delete_created,
+)
 
 __all__ = ["CallPlanner", "RawCall"]
 
@@ -50,7 +61,6 @@ _CREATABLE = {"gates", "dynamic_configs", "segments", "experiments", "layers"}
 _UPDATABLE = {"gates", "dynamic_configs", "experiments", "layers", "holdouts"}
 _ARCHIVED = {"gates": "Archived", "dynamic_configs": "Archived", "experiments": "archived"}
 _ENABLEABLE = {"gates", "dynamic_configs"}
-_OVERRIDE_LISTS = ("passingUserIDs", "failingUserIDs", "passingCustomIDs", "failingCustomIDs")
 # Fields the server owns inside rules: never sent back, never compared.
 _RULE_SERVER_FIELDS = ("id", "baseID", "completedAutomatedRollouts", "pendingAutomatedRollouts")
 
@@ -167,7 +177,7 @@ class CallPlanner:
         seg = parts[1]
         obj_id = unquote(seg)
         obj = f"{kind}/{obj_id}"
-        read = f"/{collection}/{seg}"
+        read = f"/{collection}/{seg}"  # the object as the call names it (its own encoding)
         if len(parts) == 2:
             if method == "DELETE":
                 return await self._delete(key, obj, path, body, read)
@@ -185,24 +195,16 @@ class CallPlanner:
         if method == "PUT" and tail == "launch" and collection == "gates":
             image = await self._image(read)
             status = image.get("status") if isinstance(image, dict) else None
-            after = Expect(fields={"status": "Launched"})
-            self._remember(read, after.predict(image))
-            return Mutation(
-                **self._base(key, "launch", obj, method, path, body),
-                read=read,
-                before=Expect(fields={"status": status})
+            before = (
+                Expect(fields={"status": status})
                 if status is not None
-                else Expect(exists=True, differs={"status": "Launched"}),
-                after=after,
-                before_image={"status": status},
-                idempotent=True,
+                else Expect(exists=True, differs={"status": "Launched"})
             )
-        if tail == "overrides" and collection in ("gates", "holdouts"):
-            return await self._gate_overrides(key, obj, method, path, body, f"{read}/overrides")
-        if tail == "overrides" and collection == "experiments":
-            return await self._experiment_overrides(
-                key, obj, method, path, body, f"{read}/overrides"
-            )
+            after = Expect(fields={"status": "Launched"})
+            return self._state(key, "launch", obj, path, body, read, image, "status", before, after)
+        if tail == "overrides" and collection in ("gates", "holdouts", "experiments"):
+            overrides = f"{read}/overrides"
+            return await self._overrides(key, obj, collection, method, path, body, overrides)
         if collection == "segments" and tail in ("id_list", "id_list/reset"):
             return await self._id_list(key, obj, method, tail, path, body, f"{read}/id_list")
         return None
@@ -217,8 +219,8 @@ class CallPlanner:
         )
         if not isinstance(raw_id, str) or not raw_id:
             return None
-        seg = quote(raw_id, safe="")
-        read = f"/{collection}/{seg}"
+        route = ROUTES[collection]
+        read = route.path(raw_id)
         obj = f"{kind}/{raw_id}"
         await self._image(read)  # a plan-time look, so an existing object shows as skipped
         created = {**_copy(body), "id": raw_id}
@@ -229,9 +231,9 @@ class CallPlanner:
         elif collection == "experiments":
             empty = {"overrides": [], "userIDOverrides": []}
         if empty is not None:
-            self._remember(f"{read}/overrides", empty)
+            self._remember(route.path(raw_id, "overrides"), empty)
         if collection == "segments":
-            self._remember(f"{read}/id_list", {"ids": [], "count": 0})
+            self._remember(route.path(raw_id, "id_list"), {"ids": [], "count": 0})
         self._created[obj] = key
         after = Expect(exists=True)
         if isinstance(body.get("name"), str):
@@ -241,23 +243,14 @@ class CallPlanner:
             read=read,
             before=Expect(exists=False),
             after=after,
-            inverse=(
-                InverseCall(
-                    method="DELETE",
-                    path=read,
-                    after=Expect(exists=False),
-                    before=Expect(exists=True),
-                    idempotent=True,
-                    action="delete",
-                ),
-            ),
+            inverse=(delete_created(read),),
         )
 
     async def _tag_create(self, path: str, body: Any, key: str) -> Mutation | None:
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             return None
         name = body["name"]
-        read = "/tags"
+        read = TAGS.path()
         image = await self._image(read)
         self._remember(read, [*(image or []), dict(body)])
         self._created[f"tag/{name}"] = key
@@ -269,7 +262,7 @@ class CallPlanner:
             inverse=(
                 InverseCall(
                     method="DELETE",
-                    path=f"/tags/{CREATED_ID}",
+                    path=f"{read}/{CREATED_ID}",  # the id the create is given
                     read=read,
                     idempotent=True,
                     action="delete",
@@ -318,14 +311,7 @@ class CallPlanner:
         )
 
     async def _archive(
-        self,
-        key: str,
-        obj: str,
-        collection: str,
-        tail: str,
-        path: str,
-        body: Any,
-        read: str,
+        self, key: str, obj: str, collection: str, tail: str, path: str, body: Any, read: str
     ) -> Mutation:
         image = await self._image(read)
         status = image.get("status") if isinstance(image, dict) else None
@@ -359,127 +345,87 @@ class CallPlanner:
         predicted = after.predict(image)
         if tail == "unarchive" and isinstance(predicted, dict):
             predicted.pop("status", None)
-        self._remember(read, predicted)
-        return Mutation(
-            **self._base(key, tail, obj, "PUT", path, body),
-            read=read,
-            before=before,
-            after=after,
-            before_image={"status": status},
-            inverse=(inverse,),
-            idempotent=True,
+        return self._state(
+            key, tail, obj, path, body, read, image, "status", before, after, (inverse,), predicted
         )
 
     async def _enable(
-        self,
-        key: str,
-        obj: str,
-        collection: str,
-        tail: str,
-        path: str,
-        body: Any,
-        read: str,
+        self, key: str, obj: str, collection: str, tail: str, path: str, body: Any, read: str
     ) -> Mutation:
         image = await self._image(read)
         enabled = image.get("isEnabled") if isinstance(image, dict) else None
         target = tail == "enable"
-        after = Expect(fields={"isEnabled": target})
-        self._remember(read, after.predict(image))
-        opposite = "disable" if target else "enable"
-        return Mutation(
-            **self._base(key, tail, obj, "PUT", path, body),
-            read=read,
-            before=Expect(fields={"isEnabled": enabled})
+        before = (
+            Expect(fields={"isEnabled": enabled})
             if enabled is not None
-            else Expect(exists=True, differs={"isEnabled": target}),
+            else Expect(exists=True, differs={"isEnabled": target})
+        )
+        opposite = "disable" if target else "enable"
+        undo = InverseCall(
+            method="PUT", path=f"{read}/{opposite}", idempotent=True, action=opposite
+        )
+        inverse = (undo,) if enabled is not None and enabled != target else ()
+        after = Expect(fields={"isEnabled": target})
+        return self._state(
+            key, tail, obj, path, body, read, image, "isEnabled", before, after, inverse
+        )
+
+    def _state(
+        self,
+        key: str,
+        action: str,
+        obj: str,
+        path: str,
+        body: Any,
+        read: str,
+        image: Any,
+        field: str,
+        before: Expect,
+        after: Expect,
+        inverse: tuple[InverseCall, ...] = (),
+        predicted: Any = None,
+    ) -> Mutation:
+        """A ``PUT`` that sets one state ``field`` (status, isEnabled): idempotent by value."""
+        self._remember(read, after.predict(image) if predicted is None else predicted)
+        return Mutation(
+            **self._base(key, action, obj, "PUT", path, body),
+            read=read,
+            before=before,
             after=after,
-            before_image={"isEnabled": enabled},
-            inverse=(
-                (
-                    InverseCall(
-                        method="PUT", path=f"{read}/{opposite}", idempotent=True, action=opposite
-                    ),
-                )
-                if enabled is not None and enabled != target
-                else ()
-            ),
+            before_image={field: image.get(field) if isinstance(image, dict) else None},
+            inverse=inverse,
             idempotent=True,
         )
 
-    async def _gate_overrides(
-        self, key: str, obj: str, method: str, path: str, body: Any, read: str
+    async def _overrides(
+        self, key: str, obj: str, collection: str, method: str, path: str, body: Any, read: str
     ) -> Mutation | None:
+        """POST replaces the lists it carries, PATCH adds ids or entries, DELETE removes them."""
         if not isinstance(body, dict):
             return None
         image = await self._image(read)
         current = image if isinstance(image, dict) else {}
+        experiment = collection == "experiments"
         if method == "POST":
-            fields = [k for k in body if k in (*_OVERRIDE_LISTS, "environmentOverrides")]
+            if experiment:
+                fields = [k for k in ("overrides", "userIDOverrides") if k in body]
+            else:
+                fields = [k for k in body if k in (*OVERRIDE_LISTS, "environmentOverrides")]
             return self._override_replace(key, obj, path, body, read, image, fields)
         if method not in ("PATCH", "DELETE"):
             return None
         adding = method == "PATCH"
-        want: dict[str, list[Any]] = {}
-        change: dict[str, list[Any]] = {}
-        undo_body: dict[str, Any] = {}
-        for name in _OVERRIDE_LISTS:
-            ids = body.get(name)
-            if isinstance(ids, list) and ids:
-                have = set(map(str, current.get(name) or []))
-                want[name] = list(ids)
-                delta = [i for i in ids if (str(i) not in have) == adding]
-                if delta:
-                    change[name] = delta
-                undo_body[name] = delta
-        undo_envs: list[dict[str, Any]] = []
-        for entry in body.get("environmentOverrides") or []:
-            if not isinstance(entry, dict):
-                continue
-            env, unit = entry.get("environment"), entry.get("unitID")
-            stored = [
-                e
-                for e in current.get("environmentOverrides") or []
-                if isinstance(e, dict) and e.get("environment") == env and e.get("unitID") == unit
-            ]
-            undo_entry: dict[str, Any] = {"environment": env, "unitID": unit}
-            for name in ("passingIDs", "failingIDs"):
-                ids = entry.get(name) or []
-                have = {str(i) for e in stored for i in e.get(name) or []}
-                sel = f"environmentOverrides[environment={_sel(env)},unitID={_sel(unit)}].{name}"
-                if ids:
-                    want[sel] = list(ids)
-                delta = [i for i in ids if (str(i) not in have) == adding]
-                if delta:
-                    change[sel] = delta
-                undo_entry[name] = delta
-            undo_envs.append(undo_entry)
-        if undo_envs:
-            undo_body = {"environmentOverrides": undo_envs}
-        elif undo_body:
-            undo_body = {
-                "passingUserIDs": undo_body.get("passingUserIDs", []),
-                "failingUserIDs": undo_body.get("failingUserIDs", []),
-                **{
-                    k: v
-                    for k, v in undo_body.items()
-                    if k not in ("passingUserIDs", "failingUserIDs")
-                },
-            }
+        delta = _experiment_delta if experiment else _gate_delta
+        want, change, undo = delta(body, current, adding)
         if not want:
             return None
         mutation = self._override_change(
-            key,
-            obj,
-            method,
-            path,
-            body,
-            read,
-            adding=adding,
-            want=want,
-            change=change,
-            undo=undo_body,
+            key, obj, method, path, body, read, adding=adding, want=want, change=change, undo=undo
         )
-        self._remember(read, mutation.after.predict(image))
+        if experiment:
+            self._images.pop(read, None)  # group entries merge server-side: read again, not guess
+        else:
+            self._remember(read, mutation.after.predict(image))
         return mutation
 
     def _override_replace(
@@ -538,57 +484,6 @@ class CallPlanner:
             inverse=(inverse,) if change else (),
         )
 
-    async def _experiment_overrides(
-        self, key: str, obj: str, method: str, path: str, body: Any, read: str
-    ) -> Mutation | None:
-        if not isinstance(body, dict):
-            return None
-        image = await self._image(read)
-        current = image if isinstance(image, dict) else {}
-        if method == "POST":
-            fields = [k for k in ("overrides", "userIDOverrides") if k in body]
-            return self._override_replace(key, obj, path, body, read, image, fields)
-        if method not in ("PATCH", "DELETE"):
-            return None
-        adding = method == "PATCH"
-        want: dict[str, list[Any]] = {}
-        change: dict[str, list[Any]] = {}
-        undo_users: list[dict[str, Any]] = []
-        for entry in body.get("userIDOverrides") or []:
-            if not isinstance(entry, dict) or not entry.get("ids"):
-                continue
-            filters = [f"groupID={_sel(entry.get('groupID'))}"]
-            if entry.get("environment") is not None:
-                filters.append(f"environment={_sel(entry['environment'])}")
-            sel = f"userIDOverrides[{','.join(filters)}].ids"
-            have = {str(i) for ids in resolve_path(current, sel) for i in ids or []}
-            ids = list(entry["ids"])
-            want[sel] = ids
-            delta = [i for i in ids if (str(i) not in have) == adding]
-            if delta:
-                change[sel] = delta
-                undo_users.append({**entry, "ids": delta})
-        undo_overrides: list[dict[str, Any]] = []
-        stored = current.get("overrides") or []
-        for entry in body.get("overrides") or []:
-            if not isinstance(entry, dict):
-                continue
-            present = any(
-                isinstance(s, dict) and all(s.get(k) == v for k, v in entry.items()) for s in stored
-            )
-            want.setdefault("overrides", []).append(entry)
-            if present != adding:
-                change.setdefault("overrides", []).append(entry)
-                undo_overrides.append(entry)
-        if not want:
-            return None
-        # Group entries are merged server-side; read again rather than guess.
-        self._images.pop(read, None)
-        undo = {"overrides": undo_overrides, "userIDOverrides": undo_users}
-        return self._override_change(
-            key, obj, method, path, body, read, adding=adding, want=want, change=change, undo=undo
-        )
-
     async def _id_list(
         self, key: str, obj: str, method: str, tail: str, path: str, body: Any, read: str
     ) -> Mutation | None:
@@ -644,6 +539,91 @@ class CallPlanner:
                 else ()
             ),
         )
+
+
+_Delta = tuple[dict[str, list[Any]], dict[str, list[Any]], dict[str, Any]]
+
+
+def _gate_delta(body: dict[str, Any], current: dict[str, Any], adding: bool) -> _Delta:
+    """A gate or holdout overrides add/remove: the ids wanted present (or absent) by
+    selector, those not so yet, and the body that takes exactly those back."""
+    want: dict[str, list[Any]] = {}
+    change: dict[str, list[Any]] = {}
+    undo_body: dict[str, Any] = {}
+    for name in OVERRIDE_LISTS:
+        ids = body.get(name)
+        if isinstance(ids, list) and ids:
+            have = set(map(str, current.get(name) or []))
+            want[name] = list(ids)
+            delta = [i for i in ids if (str(i) not in have) == adding]
+            if delta:
+                change[name] = delta
+            undo_body[name] = delta
+    undo_envs: list[dict[str, Any]] = []
+    for entry in body.get("environmentOverrides") or []:
+        if not isinstance(entry, dict):
+            continue
+        env, unit = entry.get("environment"), entry.get("unitID")
+        stored = [
+            e
+            for e in current.get("environmentOverrides") or []
+            if isinstance(e, dict) and e.get("environment") == env and e.get("unitID") == unit
+        ]
+        undo_entry: dict[str, Any] = {"environment": env, "unitID": unit}
+        for name in ("passingIDs", "failingIDs"):
+            ids = entry.get(name) or []
+            have = {str(i) for e in stored for i in e.get(name) or []}
+            sel = f"environmentOverrides[environment={_sel(env)},unitID={_sel(unit)}].{name}"
+            if ids:
+                want[sel] = list(ids)
+            delta = [i for i in ids if (str(i) not in have) == adding]
+            if delta:
+                change[sel] = delta
+            undo_entry[name] = delta
+        undo_envs.append(undo_entry)
+    if undo_envs:
+        undo_body = {"environmentOverrides": undo_envs}
+    elif undo_body:
+        undo_body = {
+            "passingUserIDs": undo_body.get("passingUserIDs", []),
+            "failingUserIDs": undo_body.get("failingUserIDs", []),
+            **{k: v for k, v in undo_body.items() if k not in ("passingUserIDs", "failingUserIDs")},
+        }
+    return want, change, undo_body
+
+
+def _experiment_delta(body: dict[str, Any], current: dict[str, Any], adding: bool) -> _Delta:
+    """An experiment overrides add/remove: group ids by selector and whole entries."""
+    want: dict[str, list[Any]] = {}
+    change: dict[str, list[Any]] = {}
+    undo_users: list[dict[str, Any]] = []
+    for entry in body.get("userIDOverrides") or []:
+        if not isinstance(entry, dict) or not entry.get("ids"):
+            continue
+        filters = [f"groupID={_sel(entry.get('groupID'))}"]
+        if entry.get("environment") is not None:
+            filters.append(f"environment={_sel(entry['environment'])}")
+        sel = f"userIDOverrides[{','.join(filters)}].ids"
+        have = {str(i) for ids in resolve_path(current, sel) for i in ids or []}
+        ids = list(entry["ids"])
+        want[sel] = ids
+        delta = [i for i in ids if (str(i) not in have) == adding]
+        if delta:
+            change[sel] = delta
+            undo_users.append({**entry, "ids": delta})
+    undo_overrides: list[dict[str, Any]] = []
+    stored = current.get("overrides") or []
+    for entry in body.get("overrides") or []:
+        if not isinstance(entry, dict):
+            continue
+        present = any(
+            isinstance(s, dict) and all(s.get(k) == v for k, v in entry.items()) for s in stored
+        )
+        want.setdefault("overrides", []).append(entry)
+        if present != adding:
+            change.setdefault("overrides", []).append(entry)
+            undo_overrides.append(entry)
+    return want, change, {"overrides": undo_overrides, "userIDOverrides": undo_users}
 
 
 def _sel(value: Any) -> str:

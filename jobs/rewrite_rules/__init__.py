@@ -33,10 +33,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from bulkops.api.paths import encode_id
-from bulkops.engine.mutations import Expect, InverseCall, JobContext, Mutation
-from bulkops.errors import InputError, NotFound, PlanError
+from bulkops.errors import InputError, PlanError
+from bulkops.job import ROUTES, Expect, InverseCall, JobContext, Mutation
 
+from .diff import rule_rows
 from .language import (
     KindName,
     RewriteSpec,
@@ -47,20 +47,20 @@ from .language import (
     load_rule_function,
 )
 
-__all__ = ["Params", "plan", "rule_rows"]
+__all__ = ["Params", "plan"]
 
 EVENT_SELECTED = "rewrite.selected"
 EVENT_PLANNED = "rewrite.planned"
 
 ACTION = "rewrite-rules"
 _SINGULAR = {"gates": "gate", "dynamic_configs": "dynamic_config"}
-_REFERENCE_PATHS = {"segment": "/segments", "gate": "/gates"}
+# The collections a condition's ``passes_``/``fails_`` suffix names.
+_REFERENCED = {"segment": "segments", "gate": "gates"}
 # What a read of the object shows of a rule, for the before/after predicates. The
 # server owns ``id``/``baseID`` and the automated-rollout lists, and a changed pass
 # percentage changes the ``id``; none of them tells a rewritten list from the old one.
 _PROJECTED = ("name", "passPercentage", "environments", "returnValue", "variants")
 _CONDITION_KEYS = ("type", "operator", "targetValue", "field", "customID")
-_FIELD_ORDER = ("name", "passPercentage", "environments", "conditions", "returnValue")
 _MAX_LISTED = 30
 
 # What becomes of every rule of one object, in rule order.
@@ -239,11 +239,7 @@ def _sync_json5(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, An
 
 
 async def _exists(ctx: JobContext, kind: str, target: str) -> bool:
-    try:
-        await ctx.client.data("GET", f"{_REFERENCE_PATHS[kind]}/{encode_id(target)}")
-    except NotFound:
-        return False
-    return True
+    return await ctx.client.collection(_REFERENCED[kind]).read(target) is not None
 
 
 async def _missing_references(ctx: JobContext, params: Params) -> list[str]:
@@ -286,7 +282,7 @@ def _references(rule: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(cond, dict):
             continue
         prefix, _, kind = str(cond.get("type", "")).partition("_")
-        if prefix in ("passes", "fails") and kind in _REFERENCE_PATHS:
+        if prefix in ("passes", "fails") and kind in _REFERENCED:
             target = cond.get("targetValue")
             values = target if isinstance(target, list) else [target]
             out.extend((kind, v) for v in values if isinstance(v, str) and v)
@@ -296,8 +292,8 @@ def _references(rule: dict[str, Any]) -> list[tuple[str, str]]:
 async def _objects(ctx: JobContext, select: Select) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """The selected live objects: tags filtered by the server, the rest while paging."""
     for kind in select.kinds:
-        query: dict[str, Any] = {"tags": list(select.tags)} if select.tags else {}
-        async for obj in ctx.client.paginate(f"/{kind}", params=query):
+        tags = list(select.tags) if select.tags else None
+        async for obj in ctx.client.collection(kind).items(tags=tags):
             if not isinstance(obj, dict) or obj.get("status") == "Archived":
                 continue
             if select.matches(kind, obj):
@@ -310,7 +306,7 @@ async def _objects(ctx: JobContext, select: Select) -> AsyncIterator[tuple[str, 
 def _mutation(ctx: JobContext, kind: str, obj: dict[str, Any], pairs: Pairs) -> Mutation:
     obj_id = str(obj["id"])
     singular = _SINGULAR[kind]
-    path = f"/{kind}/{encode_id(obj_id)}"
+    path = ROUTES[kind].path(obj_id)
     old_rules = [c.old for c in pairs]
     new_rules = [c.new for c in pairs if c.new is not None]
     before, after = _expects(old_rules, new_rules)
@@ -397,111 +393,3 @@ def _expects(
             f"({', '.join(sorted({k for r in new_rules for k in r} - set(_PROJECTED)))})"
         )
     return before, after
-
-
-# -- the plan's diff -------------------------------------------------------------------------
-
-
-def _text(value: Any, limit: int = 100) -> str:
-    if value is None:
-        text = "null"
-    elif isinstance(value, str):
-        text = value
-    elif isinstance(value, float) and value.is_integer():
-        text = str(int(value))
-    elif isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
-        text = "[" + ", ".join(_text(v) for v in value) + "]"
-    else:
-        text = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _condition_text(cond: Any, *, with_type: bool = True) -> str:
-    if not isinstance(cond, dict):
-        return _text(cond)
-    parts = [str(cond.get("type"))] if with_type else []
-    if cond.get("field"):
-        parts.append(f"field={cond['field']}")
-    if cond.get("customID"):
-        parts.append(f"customID={cond['customID']}")
-    if cond.get("operator"):
-        parts.append(str(cond["operator"]))
-    if "targetValue" in cond and cond["targetValue"] is not None:
-        parts.append(_text(cond["targetValue"]))
-    return " ".join(parts) or "-"
-
-
-def _summary(rule: dict[str, Any]) -> str:
-    pct = rule.get("passPercentage", 100)
-    conditions = " AND ".join(_condition_text(c) for c in rule.get("conditions") or []) or "-"
-    return _text(f"{_text(pct)}% of {conditions}", 120)
-
-
-def _envs(value: Any) -> str:
-    return "all" if not value else _text(value)
-
-
-def rule_rows(pairs: Pairs) -> list[tuple[str, str, str]]:
-    """The rule-by-rule diff of one object: ``(what, before, after)`` rows.
-
-    A dropped rule is one row; a changed rule has one row per changed field, one per
-    changed condition and one per changed return-value key.
-    """
-    rows: list[tuple[str, str, str]] = []
-    for old, new, note in pairs:
-        label = f"rule {json.dumps(old.get('name'), ensure_ascii=False)}"
-        if new is None:
-            rows.append((label, _summary(old), f"dropped ({note})" if note else "dropped"))
-            continue
-        if new == old:
-            continue
-        keys = [k for k in _FIELD_ORDER if k in old or k in new]
-        keys += sorted(
-            k for k in {*old, *new} - {*_FIELD_ORDER, "id", "baseID", "returnValueJson5"}
-        )
-        for key in keys:
-            before, after = old.get(key), new.get(key)
-            if before == after:
-                continue
-            if key == "environments":
-                rows.append((f"{label}: environments", _envs(before), _envs(after)))
-            elif key == "conditions":
-                rows += _condition_rows(label, before or [], after or [])
-            elif key == "returnValue" and isinstance(before, dict) and isinstance(after, dict):
-                for name in [*before, *(k for k in after if k not in before)]:
-                    if before.get(name, ...) != after.get(name, ...):
-                        rows.append(
-                            (
-                                f"{label}: returnValue.{name}",
-                                "(unset)" if name not in before else _text(before[name]),
-                                "(unset)" if name not in after else _text(after[name]),
-                            )
-                        )
-            else:
-                rows.append((f"{label}: {key}", _text(before), _text(after)))
-    return rows
-
-
-def _condition_rows(label: str, before: list[Any], after: list[Any]) -> list[tuple[str, str, str]]:
-    if len(before) != len(after):
-        return [
-            (
-                f"{label}: conditions",
-                " AND ".join(_condition_text(c) for c in before) or "-",
-                " AND ".join(_condition_text(c) for c in after) or "-",
-            )
-        ]
-    rows = []
-    for number, (old, new) in enumerate(zip(before, after, strict=True), 1):
-        if old != new:
-            kind = old.get("type") if isinstance(old, dict) else "?"
-            # The row names the type; repeat it only when the type itself changed.
-            typed = not (isinstance(new, dict) and new.get("type") == kind)
-            rows.append(
-                (
-                    f"{label}: condition {number} ({kind})",
-                    _condition_text(old, with_type=typed),
-                    _condition_text(new, with_type=typed),
-                )
-            )
-    return rows

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import email.utils
-import json
 import socket
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
 import pytest
+from api_support import BASE, KEY, Server, page, reply, settings
 from pydantic import SecretStr
 
 from bulkops.api.client import ConsoleClient, parse_retry_after
@@ -29,65 +28,6 @@ from bulkops.errors import (
     Unauthorized,
 )
 from bulkops.settings import Settings
-
-KEY = "console-unit-test-secret-4242"
-BASE = "https://api.test/console/v1"
-
-
-def settings(key: str = KEY, **overrides: Any) -> Settings:
-    """Settings for a fake API host."""
-    return Settings(api_key=SecretStr(key), base_url=BASE, **overrides)
-
-
-def reply(
-    status: int = 200, body: Any = None, headers: dict[str, str] | None = None
-) -> ApiResponse:
-    """A response with a JSON body."""
-    content = b"" if body is None else json.dumps(body).encode()
-    return ApiResponse(status=status, headers=headers or {}, content=content)
-
-
-class Server:
-    """A scripted MockTransport handler: answers in turn, records every request."""
-
-    def __init__(self, answers: Iterable[ApiResponse | Exception] = ()) -> None:
-        self.answers = list(answers)
-        self.requests: list[ApiRequest] = []
-
-    def __call__(self, request: ApiRequest) -> ApiResponse:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if self.answers else reply(200, {"message": "ok"})
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-@pytest.fixture(name="sleeps")
-def _sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The client's retry sleeps, recorded instead of slept."""
-    slept: list[float] = []
-
-    async def fake_sleep(delay: float) -> None:
-        slept.append(delay)
-
-    monkeypatch.setattr("bulkops.api.client.anyio.sleep", fake_sleep)
-    return slept
-
-
-@pytest.fixture(name="make")
-async def _make() -> Any:
-    """Build clients on a scripted server; all are closed at teardown."""
-    clients: list[ConsoleClient] = []
-
-    def make(server: Callable[[ApiRequest], ApiResponse], **overrides: Any) -> ConsoleClient:
-        client = ConsoleClient(settings(**overrides), transport=MockTransport(server))
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
 
 # -- headers ------------------------------------------------------------------------------
 
@@ -234,14 +174,6 @@ async def test_the_key_is_not_in_request_client_or_settings_reprs(make):
 
 
 # -- pagination ---------------------------------------------------------------------------
-
-
-def page(items: list[Any], next_page: str | None) -> ApiResponse:
-    """One list envelope."""
-    return reply(
-        200,
-        {"message": "listed", "data": items, "pagination": {"nextPage": next_page}},
-    )
 
 
 async def test_pagination_follows_relative_and_host_prefixed_links(make):

@@ -1,4 +1,5 @@
-"""The pure retry policy: every error class, idempotency, Retry-After, jitter, the budget."""
+"""The pure retry policies: every error class, idempotency, Retry-After, jitter, the budget,
+and the client's own read retries."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkops.api.retry import (
+    READ_RETRY,
     Action,
     Decision,
     RetryBudget,
@@ -16,19 +18,9 @@ from bulkops.api.retry import (
     backoff,
     clamp_retry_after,
     decide,
+    read_retry_delay,
 )
-from bulkops.errors import (
-    ApiError,
-    ApiStatusError,
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    RateLimited,
-    ServerError,
-    TransportError,
-    Unauthorized,
-)
+from bulkops.errors import ApiError, TransportError, error_for_status
 
 POLICY = RetryPolicy(max_attempts=5, base=0.5, cap=30.0, retry_after_cap=120.0)
 
@@ -38,7 +30,9 @@ def half() -> float:
     return 0.5
 
 
-def status_error(cls: type[ApiStatusError], status: int, retry_after: float | None = None):
+def status_error(status: int, retry_after: float | None = None):
+    """The error the client raises for ``status`` (RateLimited for 429, ServerError for 5xx…)."""
+    cls = error_for_status(status)
     return cls("boom", status=status, method="POST", path="/gates", retry_after=retry_after)
 
 
@@ -83,27 +77,27 @@ def test_sent_read_is_retried_even_if_not_marked_idempotent():
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_server_error_non_idempotent_is_ambiguous(status: int):
     """A 5xx on a non-idempotent write may have been applied: ambiguous."""
-    assert run(status_error(ServerError, status)).action is Action.AMBIGUOUS
+    assert run(status_error(status)).action is Action.AMBIGUOUS
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "POST"])
 def test_server_error_idempotent_is_retried(method: str):
     """A 5xx on an idempotent write (PUT, DELETE, POST marked idempotent) is retried."""
-    decision = run(status_error(ServerError, 500), method=method, idempotent=True)
+    decision = run(status_error(500), method=method, idempotent=True)
     assert decision.action is Action.RETRY
     assert decision.delay == pytest.approx(0.25)
 
 
 def test_server_error_retry_after_is_honoured_when_retried():
     """A 503 with Retry-After on an idempotent write waits the server's time."""
-    decision = run(status_error(ServerError, 503, retry_after=7), method="PUT", idempotent=True)
+    decision = run(status_error(503, retry_after=7), method="PUT", idempotent=True)
     assert decision == Decision(Action.RETRY, 7.0, decision.reason)
 
 
 @pytest.mark.parametrize("idempotent", [False, True])
 def test_rate_limited_is_retried_with_backoff(idempotent: bool):
     """A 429 without Retry-After is retried after full-jitter backoff, idempotent or not."""
-    decision = run(status_error(RateLimited, 429), attempt=3, idempotent=idempotent)
+    decision = run(status_error(429), attempt=3, idempotent=idempotent)
     assert decision.action is Action.RETRY
     assert decision.delay == pytest.approx(0.5 * 2.0)  # rand 0.5 of min(30, 0.5 * 2**2)
 
@@ -114,7 +108,7 @@ def test_rate_limited_is_retried_with_backoff(idempotent: bool):
 )
 def test_rate_limited_honours_clamped_retry_after(retry_after: float, expected: float):
     """Retry-After is used as is, clamped to [0, retry_after_cap], with no jitter."""
-    decision = run(status_error(RateLimited, 429, retry_after=retry_after), attempt=4)
+    decision = run(status_error(429, retry_after=retry_after), attempt=4)
     assert decision.action is Action.RETRY
     assert decision.delay == expected
 
@@ -122,27 +116,24 @@ def test_rate_limited_honours_clamped_retry_after(retry_after: float, expected: 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_retry_after_falls_back_to_backoff(bad: float):
     """A nonsensical Retry-After is ignored in favour of jittered backoff."""
-    decision = run(status_error(RateLimited, 429, retry_after=bad), attempt=1)
+    decision = run(status_error(429, retry_after=bad), attempt=1)
     assert decision.delay == pytest.approx(0.25)
     assert clamp_retry_after(bad, POLICY) is None
 
 
-@pytest.mark.parametrize(("cls", "status"), [(Unauthorized, 401), (Forbidden, 403)])
+@pytest.mark.parametrize("status", [401, 403])
 @pytest.mark.parametrize("attempt", [1, 5, 9])
-def test_auth_errors_stop_the_run(cls: type[ApiStatusError], status: int, attempt: int):
+def test_auth_errors_stop_the_run(status: int, attempt: int):
     """401 and 403 stop the whole run, whatever the attempt count."""
-    decision = run(status_error(cls, status), attempt=attempt, idempotent=True)
+    decision = run(status_error(status), attempt=attempt, idempotent=True)
     assert decision.action is Action.STOP
     assert decision.delay == 0.0
 
 
-@pytest.mark.parametrize(
-    ("cls", "status"),
-    [(BadRequest, 400), (NotFound, 404), (Conflict, 409), (ApiStatusError, 422)],
-)
-def test_other_statuses_fail_the_item(cls: type[ApiStatusError], status: int):
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_other_statuses_fail_the_item(status: int):
     """400, 404, 409 and other non-retryable statuses fail this item only."""
-    decision = run(status_error(cls, status), idempotent=True)
+    decision = run(status_error(status), idempotent=True)
     assert decision.action is Action.FAIL
     assert str(status) in decision.reason
 
@@ -157,9 +148,9 @@ def test_plain_api_error_fails_the_item():
     ("error", "idempotent"),
     [
         (transport_error(sent=False), False),
-        (status_error(RateLimited, 429), False),
-        (status_error(RateLimited, 429, retry_after=1), True),
-        (status_error(ServerError, 500), True),
+        (status_error(429), False),
+        (status_error(429, retry_after=1), True),
+        (status_error(500), True),
         (transport_error(sent=True), True),
     ],
 )
@@ -171,7 +162,7 @@ def test_exhausted_attempts_fail(error: ApiError, idempotent: bool):
     assert "exhausted" in decision.reason
 
 
-@pytest.mark.parametrize("error", [status_error(ServerError, 502), transport_error(sent=True)])
+@pytest.mark.parametrize("error", [status_error(502), transport_error(sent=True)])
 def test_exhausted_ambiguous_write_stays_ambiguous(error: ApiError):
     """A possibly-applied non-idempotent write is ambiguous even on the last attempt."""
     assert run(error, attempt=5).action is Action.AMBIGUOUS
@@ -256,3 +247,63 @@ def test_budget_rejects_negative_parameters():
         RetryBudget(ratio=-0.1)
     with pytest.raises(ValueError, match="negative"):
         RetryBudget(minimum=-1)
+
+
+# -- the client's read retries ------------------------------------------------------------
+
+
+def read_delay(error: BaseException, *, attempt: int = 1, retries: int = 3) -> float | None:
+    return read_retry_delay(attempt, error, retries=retries, rand=half)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        transport_error(sent=False),
+        transport_error(sent=True),
+        status_error(429),
+        status_error(500),
+        status_error(503),
+    ],
+)
+@pytest.mark.parametrize(("attempt", "ceiling"), [(1, 0.25), (2, 0.5), (3, 1.0)])
+def test_transient_read_failures_are_retried_with_jitter(error, attempt, ceiling):
+    """A transport failure, a 429 or a 5xx is read again after U(0, 0.25 * 2**(attempt-1))."""
+    assert read_delay(error, attempt=attempt) == pytest.approx(ceiling / 2)
+
+
+def test_read_backoff_is_capped_at_eight_seconds():
+    """However many retries are allowed, one wait is at most 8 s."""
+    delay = read_retry_delay(20, status_error(500), retries=50, rand=lambda: 1.0)
+    assert delay == READ_RETRY.cap == 8.0
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(3.0, 3.0), (0.0, 0.0), (120.0, 30.0)])
+def test_read_retry_after_is_honoured_and_capped(retry_after, expected):
+    """A server's Retry-After is waited exactly, at most 30 s."""
+    assert read_delay(status_error(429, retry_after=retry_after)) == expected
+    assert read_delay(status_error(503, retry_after=retry_after)) == expected
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        status_error(400),
+        status_error(401),
+        status_error(403),
+        status_error(404),
+        status_error(409),
+        ValueError("a bug"),
+    ],
+)
+def test_final_read_errors_are_not_retried(error):
+    """A 4xx other than 429, or anything that is not an API error, is raised at once."""
+    assert read_delay(error) is None
+
+
+def test_reads_are_retried_at_most_retries_times():
+    """The attempt after the last allowed retry is final; no retries allowed means none."""
+    error = status_error(500)
+    assert read_delay(error, attempt=3, retries=3) is not None
+    assert read_delay(error, attempt=4, retries=3) is None
+    assert read_delay(error, attempt=1, retries=0) is None

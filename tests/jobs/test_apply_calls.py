@@ -7,16 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from jobs_support import job_context, run_mutations
 
 from bulkops.api.client import ConsoleClient, read_object
-from bulkops.engine.journal import Journal
-from bulkops.engine.mutations import Expect, JobContext, Mutation
-from bulkops.engine.plans import Plan, ProjectRef
-from bulkops.engine.quota import QuotaWindow, quota_class_for
-from bulkops.engine.ratelimit import QuotaLimiter
+from bulkops.engine.mutations import Expect, Mutation
+from bulkops.engine.quota import quota_class_for
 from bulkops.engine.reconcile import Match, judge
-from bulkops.engine.runner import RunOptions, run_plan
 from bulkops.errors import InputError
 from bulkops.jobs import JOBS, apply_calls, check_job_module
 from bulkops.jobs.apply_calls.planner import CallPlanner, RawCall
@@ -234,35 +230,10 @@ async def test_the_job_plans_a_file_and_the_runner_applies_it(
         {"method": "POST", "path": "/tags", "body": {"name": "chain-tag", "description": "d"}},
     ]
     path = _file(tmp_path, "".join(json.dumps(c) + "\n" for c in calls))
-    ctx = JobContext(
-        client=client,
-        project_id="empty",
-        project_name="Empty",
-        settings=client.settings,
-        log=structlog.get_logger(),
-        plan_id="p",
-    )
+    ctx = job_context(client, "empty", plan_id="p")
     mutations = [m async for m in apply_calls.plan(ctx, apply_calls.Params(file=path))]
     assert mutations[1].depends_on == (mutations[0].key,)
     assert mutations[2].depends_on == (mutations[0].key,)
-    plan = Plan.build(
-        job="apply-calls",
-        params={},
-        projects=[ProjectRef(id="empty", name="E")],
-        mutations=mutations,
-    )
-    journal = Journal.create(tmp_path / "ck", {"t": "plan", "plan": plan.to_json()})
-    windows = (QuotaWindow(1000, 1),)
-    try:
-        result = await run_plan(
-            plan,
-            client=client,
-            journal=journal,
-            limiter=QuotaLimiter({"mutation": windows, "id_list": windows}),
-            options=RunOptions(),
-        )
-    finally:
-        journal.close()
-    assert result.ok, {k: (s.state, s.error) for k, s in result.states.items()}
+    _, result = await run_mutations(client, mutations, tmp_path / "ck")
     assert (await client.data("GET", "/gates/chain_gate"))["status"] == "Archived"
     assert result.states[mutations[3].key].created_id

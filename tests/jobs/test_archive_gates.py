@@ -15,24 +15,23 @@ import signal
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from jobs_support import cli_env, job_context, writes
 from pydantic import SecretStr, ValidationError
 
 from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState, create_app
 from bulkops.emulator.demo import BASE_MS, DEMO_SOURCE_ID, DEMO_SOURCE_KEY
 from bulkops.emulator.handlers.gates import gate_references
-from bulkops.emulator.seed import apply_seed
 from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.jobs import JOBS, archive_gates, check_job_module
 from bulkops.jobs.archive_gates import Params
 from bulkops.settings import Settings
-from bulkops.testing import Emulator, applied_counts, fork_cli, run_cli, serve_forked, wait_cli
+from bulkops.testing import Emulator, applied_counts, fork_cli, run_cli, wait_cli
 
 V1 = "/console/v1"
 DAY_MS = 86_400_000
@@ -41,29 +40,10 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 STAMPS = ("version", "lastModifiedTime", "lastModifierName", "lastModifierID", "lastModifierEmail")
 
 
-@pytest.fixture(scope="module", name="demo_state")
-def _demo_state() -> EmulatorState:
-    """The demo seed, built once; the in-process tests only read it."""
-    state = EmulatorState()
-    apply_seed(state, "demo")
-    return state
-
-
 @pytest.fixture(name="gates")
 def _gates(demo_state: EmulatorState) -> dict[str, dict[str, Any]]:
     """The demo source's gates as the seed stores them."""
     return demo_state.projects[DEMO_SOURCE_ID].collections["gates"]
-
-
-def _context(client: ConsoleClient, project_id: str = DEMO_SOURCE_ID) -> JobContext:
-    return JobContext(
-        client=client,
-        project_id=project_id,
-        project_name=project_id,
-        settings=client.settings,
-        log=structlog.get_logger(),
-        plan_id="plan0123",
-    )
 
 
 @pytest.fixture(name="demo_ctx")
@@ -74,7 +54,7 @@ async def _demo_ctx(aiohttp_server: Any, demo_state: EmulatorState) -> AsyncIter
         api_key=SecretStr(DEMO_SOURCE_KEY), base_url=str(server.make_url("/console/v1"))
     )
     async with ConsoleClient(settings) as client:
-        yield _context(client)
+        yield job_context(client, DEMO_SOURCE_ID, plan_id="plan0123")
 
 
 async def _plan(ctx: JobContext, params: Params) -> list[Mutation]:
@@ -294,7 +274,7 @@ async def test_chains_cycles_configs_and_experiments(client: ConsoleClient) -> N
         "POST", "/experiments", {"name": "exp_user", "description": "t", "targetingGateID": "t_exp"}
     )
     await client.call("PUT", "/gates/t_free/archive", {"archiveReason": "earlier"})
-    ctx = _context(client, "empty")
+    ctx = job_context(client, "empty", plan_id="plan0123")
     selection = await archive_gates.select(ctx, Params(id=["t_*"]))
     assert selection.strategy == "per-gate"  # 7 live gates: the reference endpoints
     rows = {r.id: r for r in selection.rows}
@@ -348,24 +328,10 @@ async def test_mutations_and_the_plan_report(
 # -- the command line against a forked emulator -----------------------------------------------
 
 
-@pytest.fixture(name="emulator")
-def _emulator(demo_state: EmulatorState, tmp_path: Path) -> Iterator[Emulator]:
-    """A fresh emulator process serving a copy of the demo (time scale 60)."""
-    with serve_forked(demo_state, tmp_path / "requests.log") as emulator:
-        yield emulator
-
-
 @pytest.fixture(name="env")
 def _env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
-    return {
-        "STATSIG_CONSOLE_API_KEY": DEMO_SOURCE_KEY,
-        "STATSIG_API_URL": emulator.url,
-        "BULKOPS_STATE_DIR": str(tmp_path / "state"),
-    }
-
-
-def _writes(emulator: Emulator) -> list[dict[str, Any]]:
-    return [e for e in emulator.log() if e["method"] in WRITES]
+    """The environment of a command run on the demo source."""
+    return cli_env(emulator, tmp_path)
 
 
 def _all_gates(emulator: Emulator) -> dict[str, dict[str, Any]]:
@@ -395,7 +361,7 @@ def test_dry_run_apply_rerun_and_undo(
     assert "blocked: referenced by" in out and "archive-gates: 260 gates selected" in out
     run = run_cli(["run", "archive-gates", "--stale"], env, tmp_path, "dry")
     assert run.code == 0 and "Dry run: nothing was sent" in run.stdout()
-    assert _writes(emulator) == []
+    assert writes(emulator) == []
     plan = json.loads(plan_file.read_text())
     planned = {m["object"].removeprefix("gate/") for m in plan["mutations"]}
     run_id = plan["header"]["plan_id"]
@@ -407,19 +373,19 @@ def test_dry_run_apply_rerun_and_undo(
     argv = ["apply", str(plan_file), "--yes", "--checkpoint", str(ck), "--time-scale", "60"]
     run = run_cli(argv, env, tmp_path, "a")
     assert run.code == 0, run.stdout() + run.stderr()
-    counts = applied_counts(_writes(emulator))
+    counts = applied_counts(writes(emulator))
     assert counts == Counter({("PUT", f"{V1}/gates/{g}/archive"): 1 for g in planned})
     after = _all_gates(emulator)
     assert {g for g, v in after.items() if v["status"] == "Archived"} == planned | {
         g for g, v in original.items() if v["status"] == "Archived"
     }
 
-    writes = len(_writes(emulator))
+    sent = len(writes(emulator))
     run = run_cli(["run", "archive-gates", "--stale"], env, tmp_path, "again")
     assert run.code == 0, run.stderr()
     assert "0 API mutations" in run.stdout()
     assert f"0 to archive, {260 - len(planned)} blocked by references" in run.stdout()
-    assert len(_writes(emulator)) == writes
+    assert len(writes(emulator)) == sent
 
     run = run_cli(["undo", str(ck), "--apply", "--yes", "--time-scale", "60"], env, tmp_path, "u")
     assert run.code == 0, run.stdout() + run.stderr()
@@ -439,12 +405,12 @@ def test_include_referenced_archives_blocked_gates(
     ids = [arg for g in blocked for arg in ("--id", g)]
     run = run_cli(["run", "archive-gates", *ids, "--apply", "--yes"], env, tmp_path, "no")
     assert run.code == 0 and "Nothing to do" in run.stdout()
-    assert _writes(emulator) == []
+    assert writes(emulator) == []
     argv = ["run", "archive-gates", *ids, "--include-referenced", "--apply", "--yes"]
     run = run_cli(argv, env, tmp_path, "force")
     assert run.code == 0, run.stdout() + run.stderr()
     assert "forced; referenced by" in run.stdout()
-    assert sorted(e["path"] for e in _writes(emulator) if e["applied"]) == sorted(
+    assert sorted(e["path"] for e in writes(emulator) if e["applied"]) == sorted(
         f"{V1}/gates/{g}/archive" for g in blocked
     )
     assert all(_all_gates(emulator)[g]["status"] == "Archived" for g in blocked)
@@ -467,14 +433,14 @@ def test_kill_9_during_apply_then_resume_archives_each_gate_once(
     argv = ["apply", str(plan_file), "--yes", "--checkpoint", str(ck), "--quota", "40/1s"]
     run = fork_cli(argv, env, tmp_path, "a")
     deadline = time.monotonic() + 20
-    while sum(1 for e in _writes(emulator) if e["applied"]) < 10 and time.monotonic() < deadline:
+    while sum(1 for e in writes(emulator) if e["applied"]) < 10 and time.monotonic() < deadline:
         time.sleep(0.005)
     os.kill(run.pid, signal.SIGKILL)
     assert wait_cli(run) == 137
-    done = sum(1 for e in _writes(emulator) if e["applied"])
+    done = sum(1 for e in writes(emulator) if e["applied"])
     assert 10 <= done < len(planned)
     run = run_cli(["resume", str(ck)], env, tmp_path, "r")
     assert run.code == 0, run.stdout() + run.stderr()
-    counts = applied_counts(_writes(emulator))
+    counts = applied_counts(writes(emulator))
     assert counts == Counter({("PUT", V1 + path): 1 for path in planned})
     assert [e for e in emulator.log() if e.get("fault") == "quota"] == []

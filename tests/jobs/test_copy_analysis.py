@@ -6,20 +6,16 @@ from typing import Any
 
 import pytest
 
-from bulkops.jobs.copy_project.analysis import (
-    IdMap,
-    TargetFacts,
+from bulkops.jobs.copy_project.canonical import (
     canonical,
     canonical_overrides,
     check_prefix,
     diff,
-    fit,
-    references,
-    rewrite,
     same,
     strip_server_owned,
-    topological,
 )
+from bulkops.jobs.copy_project.fitting import TargetFacts, fit
+from bulkops.jobs.copy_project.references import IdMap, references, rewrite, topological
 
 
 def _rule(name: str, *conditions: dict[str, Any], envs: list[str] | None = None) -> dict[str, Any]:

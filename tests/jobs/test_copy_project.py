@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import structlog
 from engine_support import seeded_state
+from jobs_support import job_context, run, undo
 from pydantic import SecretStr, ValidationError
 
 from bulkops.api.client import ConsoleClient
@@ -32,49 +33,46 @@ from bulkops.emulator.demo import (
 )
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
 from bulkops.emulator.state import Project
-from bulkops.engine.journal import Journal
 from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.engine.plans import Plan, ProjectRef
-from bulkops.engine.quota import QuotaWindow
-from bulkops.engine.ratelimit import QuotaLimiter
-from bulkops.engine.reconcile import undo_mutations
-from bulkops.engine.runner import RunOptions, RunResult, run_plan
+from bulkops.engine.runner import RunResult
 from bulkops.errors import PlanError, RefusedError
 from bulkops.jobs import JOBS, copy_project
+from bulkops.jobs.copy_project.bodies import ID_LIST_CHUNK
+from bulkops.jobs.copy_project.canonical import KINDS
 from bulkops.settings import Settings
 from bulkops.testing import Emulator, applied_counts, run_cli, serve_forked
 
 SRC, DST = "COPY_SOURCE_KEY", "COPY_TARGET_KEY"
 APPS = ("web", "ios", "android", "backend", "admin_console")
-ALL = list(copy_project.KINDS)
-WIDE_OPEN = (QuotaWindow(1_000_000, 1),)
+ALL = list(KINDS)
 
-# Fields the server owns, and experiment lifecycle fields (copies are drafts).
+# Fields the server owns, and experiment lifecycle fields (copies are drafts); sorted.
 SERVER = {
-    "lastModifierID",
+    "checksPerHour",
+    "createdTime",
+    "creatorEmail",
+    "creatorID",
+    "creatorName",
+    "holdoutIDs",
     "lastModifiedTime",
     "lastModifierEmail",
+    "lastModifierID",
     "lastModifierName",
-    "creatorID",
-    "createdTime",
-    "creatorName",
-    "creatorEmail",
-    "version",
     "owner",
-    "holdoutIDs",
-    "checksPerHour",
     "typeReason",
+    "version",
 }
 LIFECYCLE = {
-    "status",
-    "startTime",
-    "endTime",
-    "decisionTime",
-    "launchedGroupID",
     "decisionReason",
-    "healthChecks",
+    "decisionTime",
+    "endTime",
     "healthCheckStatus",
+    "healthChecks",
     "inlineTargetingRulesJSON",
+    "launchedGroupID",
+    "startTime",
+    "status",
 }
 RULE_SERVER = {"id", "baseID", "completedAutomatedRollouts", "pendingAutomatedRollouts"}
 
@@ -119,14 +117,9 @@ class Demo:
         return made
 
     def context(self, key: str = DEMO_TARGET_KEY, project: str = DEMO_TARGET_ID) -> JobContext:
-        target = self.client(key)
-        return JobContext(
-            client=target,
-            project_id=project,
-            project_name=project,
-            settings=target.settings,
-            log=structlog.get_logger(),
-            plan_id="test",
+        return job_context(
+            self.client(key),
+            project,
             open_client=lambda env: self.client({SRC: DEMO_SOURCE_KEY}[env]),
         )
 
@@ -184,33 +177,8 @@ async def _plan(ctx: JobContext, params: copy_project.Params) -> Plan:
     )
 
 
-async def _run(ctx: JobContext, plan: Plan, path: Path) -> RunResult:
-    journal = Journal.create(path, {"t": "plan", "plan": plan.to_json()})
-    try:
-        result = await run_plan(
-            plan,
-            client=ctx.client,
-            journal=journal,
-            limiter=QuotaLimiter({"mutation": WIDE_OPEN, "id_list": WIDE_OPEN}, max_in_flight=16),
-            options=RunOptions(max_in_flight=16),
-        )
-    finally:
-        journal.close()
-    assert result.ok, [
-        (k, s.state, s.error) for k, s in result.states.items() if s.state != "applied"
-    ][:5]
-    return result
-
-
 def _done(plan: Plan, result: RunResult) -> list[Mutation]:
     return [m for m in plan.mutations if result.states[m.key].state in ("applied", "skipped")]
-
-
-async def _undo(ctx: JobContext, plan: Plan, result: RunResult, path: Path) -> RunResult:
-    mutations, not_undoable = undo_mutations(plan, result.states)
-    assert not not_undoable
-    undo = Plan.build(job="undo", params={}, projects=plan.header.projects, mutations=mutations)
-    return await _run(ctx, undo, path)
 
 
 # -- the deep comparison --------------------------------------------------------------------
@@ -353,10 +321,10 @@ async def test_a_whole_copy_matches_then_skips_then_overwrites_what_changed(
     source_gates = Counter(g["status"] for g in demo.source.store("gates").values())
     assert counts["launch"] == source_gates["Launched"]
     id_list_writes = [m for m in plan.mutations if m.quota_class == "id_list"]
-    assert all(len(m.body["ids"]) <= copy_project.ID_LIST_CHUNK for m in id_list_writes)
+    assert all(len(m.body["ids"]) <= ID_LIST_CHUNK for m in id_list_writes)
     position = {m.key: i for i, m in enumerate(plan.mutations)}
     assert all(position[d] < position[m.key] for m in plan.mutations for d in m.depends_on)
-    result = await _run(ctx, plan, tmp_path / "copy")
+    result = await run(ctx.client, plan, tmp_path / "copy", in_flight=16)
     assert await copy_project.verify(ctx, params, _done(plan, result)) == []
     _assert_same_projects(demo.source, demo.target)
     print(f"copy: {objects} objects, {len(plan.mutations)} mutations, {dict(counts)}")
@@ -410,11 +378,11 @@ async def test_a_whole_copy_matches_then_skips_then_overwrites_what_changed(
     wanted = demo.source.store("gates")["checkout_one_click"]["description"]
     ((what, was, becomes),) = drift  # the dry run shows only the drift
     assert (what, was) == ("description", "drifted") and wanted.startswith(becomes.rstrip("…"))
-    fixed = await _run(ctx, fix, tmp_path / "overwrite")
+    fixed = await run(ctx.client, fix, tmp_path / "overwrite", in_flight=16)
     assert fixed.states[f"launch:gate:{launched}"].state == "skipped"  # the update relaunched it
     _assert_same_projects(demo.source, demo.target)
 
-    await _undo(ctx, fix, fixed, tmp_path / "overwrite.undo")
+    await undo(ctx.client, fix, fixed, tmp_path / "overwrite.undo", in_flight=16)
     gates = demo.target.store("gates")
     assert gates["checkout_one_click"]["description"] == "drifted"
     assert gates[launched]["status"] == "Disabled"
@@ -437,7 +405,7 @@ async def test_a_prefixed_copy_keeps_every_reference_inside_the_copy(
     before = {k: set(demo.source.store(k)) for k in ALL if k not in ("tags", "unit_id_types")}
     original = json.loads(json.dumps(demo.source.store("gates")["checkout_one_click"]))
     plan = await _plan(ctx, params)
-    result = await _run(ctx, plan, tmp_path / "prefix")
+    result = await run(ctx.client, plan, tmp_path / "prefix", in_flight=16)
     assert await copy_project.verify(ctx, params, _done(plan, result)) == []
     new = {k: set(demo.source.store(k)) - before[k] for k in before}
     assert all(i.startswith(("copy_", "statsig::copy_")) for ids in new.values() for i in ids)
@@ -527,7 +495,7 @@ async def test_a_reference_cycle_is_created_in_two_steps(demo: Demo, tmp_path: P
     assert sorted(keys[2:]) == ["rules:gate:cyc_a", "rules:gate:cyc_b"]
     assert plan.mutations[0].body["rules"] == plan.mutations[1].body["rules"] == []
     assert set(plan.mutations[2].depends_on) == {"create:gate:cyc_a", "create:gate:cyc_b"}
-    result = await _run(ctx, plan, tmp_path / "cycle")
+    result = await run(ctx.client, plan, tmp_path / "cycle", in_flight=16)
     assert await copy_project.verify(ctx, params, _done(plan, result)) == []
     assert (
         demo.target.store("gates")["cyc_a"]["rules"][0]["conditions"][0]["targetValue"] == "cyc_b"

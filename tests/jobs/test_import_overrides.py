@@ -5,33 +5,29 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from jobs_support import WRITES, cli_env, job_context, run_mutations, undo, writes
 from pydantic import SecretStr
 
 from bulkops.api.client import ConsoleClient, read_object
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.demo import DEMO_SOURCE_ID, DEMO_SOURCE_KEY
-from bulkops.emulator.seed import apply_seed
-from bulkops.engine.journal import Journal
 from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.engine.plans import Plan, ProjectRef
-from bulkops.engine.quota import QuotaWindow
-from bulkops.engine.ratelimit import QuotaLimiter
-from bulkops.engine.reconcile import Match, judge, undo_mutations
-from bulkops.engine.runner import RunOptions, RunResult, run_plan
+from bulkops.engine.reconcile import Match, judge
+from bulkops.engine.runner import RunResult
 from bulkops.jobs import JOBS, check_job_module, import_overrides
+from bulkops.jobs.import_overrides import planning
 from bulkops.jobs.import_overrides.parser import Catalog, GroupRef, RowProblem, read_overrides_file
 from bulkops.settings import Settings
-from bulkops.testing import Emulator, run_cli, serve_forked
+from bulkops.testing import Emulator, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HEADER = "kind,id,unit_id,value,environment,unit_type\n"
-WRITES = ("POST", "PUT", "PATCH", "DELETE")
 PATHS = {
     "gate": "/gates/{}/overrides",
     "holdout": "/holdouts/{}/overrides",
@@ -49,53 +45,12 @@ def _csv(tmp_path: Path, rows: list[str], name: str = "rows.csv") -> Path:
     return path
 
 
-def _ctx(client: ConsoleClient, project: str) -> JobContext:
-    return JobContext(
-        client=client,
-        project_id=project,
-        project_name=project,
-        settings=client.settings,
-        log=structlog.get_logger(),
-        plan_id="test",
-    )
-
-
 async def _plan(
     client: ConsoleClient, project: str, file: Path, mode: str = "add", *, skip: bool = False
 ) -> tuple[list[Mutation], JobContext]:
-    ctx = _ctx(client, project)
+    ctx = job_context(client, project)
     params = import_overrides.Params(file=file, mode=mode, skip_invalid=skip)  # type: ignore[arg-type]
     return [m async for m in import_overrides.plan(ctx, params)], ctx
-
-
-async def _run(
-    client: ConsoleClient, project: str, mutations: list[Mutation], path: Path, job: str = "import"
-) -> tuple[Plan, RunResult]:
-    plan = Plan.build(
-        job=job, params={}, projects=[ProjectRef(id=project, name=project)], mutations=mutations
-    )
-    journal = Journal.create(path, {"t": "plan", "plan": plan.to_json()})
-    windows = (QuotaWindow(10_000, 1),)
-    try:
-        result = await run_plan(
-            plan,
-            client=client,
-            journal=journal,
-            limiter=QuotaLimiter({"mutation": windows, "id_list": windows}),
-            options=RunOptions(),
-        )
-    finally:
-        journal.close()
-    assert result.ok, {k: (s.state, s.error) for k, s in result.states.items() if s.error}
-    return plan, result
-
-
-async def _undo(
-    client: ConsoleClient, project: str, plan: Plan, result: RunResult, path: Path
-) -> None:
-    mutations, not_undoable = undo_mutations(plan, result.states)
-    assert not not_undoable
-    await _run(client, project, mutations, path, job="undo")
 
 
 async def _read(client: ConsoleClient, kind: str, target: str) -> Any:
@@ -128,6 +83,24 @@ def _normal(kind: str, data: Any) -> Any:
         if e["ids"]
     )
     return entries, len(data.get(conditions) or [])
+
+
+async def _replan_nothing_then_undo(
+    client: ConsoleClient,
+    file: Path,
+    mode: str,
+    plan: Plan,
+    result: RunResult,
+    before: dict[tuple[str, str], Any],
+    tmp_path: Path,
+) -> None:
+    """Planning the file again sends nothing; the undo brings each target back to ``before``."""
+    again, _ = await _plan(client, DEMO_SOURCE_ID, file, mode)
+    assert again == []
+    await undo(client, plan, result, tmp_path / "ck.undo")
+    for target, was in before.items():
+        after = await _read(client, *target)
+        assert _normal(target[0], after) == _normal(target[0], was), target
 
 
 def _group_ids(data: dict[str, Any], key: str, **match: Any) -> set[str]:
@@ -164,28 +137,11 @@ def test_import_overrides_is_registered() -> None:
 # -- end to end through the command line -----------------------------------------------------
 
 
-@pytest.fixture(scope="module", name="demo_state")
-def _demo_state() -> EmulatorState:
-    """The demo seed, built once for the forked emulators."""
-    state = EmulatorState()
-    apply_seed(state, "demo")
-    return state
-
-
-@pytest.fixture(name="forked")
-def _forked(demo_state: EmulatorState, tmp_path: Path) -> Iterator[Emulator]:
-    """A forked emulator process serving a copy of the demo seed."""
-    with serve_forked(demo_state, tmp_path / "requests.log") as emulator:
-        yield emulator
-
-
-def test_bad_rows_exit_2_with_every_line_and_nothing_sent(forked: Emulator, tmp_path: Path) -> None:
+def test_bad_rows_exit_2_with_every_line_and_nothing_sent(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     """Every bad line of the example is listed (exit 2, no write); --skip-invalid sends the rest."""
-    env = {
-        "STATSIG_CONSOLE_API_KEY": DEMO_SOURCE_KEY,
-        "STATSIG_API_URL": forked.url,
-        "BULKOPS_STATE_DIR": str(tmp_path / "state"),
-    }
+    env = cli_env(emulator, tmp_path)
     bad = str(EXAMPLES / "overrides-bad.csv")
     run = run_cli(
         ["run", "import-overrides", "--file", bad, "--apply", "--yes"], env, tmp_path, "r"
@@ -207,14 +163,14 @@ def test_bad_rows_exit_2_with_every_line_and_nothing_sent(forked: Emulator, tmp_
     ]:
         assert f"line {line}: " in err and words in err, (line, err)
     assert "line 12:" not in err and "--skip-invalid" in err
-    assert [e for e in forked.log() if e["method"] in WRITES] == []
+    assert writes(emulator) == []
 
     argv = ["run", "import-overrides", "--file", bad, "--skip-invalid", "--apply", "--yes"]
     run = run_cli([*argv, "--time-scale", "60"], env, tmp_path, "s")
     assert run.code == 0, run.stderr()
     assert "skipped 10 invalid row(s)" in run.stdout() and "line 11:" in run.stdout()
-    writes = [(e["method"], e["path"]) for e in forked.log() if e["method"] in WRITES]
-    assert writes == [("PATCH", "/console/v1/segments/beta_testers/id_list")]
+    sent = [(e["method"], e["path"]) for e in writes(emulator)]
+    assert sent == [("PATCH", "/console/v1/segments/beta_testers/id_list")]
 
 
 # -- add, re-import, undo on the demo project ------------------------------------------------
@@ -247,7 +203,7 @@ async def test_add_reimport_and_undo_on_the_demo(
     )
     assert not any(m.idempotent for m in mutations)
     mark = len(state.capture or [])
-    plan, result = await _run(client, DEMO_SOURCE_ID, mutations, tmp_path / "ck")
+    plan, result = await run_mutations(client, mutations, tmp_path / "ck")
     assert len(_writes(state, mark)) == len(mutations) == 10
 
     gate = await _read(client, "gate", "checkout_one_click")
@@ -277,13 +233,7 @@ async def test_add_reimport_and_undo_on_the_demo(
     segment = await _read(client, "segment", "beta_testers")
     assert {"u_1001", "u_1002"} <= set(segment["ids"]) and segment["count"] == 182
 
-    again, _ = await _plan(client, DEMO_SOURCE_ID, file)
-    assert again == []
-
-    await _undo(client, DEMO_SOURCE_ID, plan, result, tmp_path / "ck.undo")
-    for target in targets:
-        after = await _read(client, *target)
-        assert _normal(target[0], after) == _normal(target[0], before[target]), target
+    await _replan_nothing_then_undo(client, file, "add", plan, result, before, tmp_path)
 
 
 # -- replace and remove ----------------------------------------------------------------------
@@ -339,7 +289,7 @@ async def test_replace_leaves_exactly_the_files_overrides(
     ]
     assert mutations[-2].body == {"ids": [load_test[0]]} and mutations[-1].body == {"ids": ["r9"]}
     assert mutations[7].path == "/segments/fraud_blocklist/id_list/reset"
-    plan, result = await _run(client, DEMO_SOURCE_ID, mutations, tmp_path / "ck")
+    plan, result = await run_mutations(client, mutations, tmp_path / "ck")
 
     gate = await _read(client, "gate", "checkout_one_click")
     assert (gate["passingUserIDs"], gate["failingUserIDs"]) == (["r1"], ["r2"])
@@ -364,12 +314,7 @@ async def test_replace_leaves_exactly_the_files_overrides(
     load = await _read(client, "segment", "load_test_users")
     assert set(load["ids"]) == {*load_test[1:], "r9"}
 
-    again, _ = await _plan(client, DEMO_SOURCE_ID, file, "replace")
-    assert again == []
-    await _undo(client, DEMO_SOURCE_ID, plan, result, tmp_path / "ck.undo")
-    for target in targets:
-        after = await _read(client, *target)
-        assert _normal(target[0], after) == _normal(target[0], before[target]), target
+    await _replan_nothing_then_undo(client, file, "replace", plan, result, before, tmp_path)
 
 
 async def test_remove_takes_out_only_listed_ids_that_are_present(
@@ -409,7 +354,7 @@ async def test_remove_takes_out_only_listed_ids_that_are_present(
         ),
         ("beta_testers:remove:1", "DELETE", {"ids": ["u_7854"]}),
     ]
-    plan, result = await _run(client, DEMO_SOURCE_ID, mutations, tmp_path / "ck")
+    plan, result = await run_mutations(client, mutations, tmp_path / "ck")
     gate = await _read(client, "gate", "checkout_one_click")
     assert set(gate["passingUserIDs"]) == set(gate_before["passingUserIDs"]) - {"u_123"}
     assert gate["failingUserIDs"] == gate_before["failingUserIDs"]
@@ -417,7 +362,7 @@ async def test_remove_takes_out_only_listed_ids_that_are_present(
     assert _group_ids(exp, "userIDOverrides", groupID="Test") == {"u_123"}
     assert "u_7854" not in (await _read(client, "segment", "beta_testers"))["ids"]
     assert (await _plan(client, DEMO_SOURCE_ID, file, "remove"))[0] == []
-    await _undo(client, DEMO_SOURCE_ID, plan, result, tmp_path / "ck.undo")
+    await undo(client, plan, result, tmp_path / "ck.undo")
     gate = await _read(client, "gate", "checkout_one_click")
     assert _normal("gate", gate) == _normal("gate", gate_before)
     assert "u_7854" in (await _read(client, "segment", "beta_testers"))["ids"]
@@ -466,11 +411,11 @@ async def test_ids_are_chunked_to_the_api_limits(
     for m in mutations:  # what reconcile sees: each chunk tells "not yet" from "done"
         assert judge(m, await read_object(client, m.read or "")) is Match.BEFORE, m.key
     mark = len(state.capture or [])
-    await _run(client, "empty", mutations, tmp_path / "ck")
+    await run_mutations(client, mutations, tmp_path / "ck")
     for m in mutations:
         assert judge(m, await read_object(client, m.read or "")) is Match.AFTER, m.key
-    writes = [(e["method"], e["path"].rsplit("/", 2)[-2]) for e in _writes(state, mark)]
-    assert sorted(writes) == sorted(
+    sent = [(e["method"], e["path"].rsplit("/", 2)[-2]) for e in _writes(state, mark)]
+    assert sorted(sent) == sorted(
         [("PATCH", "big_gate")] * 2 + [("PATCH", "big_layer")] * 3 + [("PATCH", "big_list")] * 3
     )
     gate = await _read(client, "gate", "big_gate")
@@ -592,7 +537,7 @@ def measure_plan(path: Path, *, mode: str = "add") -> dict[str, Any]:
     started = time.perf_counter()
     targets, problems = read_overrides_file(path, catalog)
     read_s = time.perf_counter() - started
-    mutations, more = import_overrides.plan_chunks(
+    mutations, more = planning.plan_chunks(
         targets,
         _empty_current(targets),
         catalog,
@@ -613,7 +558,7 @@ def measure_plan(path: Path, *, mode: str = "add") -> dict[str, Any]:
         "targets": len(targets),
         "problems": len(problems) + len(more),
         "mutations": len(mutations),
-        "minimum": import_overrides.minimum_requests(targets),
+        "minimum": planning.minimum_requests(targets),
         "read_s": read_s,
         "plan_s": plan_s,
         "total_s": total_s,
@@ -658,7 +603,7 @@ def test_experiment_group_names_and_ids_fold_together(tmp_path: Path) -> None:
             ],
         }
     }
-    (add,), more = import_overrides.plan_chunks(targets, current, catalog, mode="add", project="p")
+    (add,), more = planning.plan_chunks(targets, current, catalog, mode="add", project="p")
     assert more == []
     test_sel = "userIDOverrides[groupID=Test,environment=null,unitType=userID].ids"
     control_sel = "userIDOverrides[groupID=Control,environment=null,unitType=userID].ids"
@@ -678,7 +623,7 @@ def test_a_missing_target_and_row_problems_carry_lines(tmp_path: Path) -> None:
     """A target that vanished between the catalog and the read is reported by line."""
     catalog = Catalog(gates={"g"})
     targets, _ = read_overrides_file(_csv(tmp_path, ["gate,g,u1,pass,,"]), catalog)
-    mutations, problems = import_overrides.plan_chunks(
+    mutations, problems = planning.plan_chunks(
         targets, {("gate", "g"): None}, catalog, mode="add", project="p"
     )
     assert mutations == []

@@ -18,21 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from jobs_support import cli_env, job_context, run_mutations, writes
 from pydantic import SecretStr
 
 from bulkops.api.client import ConsoleClient
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.demo import DEMO_SOURCE_ID, DEMO_SOURCE_KEY
-from bulkops.emulator.seed import apply_seed
-from bulkops.engine.journal import Journal
 from bulkops.engine.mutations import JobContext, Mutation
-from bulkops.engine.plans import Plan, ProjectRef
-from bulkops.engine.quota import QuotaWindow
-from bulkops.engine.ratelimit import QuotaLimiter
 from bulkops.engine.reconcile import Match, judge, undo_mutations
-from bulkops.engine.runner import RunOptions, RunResult, run_plan
 from bulkops.jobs import JOBS, check_job_module, rewrite_rules
+from bulkops.jobs.rewrite_rules.diff import rule_rows
 from bulkops.jobs.rewrite_rules.language import RuleChange, load_rewrite_file
 from bulkops.settings import Settings
 from bulkops.testing import (
@@ -53,33 +48,6 @@ STAMPED = {"version", "lastModifiedTime", "lastModifierName", "lastModifierID", 
 SERVER_RULE_DEFAULTS = ("completedAutomatedRollouts", "pendingAutomatedRollouts")
 
 
-@pytest.fixture(scope="module", name="seed")
-def _seed() -> EmulatorState:
-    """The demo projects, built once for the module."""
-    state = EmulatorState()
-    apply_seed(state, "demo")
-    return state
-
-
-@pytest.fixture(name="emulator")
-def _emulator(seed: EmulatorState, tmp_path: Path) -> Iterator[Emulator]:
-    """A fresh emulator process serving a copy of the demo (time scale 60)."""
-    with serve_forked(seed, tmp_path / "requests.log") as emulator:
-        yield emulator
-
-
-def _env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
-    return {
-        "STATSIG_CONSOLE_API_KEY": DEMO_SOURCE_KEY,
-        "STATSIG_API_URL": emulator.url,
-        "BULKOPS_STATE_DIR": str(tmp_path / "state"),
-    }
-
-
-def _writes(emulator: Emulator) -> list[dict[str, Any]]:
-    return [e for e in emulator.log() if e["method"] in WRITES]
-
-
 def _get(emulator: Emulator, path: str) -> Any:
     request = urllib.request.Request(
         emulator.url + path, headers={"STATSIG-API-KEY": DEMO_SOURCE_KEY}
@@ -88,9 +56,9 @@ def _get(emulator: Emulator, path: str) -> Any:
         return json.loads(response.read())["data"]
 
 
-def _originals(seed: EmulatorState) -> dict[tuple[str, str], dict[str, Any]]:
+def _originals(state: EmulatorState) -> dict[tuple[str, str], dict[str, Any]]:
     """The live ``checkout_*`` objects tagged ``payments``: what the README example selects."""
-    project = seed.projects[DEMO_SOURCE_ID]
+    project = state.projects[DEMO_SOURCE_ID]
     return {
         (kind, obj_id): obj
         for kind in KINDS
@@ -170,42 +138,8 @@ def _check_restored(original: dict[str, Any], now: dict[str, Any], rewritten: se
 # -- in process: the job and the engine, exchanges checked against the spec -------------
 
 
-def _ctx(client: ConsoleClient, project_id: str) -> JobContext:
-    return JobContext(
-        client=client,
-        project_id=project_id,
-        project_name=project_id,
-        settings=client.settings,
-        log=structlog.get_logger(),
-        plan_id="test",
-    )
-
-
 async def _plan(ctx: JobContext, **params: Any) -> list[Mutation]:
     return [m async for m in rewrite_rules.plan(ctx, rewrite_rules.Params(**params))]
-
-
-async def _run(client: ConsoleClient, mutations: list[Mutation], ck: Path) -> RunResult:
-    plan = Plan.build(
-        job="rewrite-rules",
-        params={},
-        projects=[ProjectRef(id=mutations[0].project, name="p")],
-        mutations=mutations,
-    )
-    journal = Journal.create(ck, {"t": "plan", "plan": plan.to_json()})
-    windows = (QuotaWindow(1000, 1),)
-    try:
-        result = await run_plan(
-            plan,
-            client=client,
-            journal=journal,
-            limiter=QuotaLimiter({"mutation": windows, "id_list": windows}),
-            options=RunOptions(),
-        )
-    finally:
-        journal.close()
-    assert result.ok, {k: (s.state, s.error) for k, s in result.states.items() if s.error}
-    return result
 
 
 def test_rewrite_rules_is_registered() -> None:
@@ -221,7 +155,7 @@ async def test_readme_example_rewrites_undoes_and_replans_to_nothing(
     state, url = await make_emulator("demo")
     originals = copy.deepcopy(_originals(state))
     async with ConsoleClient(Settings(api_key=SecretStr(DEMO_SOURCE_KEY), base_url=url)) as client:
-        ctx = _ctx(client, DEMO_SOURCE_ID)
+        ctx = job_context(client, DEMO_SOURCE_ID)
         mutations = await _plan(ctx, file=EXAMPLE)
         assert sorted(m.object for m in mutations) == sorted(
             f"{'gate' if kind == 'gates' else 'dynamic_config'}/{obj_id}"
@@ -234,15 +168,15 @@ async def test_readme_example_rewrites_undoes_and_replans_to_nothing(
             assert all("id" not in r and r["baseID"] for r in m.body["rules"])
             before_read = {"rules": m.before_image["rules"]}
             assert judge(m, before_read) is Match.BEFORE
-        result = await _run(client, mutations, tmp_path / "ck")
+        _, result = await run_mutations(client, mutations, tmp_path / "ck")
         assert result.sent == 36
         for (kind, obj_id), original in originals.items():
             _check_rewritten(original, await client.data("GET", f"/{kind}/{obj_id}"), kind)
         assert await _plan(ctx, file=EXAMPLE) == []
 
-        undo, not_undoable = undo_mutations(mutations, result.states)
-        assert not not_undoable and len(undo) == 36
-        await _run(client, undo, tmp_path / "ck.undo")
+        undone, not_undoable = undo_mutations(mutations, result.states)
+        assert not not_undoable and len(undone) == 36
+        await run_mutations(client, undone, tmp_path / "ck.undo")
         spec = load_rewrite_file(EXAMPLE)
         for (kind, obj_id), original in originals.items():
             kept = {r["baseID"] for r in spec.apply(kind, original)}
@@ -272,11 +206,11 @@ async def test_a_change_that_only_removes_keys_is_told_apart(
     hook.write_text(
         "def drop_b(rule, obj):\n    rule['returnValue'].pop('b', None)\n    return rule\n"
     )
-    ctx = _ctx(client, "empty")
+    ctx = job_context(client, "empty")
     [mutation] = await _plan(ctx, python=f"{hook}:drop_b", kind=["dynamic_configs"])
     read_before = await client.data("GET", "/dynamic_configs/shape_config")
     assert judge(mutation, read_before) is Match.BEFORE
-    await _run(client, [mutation], tmp_path / "ck")
+    await run_mutations(client, [mutation], tmp_path / "ck")
     read_after = await client.data("GET", "/dynamic_configs/shape_config")
     assert read_after["rules"][0]["returnValue"] == {"a": 1}
     assert judge(mutation, read_after) is Match.AFTER
@@ -314,7 +248,7 @@ async def test_the_diff_is_rule_by_rule(make_client: Callable[..., ConsoleClient
             'rewrite[3] (op = "remove-values") left its user_id condition matching no one',
         ),
     ]
-    rows = rewrite_rules.rule_rows(pairs)
+    rows = rule_rows(pairs)
     assert rows == [
         ('rule "Old name": name', "Old name", "New name"),
         ('rule "Old name": passPercentage', "10", "100"),
@@ -329,7 +263,7 @@ async def test_the_diff_is_rule_by_rule(make_client: Callable[..., ConsoleClient
     ]
     client = make_client()
     mutation = rewrite_rules._mutation(
-        _ctx(client, "empty"), "gates", {"id": "g", "rules": [p[0] for p in pairs]}, pairs
+        job_context(client, "empty"), "gates", {"id": "g", "rules": [p[0] for p in pairs]}, pairs
     )
     assert mutation.diff() == rows
     assert mutation.reverse()[0].diff() == [(w, a, b) for w, b, a in rows]
@@ -339,16 +273,16 @@ async def test_the_diff_is_rule_by_rule(make_client: Callable[..., ConsoleClient
 
 
 def test_readme_example_from_the_command_line(
-    seed: EmulatorState, emulator: Emulator, tmp_path: Path
+    demo_state: EmulatorState, emulator: Emulator, tmp_path: Path
 ) -> None:
     """Dry run sends nothing; apply sends one PATCH per object; re-plan is empty; undo restores."""
-    env = _env(emulator, tmp_path)
-    originals = _originals(seed)
+    env = cli_env(emulator, tmp_path)
+    originals = _originals(demo_state)
     argv = ["run", "rewrite-rules", "--file", str(EXAMPLE), "--show", "100"]
     dry = run_cli(argv, env, tmp_path, "dry")
     assert dry.code == 0, dry.stderr()
     out = dry.stdout()
-    assert _writes(emulator) == [] and "Dry run: nothing was sent" in out
+    assert writes(emulator) == [] and "Dry run: nothing was sent" in out
     assert "36 API mutations on 36 objects" in out
     assert 'rule "Old name": name: Old name → New name' in out
     assert 'rule "Temp allowlist": 100% of user_id any [u_123, u_456] → dropped' in out
@@ -359,21 +293,21 @@ def test_readme_example_from_the_command_line(
     apply = [*argv, "--apply", "--yes", "--checkpoint", str(ck), "--time-scale", "60"]
     run = run_cli(apply, env, tmp_path, "apply")
     assert run.code == 0, run.stderr()
-    writes = _writes(emulator)
-    assert sorted((e["method"], e["path"]) for e in writes) == sorted(
+    sent = writes(emulator)
+    assert sorted((e["method"], e["path"]) for e in sent) == sorted(
         ("PATCH", f"{V1}/{kind}/{obj_id}") for kind, obj_id in originals
     )
-    assert all(e["applied"] for e in writes)
+    assert all(e["applied"] for e in sent)
     for (kind, obj_id), original in originals.items():
         _check_rewritten(original, _get(emulator, f"/{kind}/{obj_id}"), kind)
 
     replan = run_cli(argv, env, tmp_path, "replan")
     assert replan.code == 0 and "0 API mutations on 0 objects" in replan.stdout()
-    assert len(_writes(emulator)) == 36
+    assert len(writes(emulator)) == 36
 
     undo = run_cli(["undo", str(ck), "--apply", "--yes", "--time-scale", "60"], env, tmp_path, "u")
     assert undo.code == 0, undo.stderr()
-    assert len(_writes(emulator)) == 72
+    assert len(writes(emulator)) == 72
     spec = load_rewrite_file(EXAMPLE)
     for (kind, obj_id), original in originals.items():
         kept = {r["baseID"] for r in spec.apply(kind, original)}
@@ -381,21 +315,21 @@ def test_readme_example_from_the_command_line(
 
 
 def test_only_changed_objects_are_written(
-    seed: EmulatorState, emulator: Emulator, tmp_path: Path
+    demo_state: EmulatorState, emulator: Emulator, tmp_path: Path
 ) -> None:
     """A rewrite that changes a few objects writes those once each and nothing else."""
+    having = sorted(
+        gate_id
+        for (kind, gate_id), gate in _originals(demo_state).items()
+        if kind == "gates" and any(r["name"] == "Beta testers EU" for r in gate["rules"])
+    )
+    assert 0 < len(having) < 24
     rewrite = tmp_path / "drop_eu.toml"
     rewrite.write_text(
         '[select]\nkinds = ["gates"]\nids = ["checkout_*"]\n\n'
         '[[rewrite]]\nop = "drop-rule"\nrule = "Beta testers EU"\n'
     )
-    having = sorted(
-        gate_id
-        for (kind, gate_id), gate in _originals(seed).items()
-        if kind == "gates" and any(r["name"] == "Beta testers EU" for r in gate["rules"])
-    )
-    assert 0 < len(having) < 24
-    env = _env(emulator, tmp_path)
+    env = cli_env(emulator, tmp_path)
     argv = [
         "run",
         "rewrite-rules",
@@ -409,18 +343,18 @@ def test_only_changed_objects_are_written(
     run = run_cli(argv, env, tmp_path, "apply")
     assert run.code == 0, run.stderr()
     assert f"{len(having)} API mutations on {len(having)} objects" in run.stdout()
-    assert sorted(e["path"] for e in _writes(emulator)) == [f"{V1}/gates/{g}" for g in having]
+    assert sorted(e["path"] for e in writes(emulator)) == [f"{V1}/gates/{g}" for g in having]
     for gate_id in having:
         rules = _get(emulator, f"/gates/{gate_id}")["rules"]
         assert [r["name"] for r in rules] == [
             r["name"]
-            for r in seed.projects[DEMO_SOURCE_ID].store("gates")[gate_id]["rules"]
+            for r in demo_state.projects[DEMO_SOURCE_ID].store("gates")[gate_id]["rules"]
             if r["name"] != "Beta testers EU"
         ]
 
 
 def test_python_hatch_one_write_per_changed_object(
-    seed: EmulatorState, emulator: Emulator, tmp_path: Path
+    demo_state: EmulatorState, emulator: Emulator, tmp_path: Path
 ) -> None:
     """--python FILE:function rewrites rule by rule, with one write per changed gate."""
     hook = tmp_path / "hook.py"
@@ -433,7 +367,9 @@ def test_python_hatch_one_write_per_changed_object(
         "        rule['passPercentage'] = 50\n"
         "    return rule\n"
     )
-    gates = {gate_id: gate for (kind, gate_id), gate in _originals(seed).items() if kind == "gates"}
+    gates = {
+        gate_id: gate for (kind, gate_id), gate in _originals(demo_state).items() if kind == "gates"
+    }
     changed = sorted(
         gate_id
         for gate_id, gate in gates.items()
@@ -444,14 +380,14 @@ def test_python_hatch_one_write_per_changed_object(
         )
     )
     assert 0 < len(changed) < len(gates)
-    env = _env(emulator, tmp_path)
+    env = cli_env(emulator, tmp_path)
     argv = [
         "run", "rewrite-rules", "--python", f"{hook}:halve", "--kind", "gates", "--tag",
         "payments", "--id", "checkout_*",
     ]  # fmt: skip
     run = run_cli([*argv, "--apply", "--yes", "--time-scale", "60"], env, tmp_path, "apply")
     assert run.code == 0, run.stderr()
-    assert sorted(e["path"] for e in _writes(emulator)) == [f"{V1}/gates/{g}" for g in changed]
+    assert sorted(e["path"] for e in writes(emulator)) == [f"{V1}/gates/{g}" for g in changed]
     for gate_id in changed:
         rules = _get(emulator, f"/gates/{gate_id}")["rules"]
         assert "Temp allowlist" not in [r["name"] for r in rules]
@@ -461,29 +397,31 @@ def test_python_hatch_one_write_per_changed_object(
 
 
 def test_kill_9_during_a_rewrite_then_resume_rewrites_each_object_once(
-    seed: EmulatorState, tmp_path: Path
+    demo_state: EmulatorState, tmp_path: Path
 ) -> None:
     """A crash between send and record, then a SIGKILL mid-run: every object written once."""
-    originals = _originals(seed)
+    originals = _originals(demo_state)
     ck = tmp_path / "ck"
     quota = ["20/10s"]
-    with serve_forked(seed, tmp_path / "requests.log", time_scale=10, quota=quota) as emulator:
-        env = _env(emulator, tmp_path)
+    with serve_forked(
+        demo_state, tmp_path / "requests.log", time_scale=10, quota=quota
+    ) as emulator:
+        env = cli_env(emulator, tmp_path)
         argv = [
             "run", "rewrite-rules", "--file", str(EXAMPLE), "--apply", "--yes",
             "--checkpoint", str(ck), "--quota", quota[0], "--time-scale", "10",
         ]  # fmt: skip
         crash = run_cli(argv, {**env, "BULKOPS_FAILPOINT": "after-send:4"}, tmp_path, "crash")
         assert crash.code == 137, crash.stderr()
-        assert len(_writes(emulator)) == 4  # the 4th was applied, and not recorded
+        assert len(writes(emulator)) == 4  # the 4th was applied, and not recorded
 
         resumed = fork_cli(["resume", str(ck)], env, tmp_path, "resume")
         deadline = time.monotonic() + 20
-        while len(_writes(emulator)) < 12 and time.monotonic() < deadline:
+        while len(writes(emulator)) < 12 and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(resumed.pid, signal.SIGKILL)
         assert wait_cli(resumed) == 128 + signal.SIGKILL
-        assert 12 <= len(_writes(emulator)) < 36
+        assert 12 <= len(writes(emulator)) < 36
 
         for attempt in range(3):
             run = run_cli(["resume", str(ck)], env, tmp_path, f"finish{attempt}")
@@ -503,9 +441,11 @@ def test_kill_9_during_a_rewrite_then_resume_rewrites_each_object_once(
 
 
 @pytest.fixture(scope="module", name="shared")
-def _shared(seed: EmulatorState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+def _shared(
+    demo_state: EmulatorState, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Emulator]:
     """One emulator for the validation cases (none of them may write)."""
-    with serve_forked(seed, tmp_path_factory.mktemp("shared") / "requests.log") as emulator:
+    with serve_forked(demo_state, tmp_path_factory.mktemp("shared") / "requests.log") as emulator:
         yield emulator
 
 
@@ -589,7 +529,7 @@ def test_a_bad_rewrite_exits_2_and_sends_nothing(
     path.write_text(text)
     before = len(shared.log())
     argv = ["run", "rewrite-rules", "--file", str(path), "--apply", "--yes"]
-    run = run_cli(argv, _env(shared, tmp_path), tmp_path, case)
+    run = run_cli(argv, cli_env(shared, tmp_path), tmp_path, case)
     assert run.code == 2, run.stderr()
     assert message in run.stderr()
     assert "FAILED" in run.stderr()
@@ -632,7 +572,7 @@ def test_bad_options_and_python_hooks_exit_2_and_write_nothing(
     )
     before = len(shared.log())
     argv = ["run", "rewrite-rules", *(a.format(hook=hook) for a in args), "--apply", "--yes"]
-    run = run_cli(argv, _env(shared, tmp_path), tmp_path, case)
+    run = run_cli(argv, cli_env(shared, tmp_path), tmp_path, case)
     assert run.code == 2, run.stderr()
     assert message in run.stderr()
     assert [e for e in shared.log()[before:] if e["method"] in WRITES] == []

@@ -1,14 +1,19 @@
 """Typed endpoint methods, one namespace per Console API group.
 
-Each module defines :class:`Resource` subclasses; the client creates one instance
-of each (``client.gates``, ``client.dynamic_configs``, …). Methods build paths with
-:func:`encode_id`, send bodies through :func:`bulkops.models.dump`, and return
-models or plain data.
+Every namespace is built on one generic base (:mod:`._base`): a :class:`Collection`
+declares its :class:`~bulkops.api.paths.Route` and model and gets list, get, create,
+update, patch and delete; reusable pieces add what the API offers under an object
+(overrides, rules, versions, archive/unarchive, enable/disable, alerts). A module
+holds only its namespace's declaration and its genuinely special endpoints. The client
+creates one instance of each (``client.gates``, ``client.dynamic_configs``, …).
+
+Each namespace reads in two layers: the wire JSON as sent (``items``, ``fetch``,
+``read``), which is what jobs plan from, and typed models built from that same data.
 """
 
 from __future__ import annotations
 
-from ._base import Resource, encode_id
+from ._base import Collection, Resource
 from .admin import Alerts, Keys
 from .dynamic_configs import DynamicConfigs
 from .experiments import Experiments, WarehouseNative
@@ -23,6 +28,7 @@ from .users import Teams, Users
 __all__ = [
     "Alerts",
     "AuditLogs",
+    "Collection",
     "DynamicConfigs",
     "Environments",
     "Experiments",
@@ -40,5 +46,4 @@ __all__ = [
     "UnitIdTypes",
     "Users",
     "WarehouseNative",
-    "encode_id",
 ]

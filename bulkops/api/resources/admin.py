@@ -2,54 +2,51 @@
 
 A key is addressed by its value (the Key object has no other id), so the value
 travels in the path of ``get``/``update``/``delete``/``deactivate``/``rotate``;
-:class:`bulkops.models.Key` hides it from its repr.
+:class:`bulkops.api.models.Key` hides it from its repr.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ..models import Key
-from ._base import Body, Resource, dump, encode_id
+from ..paths import Route
+from ._base import Body, Collection, Node, Owned, compact, dump, strings, wire
 
-__all__ = ["Alerts", "Keys"]
+__all__ = ["Alerts", "KeyFilters", "Keys"]
 
 
-class Alerts(Resource):
-    """``/alerts``: topline alerts (read-only in the API)."""
+class Alerts(Node):
+    """``/alerts``: topline alerts (read-only in the API; items are plain data)."""
 
-    async def list(
-        self,
-        *,
-        creator_name: str | None = None,
-        creator_id: str | None = None,
-        tags: str | Sequence[str] | None = None,
-        limit: int | None = None,
+    route = Route("/alerts")
+
+    def list(
+        self, *, limit: int | None = None, **filters: Unpack[Owned]
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield every alert matching the filters (``tags``: any of them), page by page."""
-        params = {"creatorName": creator_name, "creatorID": creator_id, "tags": tags}
-        async for item in self._client.paginate("/alerts", params=params, limit=limit):
-            yield item
+        """Yield every alert matching the filters, page by page."""
+        return self._pages(self.path(), params=wire(filters), limit=limit)
 
 
-class Keys(Resource):
+class KeyFilters(TypedDict, total=False):
+    """List filters of keys."""
+
+    primary_target_app: str | None
+    environment: str | None
+
+
+class Keys(Collection[Key]):
     """``/keys``: server, client and console keys of the project."""
 
-    def _path(self, key: str, *rest: str) -> str:
-        return "/".join(["/keys", encode_id(key), *rest])
+    route = Route("/keys")
+    model = Key
 
-    async def list(
-        self,
-        *,
-        primary_target_app: str | None = None,
-        environment: str | None = None,
-        limit: int | None = None,
+    def list(
+        self, *, limit: int | None = None, **filters: Unpack[KeyFilters]
     ) -> AsyncIterator[Key]:
         """Yield every key, optionally only those of one target app or environment."""
-        params = {"primaryTargetApp": primary_target_app, "environment": environment}
-        async for item in self._client.paginate("/keys", params=params, limit=limit):
-            yield Key.model_validate(item)
+        return self._select(limit, filters)
 
     async def create(
         self,
@@ -66,20 +63,13 @@ class Keys(Resource):
         A ``CONSOLE`` key with scope ``omni_read_write`` may write through this API;
         with ``omni_read_only`` it may only read. The returned model holds the value.
         """
-        body: dict[str, Any] = {"type": type, "description": description}
-        if scopes is not None:
-            body["scopes"] = list(scopes)
-        if environments is not None:
-            body["environments"] = list(environments)
-        if target_app_id is not None:
-            body["targetAppID"] = target_app_id
-        if secondary_target_app_ids is not None:
-            body["secondaryTargetAppIDs"] = list(secondary_target_app_ids)
-        return Key.model_validate(await self._client.data("POST", "/keys", json=body))
-
-    async def get(self, key: str) -> Key:
-        """Read one key by its value."""
-        return Key.model_validate(await self._client.data("GET", self._path(key)))
+        body = {"type": type, "description": description} | compact(
+            scopes=strings(scopes),
+            environments=strings(environments),
+            targetAppID=target_app_id,
+            secondaryTargetAppIDs=strings(secondary_target_app_ids),
+        )
+        return await self._model(Key, "POST", self.path(), body)
 
     async def update(self, key: str, body: Body) -> Key:
         """``PATCH /keys/{id}``: change the key's settings.
@@ -87,18 +77,12 @@ class Keys(Resource):
         ``body`` may hold ``description``, ``scopes``, ``environments``,
         ``targetAppID`` and ``secondaryTargetAppIDs``.
         """
-        return Key.model_validate(
-            await self._client.data("PATCH", self._path(key), json=dump(body))
-        )
-
-    async def delete(self, key: str) -> None:
-        """Delete a key; it stops working at once."""
-        await self._client.request("DELETE", self._path(key))
+        return await self._model(Key, "PATCH", self.path(key), dump(body))
 
     async def deactivate(self, key: str) -> Key:
         """``PATCH /keys/{id}/deactivate``: the key stays listed but no longer works."""
-        return Key.model_validate(await self._client.data("PATCH", self._path(key, "deactivate")))
+        return await self._model(Key, "PATCH", self.path(key, "deactivate"))
 
     async def rotate(self, key: str) -> Key:
         """``PATCH /keys/{id}/rotate``: the key with a new value; the old one stops working."""
-        return Key.model_validate(await self._client.data("PATCH", self._path(key, "rotate")))
+        return await self._model(Key, "PATCH", self.path(key, "rotate"))

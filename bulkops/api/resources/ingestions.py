@@ -9,22 +9,39 @@ A source is addressed by ``type`` (``bigquery-v2``, ``snowflake-v2``, ``databric
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from ._base import Body, Resource, dump, encode_id
+from ..paths import Route
+from ._base import Body, Node, compact, dump, strings, wire
 
-__all__ = ["Ingestions"]
+__all__ = ["DatabricksOptions", "EventFilters", "Ingestions"]
 
 
-class Ingestions(Resource):
+class EventFilters(TypedDict, total=False):
+    """Filters of the ingested-event reports (snake_case on the wire, as here)."""
+
+    source_name: str | None
+    event_name: str | None
+
+
+class DatabricksOptions(TypedDict, total=False):
+    """Optional settings of a Databricks connection."""
+
+    delta_sharing_credentials: str | None
+    verified: bool | None
+
+
+class Ingestions(Node):
     """``/ingestion``: warehouse sources, backfills, runs, schedule and reports."""
+
+    route = Route("/ingestion")
 
     async def get(
         self, type: str, dataset: str, *, source_name: str | None = None
     ) -> dict[str, Any]:
         """``GET /ingestion``: one source (the name may be left out if only one matches)."""
         params = {"type": type, "dataset": dataset, "source_name": source_name}
-        return dict(await self._client.data("GET", "/ingestion", params=params))
+        return await self._dict("GET", self.path(), params=params)
 
     async def create(self, body: Body) -> dict[str, Any]:
         """``POST /ingestion``: a new source.
@@ -33,18 +50,18 @@ class Ingestions(Resource):
         ``query``, ``column_mapping`` (its required keys depend on the dataset),
         ``use_delta_sharing``, ``share``, ``schema``, ``table``, ``enabled``.
         """
-        return dict(await self._client.data("POST", "/ingestion", json=dump(body)))
+        return await self._dict("POST", self.path(), dump(body))
 
     async def update(self, body: Body) -> dict[str, Any]:
         """``PATCH /ingestion``: change the source named by ``type``/``dataset``/``source_name``."""
-        return dict(await self._client.data("PATCH", "/ingestion", json=dump(body)))
+        return await self._dict("PATCH", self.path(), dump(body))
 
     async def delete(
         self, type: str, dataset: str, *, source_name: str | None = None
     ) -> dict[str, Any]:
         """``DELETE /ingestion``: remove a source; returns what was deleted."""
         params = {"type": type, "dataset": dataset, "source_name": source_name}
-        return dict(await self._client.data("DELETE", "/ingestion", params=params) or {})
+        return await self._dict("DELETE", self.path(), params=params)
 
     async def backfill(
         self,
@@ -60,93 +77,56 @@ class Ingestions(Resource):
         Returns:
             The ``runID`` of the enqueued run (see :meth:`get_run`).
         """
-        body: dict[str, Any] = {
-            "datestamp_start": start,
-            "datestamp_end": end,
-            "type": type,
-            "dataset": dataset,
-        }
-        if sources is not None:
-            body["source"] = sources if isinstance(sources, str) else list(sources)
-        data = await self._client.data("POST", "/ingestion/backfill", json=body)
+        source = sources if isinstance(sources, str) else strings(sources)
+        body = {"datestamp_start": start, "datestamp_end": end, "type": type, "dataset": dataset}
+        data = await self._call("POST", self.path("backfill"), body | compact(source=source))
         return str(data["runID"])
 
     async def connect_databricks(
-        self,
-        token: str,
-        host: str,
-        path: str,
-        *,
-        delta_sharing_credentials: str | None = None,
-        verified: bool | None = None,
+        self, token: str, host: str, path: str, **options: Unpack[DatabricksOptions]
     ) -> dict[str, Any]:
         """``POST /ingestion/connection/databricks``: set up the Databricks connection."""
-        body: dict[str, Any] = {"token": token, "host": host, "path": path}
-        if delta_sharing_credentials is not None:
-            body["deltaSharingCredentials"] = delta_sharing_credentials
-        if verified is not None:
-            body["verified"] = verified
-        path_ = "/ingestion/connection/databricks"
-        return dict(await self._client.data("POST", path_, json=body))
+        body = {"token": token, "host": host, "path": path} | compact(**wire(options))
+        return await self._dict("POST", self.path("connection", "databricks"), body)
 
     async def event_count(
-        self,
-        start_date: str,
-        end_date: str,
-        *,
-        source_name: str | None = None,
-        event_name: str | None = None,
+        self, start_date: str, end_date: str, **filters: Unpack[EventFilters]
     ) -> list[dict[str, Any]]:
         """``GET /ingestion/events/count``: ingested events per date."""
-        params = {
-            "start_date": start_date,
-            "end_date": end_date,
-            "source_name": source_name,
-            "event_name": event_name,
-        }
-        return list(await self._client.data("GET", "/ingestion/events/count", params=params))
+        return await self._events("count", start_date, end_date, filters)
 
     async def event_delta(
-        self,
-        start_date: str,
-        end_date: str,
-        *,
-        source_name: str | None = None,
-        event_name: str | None = None,
+        self, start_date: str, end_date: str, **filters: Unpack[EventFilters]
     ) -> list[dict[str, Any]]:
         """``GET /ingestion/events/delta``: ingested vs warehouse counts per date."""
-        params = {
-            "start_date": start_date,
-            "end_date": end_date,
-            "source_name": source_name,
-            "event_name": event_name,
-        }
-        return list(await self._client.data("GET", "/ingestion/events/delta", params=params))
+        return await self._events("delta", start_date, end_date, filters)
 
-    async def runs(self, *, limit: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def _events(
+        self, report: str, start: str, end: str, filters: EventFilters
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"start_date": start, "end_date": end, **filters}
+        return list(await self._call("GET", self.path("events", report), params=params) or [])
+
+    def runs(self, *, limit: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """Yield every ingestion run, newest first."""
-        async for item in self._client.paginate("/ingestion/runs", limit=limit):
-            yield item
+        return self._pages(self.path("runs"), limit=limit)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """``GET /ingestion/runs/{id}``."""
-        return dict(await self._client.data("GET", f"/ingestion/runs/{encode_id(run_id)}"))
+        return dict(await self.fetch("runs", run_id) or {})
 
     async def get_schedule(self, dataset: str) -> dict[str, Any]:
         """``GET /ingestion/schedule``: ``{dataset, scheduled_hour_pst}``."""
-        params = {"dataset": dataset}
-        return dict(await self._client.data("GET", "/ingestion/schedule", params=params))
+        return await self._dict("GET", self.path("schedule"), params={"dataset": dataset})
 
     async def set_schedule(
         self, dataset: str, scheduled_hour_pst: float | None = None
     ) -> dict[str, Any]:
         """``POST /ingestion/schedule``: the daily import hour (PST; the server default is 10)."""
-        body: dict[str, Any] = {"dataset": dataset}
-        if scheduled_hour_pst is not None:
-            body["scheduled_hour_pst"] = scheduled_hour_pst
-        return dict(await self._client.data("POST", "/ingestion/schedule", json=body))
+        body = {"dataset": dataset, **compact(scheduled_hour_pst=scheduled_hour_pst)}
+        return await self._dict("POST", self.path("schedule"), body)
 
-    async def status(
+    def status(
         self,
         start_date: str,
         end_date: str,
@@ -164,7 +144,6 @@ class Ingestions(Resource):
             "source": source,
             "dataset": dataset,
             "status": status,
-            "statuses": list(statuses) if statuses is not None else None,
+            "statuses": strings(statuses),
         }
-        async for item in self._client.paginate("/ingestion/status", params=params, limit=limit):
-            yield item
+        return self._pages(self.path("status"), params=params, limit=limit)

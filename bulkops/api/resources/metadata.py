@@ -6,24 +6,40 @@ Configs reference tags and target apps by name, so a copy creates these first
 
 from __future__ import annotations
 
-import builtins
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ..models import AuditLogEntry, Environment, Tag, TargetApp, UnitIdType
-from ._base import Body, Resource, dump, encode_id
+from ..paths import TAGS, TARGET_APPS, UNIT_ID_TYPES, Route
+from ._base import Body, Collection, Listing, Node, compact, dump, strings, wire
 
-__all__ = ["AuditLogs", "Environments", "ProjectInfo", "Tags", "TargetApps", "UnitIdTypes"]
+__all__ = [
+    "Assignment",
+    "AuditLogFilters",
+    "AuditLogs",
+    "Environments",
+    "ProjectInfo",
+    "TagFields",
+    "Tags",
+    "TargetApps",
+    "UnitIdTypes",
+]
 
 
-class Tags(Resource):
-    """``/tags``."""
+class TagFields(TypedDict, total=False):
+    """What a tag update may change."""
 
-    async def list(self, *, limit: int | None = None) -> AsyncIterator[Tag]:
-        """Yield every tag."""
-        async for item in self._client.paginate("/tags", limit=limit):
-            yield Tag.model_validate(item)
+    name: str | None
+    description: str | None
+    is_core: bool | None
+
+
+class Tags(Collection[Tag]):
+    """``/tags`` (:meth:`get` takes the id; the emulator also accepts the name)."""
+
+    route = TAGS
+    model = Tag
 
     async def create(self, name: str, description: str, *, is_core: bool | None = None) -> Tag:
         """Create a tag (200 "Tag created successfully").
@@ -31,163 +47,101 @@ class Tags(Resource):
         Raises:
             BadRequest: the name is already in use, or the body is invalid.
         """
-        body: dict[str, Any] = {"name": name, "description": description}
-        if is_core is not None:
-            body["isCore"] = is_core
-        return Tag.model_validate(await self._client.data("POST", "/tags", json=body))
+        body = {"name": name, "description": description, **compact(isCore=is_core)}
+        return await self._model(Tag, "POST", self.path(), body)
 
-    async def get(self, tag_id: str) -> Tag:
-        """Read one tag by id (the emulator also accepts the name)."""
-        return Tag.model_validate(await self._client.data("GET", f"/tags/{encode_id(tag_id)}"))
-
-    async def update(
-        self,
-        tag_id: str,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        is_core: bool | None = None,
-    ) -> Tag:
-        """``PATCH /tags/{id}``: change only the given fields."""
-        body: dict[str, Any] = {}
-        if name is not None:
-            body["name"] = name
-        if description is not None:
-            body["description"] = description
-        if is_core is not None:
-            body["isCore"] = is_core
-        data = await self._client.data("PATCH", f"/tags/{encode_id(tag_id)}", json=body)
-        return Tag.model_validate(data)
-
-    async def delete(self, tag_id: str) -> None:
-        """Delete a tag."""
-        await self._client.request("DELETE", f"/tags/{encode_id(tag_id)}")
+    async def update(self, tag_id: str, **fields: Unpack[TagFields]) -> Tag:
+        """``PATCH /tags/{id}``: change only the given fields (``name``, ``description``,
+        ``is_core``)."""
+        return await self._model(Tag, "PATCH", self.path(tag_id), compact(**wire(fields)))
 
 
-class TargetApps(Resource):
-    """``/target_app``."""
+class Assignment(TypedDict, total=False):
+    """Configs a target app is assigned to, by id."""
 
-    async def list(self, *, limit: int | None = None) -> AsyncIterator[TargetApp]:
-        """Yield every target app."""
-        async for item in self._client.paginate("/target_app", limit=limit):
-            yield TargetApp.model_validate(item)
+    gates: Sequence[str] | None
+    dynamic_configs: Sequence[str] | None
+    experiments: Sequence[str] | None
 
-    async def create(
-        self,
-        name: str,
-        description: str,
-        *,
-        gates: Sequence[str] | None = None,
-        dynamic_configs: Sequence[str] | None = None,
-        experiments: Sequence[str] | None = None,
-    ) -> TargetApp:
+
+class TargetApps(Collection[TargetApp]):
+    """``/target_app``: the apps (and SDKs) configs are evaluated in.
+
+    Configs name their target apps; :meth:`create` and :meth:`assign` also assign apps to
+    configs in bulk (:class:`Assignment`).
+    """
+
+    route = TARGET_APPS
+    model = TargetApp
+
+    async def create(self, name: str, description: str, **configs: Unpack[Assignment]) -> TargetApp:
         """Create a target app, optionally assigning it to configs at once.
 
         Raises:
             BadRequest: the name is already in use.
             NotFound: a listed gate, dynamic config or experiment does not exist.
         """
-        body: dict[str, Any] = {"name": name, "description": description}
-        body.update(_assignment(gates, dynamic_configs, experiments))
-        return TargetApp.model_validate(await self._client.data("POST", "/target_app", json=body))
+        body = {"name": name, "description": description, **_assignment(configs)}
+        return await self._model(TargetApp, "POST", self.path(), body)
 
-    async def assign(
-        self,
-        target_apps: Sequence[str],
-        *,
-        gates: Sequence[str] | None = None,
-        dynamic_configs: Sequence[str] | None = None,
-        experiments: Sequence[str] | None = None,
-    ) -> None:
+    async def assign(self, target_apps: Sequence[str], **configs: Unpack[Assignment]) -> None:
         """``PATCH /target_app``: add the target apps (ids) to the listed configs.
 
         Raises:
             NotFound: an unknown target app or config id.
         """
-        body: dict[str, Any] = {"targetApps": builtins.list(target_apps)}
-        body.update(_assignment(gates, dynamic_configs, experiments))
-        await self._client.request("PATCH", "/target_app", json=body)
-
-    async def get(self, app_id: str) -> TargetApp:
-        """Read one target app."""
-        data = await self._client.data("GET", f"/target_app/{encode_id(app_id)}")
-        return TargetApp.model_validate(data)
+        body = {"targetApps": strings(target_apps), **_assignment(configs)}
+        await self._call("PATCH", self.path(), body)
 
     async def update(
         self, app_id: str, *, name: str | None = None, description: str | None = None
     ) -> None:
         """``PATCH /target_app/{id}``: rename or re-describe (the response has no data)."""
-        body: dict[str, Any] = {}
-        if name is not None:
-            body["name"] = name
-        if description is not None:
-            body["description"] = description
-        await self._client.request("PATCH", f"/target_app/{encode_id(app_id)}", json=body)
-
-    async def delete(self, app_id: str) -> None:
-        """Delete a target app."""
-        await self._client.request("DELETE", f"/target_app/{encode_id(app_id)}")
+        await self._call("PATCH", self.path(app_id), compact(name=name, description=description))
 
 
-def _assignment(
-    gates: Sequence[str] | None,
-    dynamic_configs: Sequence[str] | None,
-    experiments: Sequence[str] | None,
-) -> dict[str, list[str]]:
-    body: dict[str, list[str]] = {}
-    if gates is not None:
-        body["gates"] = list(gates)
-    if dynamic_configs is not None:
-        body["dynamicConfigs"] = list(dynamic_configs)
-    if experiments is not None:
-        body["experiments"] = list(experiments)
-    return body
+def _assignment(configs: Assignment) -> dict[str, Any]:
+    return compact(**{name: strings(ids) for name, ids in wire(configs).items()})
 
 
-class UnitIdTypes(Resource):
-    """``/unit_id_types`` (custom unit id types; ``{id}`` is the name)."""
+class UnitIdTypes(Collection[UnitIdType]):
+    """``/unit_id_types`` (custom unit id types; ``{id}`` is the name).
 
-    async def list(self, *, limit: int | None = None) -> AsyncIterator[UnitIdType]:
-        """Yield every custom unit id type (the built-in ``userID``/``stableID`` are not listed)."""
-        async for item in self._client.paginate("/unit_id_types", limit=limit):
-            yield UnitIdType.model_validate(item)
+    Listing leaves out the built-in ``userID``/``stableID``; an unknown name is a 400,
+    not a 404 (the service reports every error as 400).
+    """
+
+    route = UNIT_ID_TYPES
+    model = UnitIdType
 
     async def create(self, name: str, description: str | None = None) -> UnitIdType:
         """Create a unit id type (201).
 
         Raises:
-            BadRequest: the name is taken (the service reports every error as 400).
+            BadRequest: the name is taken.
         """
-        body: dict[str, Any] = {"name": name}
-        if description is not None:
-            body["description"] = description
-        data = await self._client.data("POST", "/unit_id_types", json=body)
-        return UnitIdType.model_validate(data)
-
-    async def get(self, name: str) -> UnitIdType:
-        """Read one unit id type (an unknown name is a 400, not a 404)."""
-        data = await self._client.data("GET", f"/unit_id_types/{encode_id(name)}")
-        return UnitIdType.model_validate(data)
+        body = {"name": name, **compact(description=description)}
+        return await self._model(UnitIdType, "POST", self.path(), body)
 
     async def update(self, name: str, description: str) -> UnitIdType:
         """``PATCH /unit_id_types/{id}``: set the description."""
-        data = await self._client.data(
-            "PATCH", f"/unit_id_types/{encode_id(name)}", json={"description": description}
-        )
-        return UnitIdType.model_validate(data)
-
-    async def delete(self, name: str) -> None:
-        """Delete a unit id type."""
-        await self._client.request("DELETE", f"/unit_id_types/{encode_id(name)}")
+        return await self._model(UnitIdType, "PATCH", self.path(name), {"description": description})
 
 
-class Environments(Resource):
-    """``/environments``."""
+class Environments(Node):
+    """``/environments`` (:meth:`fetch` reads them as sent: ``{environments: […]}``)."""
+
+    route = Route("/environments")
 
     async def get(self) -> list[Environment]:
         """The project's environments, in order."""
-        data = await self._client.data("GET", "/environments")
-        return [Environment.model_validate(e) for e in (data or {}).get("environments", [])]
+        return _environments(await self.fetch())
+
+    async def names(self) -> list[str]:
+        """The environments' names as the API sent them, in order."""
+        data = await self.fetch()
+        envs = data.get("environments") if isinstance(data, dict) else None
+        return [str(e["name"]) for e in envs or () if isinstance(e, dict) and e.get("name")]
 
     async def update(self, environments: Sequence[Body]) -> list[Environment]:
         """``POST /environments``: the given list **replaces** the project's environments.
@@ -197,20 +151,26 @@ class Environments(Resource):
         creates one. Returns the environments as stored.
         """
         body = {"environments": [dump(e) for e in environments]}
-        data = await self._client.data("POST", "/environments", json=body)
-        return [Environment.model_validate(e) for e in (data or {}).get("environments", [])]
+        return _environments(await self._call("POST", self.path(), body))
 
 
-class ProjectInfo(Resource):
+def _environments(data: Any) -> list[Environment]:
+    return [Environment.model_validate(e) for e in (data or {}).get("environments", [])]
+
+
+class ProjectInfo(Node):
     """``/project`` and ``/settings/project``."""
+
+    route = Route("/project")
+    _settings = Route("/settings/project")
 
     async def get(self) -> dict[str, Any]:
         """``GET /project``: ``{"id": <project id>}`` of the key's project."""
-        return dict(await self._client.data("GET", "/project") or {})
+        return dict(await self.fetch() or {})
 
     async def settings(self) -> dict[str, Any]:
         """``GET /settings/project``: ``{name, visibility, default_unit_type?}``."""
-        return dict(await self._client.data("GET", "/settings/project") or {})
+        return await self._dict("GET", self._settings.path())
 
     async def update_settings(
         self, name: str, visibility: str, *, default_unit_type: str | None = None
@@ -219,57 +179,53 @@ class ProjectInfo(Resource):
 
         Omitting ``default_unit_type`` clears it (the body replaces the settings).
         """
-        body: dict[str, Any] = {"name": name, "visibility": visibility}
-        if default_unit_type is not None:
-            body["default_unit_type"] = default_unit_type
-        return dict(await self._client.data("POST", "/settings/project", json=body) or {})
+        body = {"name": name, "visibility": visibility}
+        return await self._dict(
+            "POST", self._settings.path(), body | compact(default_unit_type=default_unit_type)
+        )
 
 
-class AuditLogs(Resource):
-    """``/audit_logs``."""
+class AuditLogFilters(TypedDict, total=False):
+    """List filters of the audit log (see :meth:`AuditLogs.list`)."""
 
-    async def list(
-        self,
-        *,
-        id: str | None = None,
-        action_type: str | None = None,
-        action_types: Sequence[str] | None = None,
-        tags: str | Sequence[str] | None = None,
-        start_date: dt.date | str | None = None,
-        end_date: dt.date | str | None = None,
-        sort_key: str | None = None,
-        sort_order: str | None = None,
-        latest_id: str | None = None,
-        limit: int | None = None,
+    id: str | None
+    action_type: str | None
+    action_types: Sequence[str] | None
+    tags: str | Sequence[str] | None
+    start_date: dt.date | str | None
+    end_date: dt.date | str | None
+    sort_key: str | None
+    sort_order: str | None
+    latest_id: str | None
+
+
+class AuditLogs(Listing[AuditLogEntry]):
+    """``/audit_logs``: who changed what, and when (read-only).
+
+    An entry names the object (``id``, ``name``), the action (``actionType``, e.g.
+    ``gate_create``) and the change; listing filters are :class:`AuditLogFilters`.
+    """
+
+    route = Route("/audit_logs")
+    model = AuditLogEntry
+
+    def list(
+        self, *, limit: int | None = None, **filters: Unpack[AuditLogFilters]
     ) -> AsyncIterator[AuditLogEntry]:
         """Yield audit-log entries (newest first unless ``sort_order="asc"``).
 
-        Args:
-            id: Only entries about this object id.
-            action_type: Only entries of this action (``gate_create``, ``ID_list_update``, …).
-            action_types: Several actions at once.
-            tags: Only entries whose object carries one of these tags.
-            start_date: First day (UTC), a date or ``YYYY-MM-DD``.
-            end_date: Last day (UTC), inclusive.
-            sort_key: ``id``, ``name``, ``changeLog``, ``actionType``, ``date``, ``time``,
-                ``updatedBy`` or ``updatedByUserID``.
-            sort_order: ``asc`` or ``desc``.
-            latest_id: Ignore entries newer than this one (stable paging while others write).
-            limit: Page size.
+        Filters (:class:`AuditLogFilters`): ``id`` (entries about this object id),
+        ``action_type`` / ``action_types`` (``gate_create``, ``ID_list_update``, …),
+        ``tags`` (the object carries one), ``start_date`` / ``end_date`` (UTC days,
+        inclusive; a date or ``YYYY-MM-DD``), ``sort_key`` (``id``, ``name``,
+        ``changeLog``, ``actionType``, ``date``, ``time``, ``updatedBy`` or
+        ``updatedByUserID``), ``sort_order`` (``asc``/``desc``) and ``latest_id``
+        (ignore newer entries: stable paging while others write).
         """
-        params = {
-            "id": id,
-            "actionType": action_type,
-            "actionTypes": action_types,
-            "tags": tags,
-            "startDate": _day(start_date),
-            "endDate": _day(end_date),
-            "sortKey": sort_key,
-            "sortOrder": sort_order,
-            "latestID": latest_id,
+        days: dict[str, Any] = {
+            k: _day(filters.get(k)) for k in ("start_date", "end_date") if k in filters
         }
-        async for item in self._client.paginate("/audit_logs", params=params, limit=limit):
-            yield AuditLogEntry.model_validate(item)
+        return self._select(limit, {**filters, **days})
 
 
 def _day(value: dt.date | str | None) -> str | None:

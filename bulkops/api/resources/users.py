@@ -2,47 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypedDict, Unpack
 
 from ..models import Team, User
-from ._base import Body, Resource, dump, encode_id
+from ..paths import TEAMS, Route
+from ._base import Body, Collection, Listing, compact, dump, strings, wire
 
-__all__ = ["Teams", "Users"]
+__all__ = ["Teams", "UserFields", "Users"]
 
 
-class Users(Resource):
-    """``/users``: the project's members."""
+class UserFields(TypedDict, total=False):
+    """What a member update may change."""
 
-    async def list(self, *, limit: int | None = None) -> AsyncIterator[User]:
-        """Yield every member, page by page."""
-        async for item in self._client.paginate("/users", limit=limit):
-            yield User.model_validate(item)
+    role: str | None
+    first_name: str | None
+    last_name: str | None
+
+
+class Users(Listing[User]):
+    """``/users``: the project's members, addressed by e-mail."""
+
+    route = Route("/users")
+    model = User
 
     async def get(self, email: str) -> User:
         """Read one member by e-mail (404 if not a member)."""
-        return User.model_validate(await self._client.data("GET", f"/users/{encode_id(email)}"))
+        return User.model_validate(await self.fetch(email))
 
-    async def update(
-        self,
-        email: str,
-        *,
-        role: str | None = None,
-        first_name: str | None = None,
-        last_name: str | None = None,
-    ) -> User:
-        """``POST /users/{email}``: change a member's role and/or names.
-
-        ``role`` is ``admin``, ``member`` or ``read_only``; fields left as None are
-        not sent.
-        """
-        body = {
-            k: v
-            for k, v in (("role", role), ("firstName", first_name), ("lastName", last_name))
-            if v is not None
-        }
-        data = await self._client.data("POST", f"/users/{encode_id(email)}", json=body)
-        return User.model_validate(data)
+    async def update(self, email: str, **fields: Unpack[UserFields]) -> User:
+        """``POST /users/{email}``: change a member's ``role`` (``admin``, ``member`` or
+        ``read_only``) and/or names; fields left as None are not sent."""
+        return await self._model(User, "POST", self.path(email), compact(**wire(fields)))
 
     async def invite(
         self, emails: Sequence[str], role: str, *, teams: Sequence[str] | None = None
@@ -52,27 +43,16 @@ class Users(Resource):
         Returns:
             The server's message.
         """
-        body: dict[str, Any] = {"role": role, "emails": list(emails)}
-        if teams is not None:
-            body["teams"] = list(teams)
-        envelope = await self._client.request("POST", "/users/invite", json=body)
+        body = {"role": role, "emails": strings(emails), **compact(teams=strings(teams))}
+        envelope = await self._client.request("POST", self.path("invite"), json=body)
         return str((envelope or {}).get("message", ""))
 
 
-class Teams(Resource):
+class Teams(Collection[Team]):
     """``/users/teams``."""
 
-    def _path(self, team_id: str) -> str:
-        return f"/users/teams/{encode_id(team_id)}"
-
-    async def list(self, *, limit: int | None = None) -> AsyncIterator[Team]:
-        """Yield every team, page by page."""
-        async for item in self._client.paginate("/users/teams", limit=limit):
-            yield Team.model_validate(item)
-
-    async def get(self, team_id: str) -> Team:
-        """Read one team."""
-        return Team.model_validate(await self._client.data("GET", self._path(team_id)))
+    route = TEAMS
+    model = Team
 
     async def create(
         self,
@@ -94,8 +74,8 @@ class Teams(Resource):
         """
         body: dict[str, Any] = {
             "name": name,
-            "members": list(members),
-            "admins": list(admins),
+            "members": strings(members),
+            "admins": strings(admins),
             "defaultGateMetrics": [],
             "defaultExperimentPrimaryMetrics": [],
             "defaultExperimentSecondaryMetrics": [],
@@ -103,11 +83,10 @@ class Teams(Resource):
             "changeTeamConfigs": change_team_configs,
             "reviewApproval": review_approval,
             "defaultTargetApplications": [],
+            **compact(description=description),
+            **fields,
         }
-        if description is not None:
-            body["description"] = description
-        body.update(fields)
-        return Team.model_validate(await self._client.data("POST", "/users/teams", json=body))
+        return await self._model(Team, "POST", self.path(), body)
 
     async def update(self, team_id: str, body: Body) -> Team:
         """``PATCH /users/teams/{id}``: each given field *replaces* the current one.
@@ -115,9 +94,4 @@ class Teams(Resource):
         ``members``/``admins`` are lists of e-mails; to add someone, read the team
         first and send the whole list.
         """
-        data = await self._client.data("PATCH", self._path(team_id), json=dump(body))
-        return Team.model_validate(data)
-
-    async def delete(self, team_id: str) -> None:
-        """Delete a team."""
-        await self._client.request("DELETE", self._path(team_id))
+        return await self._model(Team, "PATCH", self.path(team_id), dump(body))
