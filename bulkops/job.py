@@ -8,7 +8,11 @@ yields each gate as the API sent it) and never writes: the engine sends what it
 yields, under the quota, journaled, resumable and undoable. A mutation's paths are
 built from routes, with no I/O (``GATES.path(gate_id, "archive")``). Optionally
 ``async def verify(ctx, params, done) -> list[str]`` checks the result after a
-complete run (each line is a difference and makes the exit code 1)::
+complete run (each line is a difference and makes the exit code 1). A job that reads
+another project takes the *name* of the variable holding its key in a ``Params`` field
+ending in ``_key_env`` (copy-project's ``source_key_env``; ``target_key_env`` names the
+project the plan writes to): the CLI reads every such variable once and redacts its key
+everywhere, and ``ctx.open_client(variable)`` gives a read client on that project::
 
     from bulkops.job import GATES, Expect, InverseCall, JobContext, Mutation
 

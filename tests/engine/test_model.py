@@ -2,7 +2,7 @@
 
 The emulator runs in this process (its state is changed out of band directly) and is
 served over loopback only while a CLI process runs; each CLI run is a real forked
-process (``tests/engine_support.py``) that dies with ``os._exit(137)`` at a failpoint,
+process (``bulkops/testing.py``) that dies with ``os._exit(137)`` at a failpoint,
 so a "kill" leaves the checkpoint exactly as a SIGKILL at that protocol step would.
 
 The plan is an apply-calls file over a few gates: override adds, description patches
