@@ -80,6 +80,10 @@ def _first_line(proc: subprocess.Popen[bytes]) -> str:
     return line.decode()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(name="start")
 def _start() -> Iterator[Any]:
     """Start ``bulkops emulator --port 0 ARGS`` and wait for its URL; killed at teardown."""
@@ -92,6 +96,9 @@ def _start() -> Iterator[Any]:
             stderr=subprocess.PIPE,
             env=_env(),
             bufsize=0,  # unbuffered: the first line is read here, the rest by communicate()
+            # A suite started in the background by a script inherits SIGINT ignored (POSIX),
+            # and so would the emulator: give it the default a terminal's Ctrl-C meets.
+            preexec_fn=_default_sigint,
         )
         procs.append(proc)
         assert proc.stdout is not None
