@@ -2,7 +2,12 @@
 
 ``AiohttpTransport`` is the real one; ``MockTransport`` wraps a function for unit
 tests. aiohttp errors are translated to bulkops errors here and nowhere else
-(:func:`map_aiohttp_errors`), so job code never sees aiohttp.
+(:func:`map_aiohttp_errors`), so job code never sees aiohttp, and no message names an
+aiohttp class (``-v`` shows its own words as the error's ``detail``).
+
+Redirects are never followed: a 3xx comes back as it is (the client makes it an error
+naming the ``Location``), because following one would send the key to wherever it
+points.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -73,25 +79,64 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError, where: str) -> str:
+    # The subclasses first: each is a ClientConnectorError too.
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"unknown host: {where.rsplit(':', 1)[0]} does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {where} could not be verified"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"the TLS handshake with {where} failed"
+    if isinstance(exc.os_error, ConnectionRefusedError):
+        return f"connection refused by {where}"
+    reason = exc.os_error.strerror or "the connection could not be made"
+    return f"cannot connect to {where}: {reason}"
+
+
+def _describe(exc: aiohttp.ClientError | TimeoutError, where: str) -> tuple[str, bool]:
+    """What went wrong, in words (no class names), and whether the request may have gone out."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _connect_failure(exc, where), False
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # Raised while connecting only: the request was never written.
+        return f"timed out connecting to {where}", False
+    if isinstance(exc, TimeoutError):
+        return f"timed out waiting for {where}", True
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{where} closed the connection without answering", True
+    if isinstance(exc, aiohttp.ClientConnectionResetError):
+        return f"the connection to {where} was reset", True
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"the answer from {where} was cut short", True
+    return f"the connection to {where} failed", True
+
+
 @contextmanager
 def map_aiohttp_errors(request: ApiRequest) -> Iterator[None]:
     """Translate aiohttp and timeout errors into :class:`TransportError`.
 
-    ``sent`` is False only when the connection could not be made at all, so the
-    request cannot have reached the server; every other failure happened after
-    bytes may have gone out and is ambiguous for a write.
+    ``sent`` is False only when the connection could not be made at all (or timed out
+    while being made), so the request cannot have reached the server; every other
+    failure happened after bytes may have gone out and is ambiguous for a write. The
+    message says what failed and where, in words; ``detail`` keeps aiohttp's own.
     """
     try:
         yield
     except (aiohttp.ClientError, TimeoutError) as exc:
-        sent = not isinstance(exc, aiohttp.ClientConnectorError)
-        if not sent:
-            message = f"cannot connect: {type(exc).__name__}"
-        elif isinstance(exc, TimeoutError):
-            message = "timed out"
-        else:
-            message = f"connection failed: {type(exc).__name__}"
-        raise TransportError(message, method=request.method, path=request.path, sent=sent) from exc
+        message, sent = _describe(exc, _where(request.url))
+        raise TransportError(
+            message,
+            method=request.method,
+            path=request.path,
+            sent=sent,
+            detail=f"{type(exc).__name__}: {exc}",
+        ) from exc
 
 
 class AiohttpTransport:
@@ -123,6 +168,7 @@ class AiohttpTransport:
                 params=_multi(request.params) if request.params else None,
                 data=data,
                 headers=request.headers,
+                allow_redirects=False,  # a redirect would carry the key elsewhere
             ) as resp:
                 content = await resp.read()
                 # The response's own case-insensitive headers: no copy per request.

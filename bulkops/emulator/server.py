@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .. import files
 from .app import create_app
 from .http import PREFIX
 from .state import EmulatorState
@@ -121,7 +122,7 @@ def fork_emulator(
                 os.dup2(devnull, fd)
             if prepare is not None:
                 prepare(state)
-            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = files.open_append(log_path, what="request log")
             state.request_log = os.fdopen(fd, "a", encoding="utf-8")
 
             async def main() -> None:

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import signal
+import socket
 import time
 import types
 import urllib.parse
@@ -244,13 +245,15 @@ def test_bad_calls_are_all_listed_and_nothing_is_sent(
 def test_a_second_runner_is_refused_naming_the_holder(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
-    """While a run holds the project, another exits 3 at once, naming its pid."""
+    """While a run holds the project, another exits 3 at once, naming its pid, host and URL."""
     state_dir = Path(env["BULKOPS_STATE_DIR"])
-    with exclusive_lock(lock_path_for_project(state_dir, "empty"), what="project empty", info={}):
+    lock = lock_path_for_project(state_dir, emulator.url, "empty")
+    with exclusive_lock(lock, what="project empty", info={"url": emulator.url}):
         argv = ["run", "apply-calls", "--file", str(_archives(tmp_path, 0)), "--apply", "--yes"]
         run = run_cli(argv, env, tmp_path, "second")
     assert run.code == 3
-    assert f"pid {os.getpid()}" in run.stderr()
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in run.stderr()
+    assert f"running against {emulator.url}" in run.stderr()
     assert _writes(emulator) == []
 
 
@@ -334,7 +337,7 @@ def test_the_key_never_reaches_output_or_files(seed: EmulatorState, tmp_path: Pa
             ]
     finally:
         del state.keys[canary]
-    assert [r.code for r in runs] == [0, 1, 0, 1]
+    assert [r.code for r in runs] == [0, 1, 0, 4]  # 4: the API refused the last key
     forms = {canary, urllib.parse.quote(canary), base64.b64encode(canary.encode()).decode()[:-4]}
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "requests.log"]
     written = [p for p in files if p.name not in ("calls.jsonl",)]
