@@ -113,13 +113,23 @@ class TransportError(ApiError):
     ``sent`` tells whether the request may have reached the server. When it is
     False (the connection was never made) any request is safe to repeat; when True
     a non-idempotent request is ambiguous and must be reconciled by a read.
+    ``lasting`` marks a failure that a retry seconds later would meet again (a host
+    name that does not exist, a TLS certificate or handshake failure).
     """
 
     def __init__(
-        self, message: str, *, method: str, path: str, sent: bool, detail: str | None = None
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        sent: bool,
+        lasting: bool = False,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message, method=method, path=path, detail=detail)
         self.sent = sent
+        self.lasting = lasting
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}: {self.message}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,36 +86,47 @@ def _where(url: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
-def _connect_failure(exc: aiohttp.ClientConnectorError, where: str) -> str:
+@dataclass(frozen=True)
+class _Failure:
+    message: str
+    sent: bool = True
+    lasting: bool = False
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError, where: str) -> _Failure:
     # The subclasses first: each is a ClientConnectorError too.
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"unknown host: {where.rsplit(':', 1)[0]} does not resolve"
+        host = where.rsplit(":", 1)[0]
+        # EAI_AGAIN is the resolver failing for now; anything else: no such name.
+        lasting = getattr(exc.os_error, "errno", None) != socket.EAI_AGAIN
+        return _Failure(f"unknown host: {host} does not resolve", False, lasting)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"the TLS certificate of {where} could not be verified"
+        return _Failure(f"the TLS certificate of {where} could not be verified", False, True)
     if isinstance(exc, aiohttp.ClientSSLError):
-        return f"the TLS handshake with {where} failed"
+        return _Failure(f"the TLS handshake with {where} failed", False, True)
     if isinstance(exc.os_error, ConnectionRefusedError):
-        return f"connection refused by {where}"
+        return _Failure(f"connection refused by {where}", False)
     reason = exc.os_error.strerror or "the connection could not be made"
-    return f"cannot connect to {where}: {reason}"
+    return _Failure(f"cannot connect to {where}: {reason}", False)
 
 
-def _describe(exc: aiohttp.ClientError | TimeoutError, where: str) -> tuple[str, bool]:
-    """What went wrong, in words (no class names), and whether the request may have gone out."""
+def _describe(exc: aiohttp.ClientError | TimeoutError, where: str) -> _Failure:
+    """What went wrong, in words (no class names); whether the request may have gone out;
+    whether trying again soon would meet the same failure."""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return _connect_failure(exc, where), False
+        return _connect_failure(exc, where)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         # Raised while connecting only: the request was never written.
-        return f"timed out connecting to {where}", False
+        return _Failure(f"timed out connecting to {where}", False)
     if isinstance(exc, TimeoutError):
-        return f"timed out waiting for {where}", True
+        return _Failure(f"timed out waiting for {where}")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return f"{where} closed the connection without answering", True
+        return _Failure(f"{where} closed the connection without answering")
     if isinstance(exc, aiohttp.ClientConnectionResetError):
-        return f"the connection to {where} was reset", True
+        return _Failure(f"the connection to {where} was reset")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the answer from {where} was cut short", True
-    return f"the connection to {where} failed", True
+        return _Failure(f"the answer from {where} was cut short")
+    return _Failure(f"the connection to {where} failed")
 
 
 @contextmanager
@@ -123,18 +135,20 @@ def map_aiohttp_errors(request: ApiRequest) -> Iterator[None]:
 
     ``sent`` is False only when the connection could not be made at all (or timed out
     while being made), so the request cannot have reached the server; every other
-    failure happened after bytes may have gone out and is ambiguous for a write. The
-    message says what failed and where, in words; ``detail`` keeps aiohttp's own.
+    failure happened after bytes may have gone out and is ambiguous for a write.
+    ``lasting`` marks what a retry would meet again (no such host, TLS). The message
+    says what failed and where, in words; ``detail`` keeps aiohttp's own.
     """
     try:
         yield
     except (aiohttp.ClientError, TimeoutError) as exc:
-        message, sent = _describe(exc, _where(request.url))
+        failure = _describe(exc, _where(request.url))
         raise TransportError(
-            message,
+            failure.message,
             method=request.method,
             path=request.path,
-            sent=sent,
+            sent=failure.sent,
+            lasting=failure.lasting,
             detail=f"{type(exc).__name__}: {exc}",
         ) from exc
 

@@ -98,8 +98,10 @@ def fork_emulator(
     prepare: Callable[[EmulatorState], None] | None = None,
     routes: Callable[[web.Application], None] | None = None,
     timeout: float = 30.0,
+    host: str = "127.0.0.1",
 ) -> Iterator[ForkedEmulator]:
-    """Serve ``state`` from a forked child until the block ends (the child is killed).
+    """Serve ``state`` from a forked child on ``host`` until the block ends (the child
+    is killed).
 
     Forking makes a fresh copy of a large prepared state cost milliseconds, and what the
     child changes stays in the child. ``prepare(state)`` runs in the child before it
@@ -126,7 +128,7 @@ def fork_emulator(
             state.request_log = os.fdopen(fd, "a", encoding="utf-8")
 
             async def main() -> None:
-                async with running_emulator(state, routes=routes) as url:
+                async with running_emulator(state, host, routes=routes) as url:
                     os.write(write_end, url.encode() + b"\n")
                     os.close(write_end)
                     await asyncio.Event().wait()
