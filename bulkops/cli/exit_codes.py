@@ -7,7 +7,7 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
     1    some items failed or conflicted, or a job's verification differs
     2    bad usage or input (options, params, a plan, a file): nothing was sent
     3    refused: a lock held, a stale or edited plan, a corrupt checkpoint,
-         a key of another project
+         a key of another project, a file path that is a symbolic link
     4    cannot reach or authenticate to the API (URL, network, TLS, a bad,
          read-only or wrong-type key): nothing was sent
     130  interrupted (Ctrl-C, SIGTERM): the checkpoint is resumable

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from api_support import BASE, KEY, Server, page, reply, settings
 from pydantic import SecretStr
 
@@ -24,9 +25,11 @@ from bulkops.errors import (
     Forbidden,
     NotFound,
     RateLimited,
+    Redirected,
     ServerError,
     TransportError,
     Unauthorized,
+    UsageError,
 )
 from bulkops.settings import Settings
 
@@ -419,3 +422,45 @@ def test_aiohttp_errors_map_to_transport_errors_with_the_sent_flag(error, sent, 
     # Words for people; aiohttp's own only in the detail ``-v`` shows.
     assert type(error).__name__ not in info.value.message
     assert info.value.detail is not None and type(error).__name__ in info.value.detail
+
+
+async def test_a_redirect_is_never_followed_so_the_key_stays_home(aiohttp_server):
+    """Real HTTP on loopback: the API answers 307 to another server; the client raises
+    Redirected naming the Location, and the other server never sees a request."""
+    elsewhere: list[web.Request] = []
+
+    async def record(request: web.Request) -> web.Response:
+        elsewhere.append(request)
+        return web.json_response({"message": "ok", "data": {"id": "stolen"}})
+
+    other_app = web.Application()
+    other_app.router.add_route("*", "/{tail:.*}", record)
+    other = await aiohttp_server(other_app)
+
+    async def moved(request: web.Request) -> web.Response:
+        location = str(other.make_url(request.path))
+        return web.Response(status=307, headers={"Location": location})
+
+    api_app = web.Application()
+    api_app.router.add_route("*", "/{tail:.*}", moved)
+    api = await aiohttp_server(api_app)
+    client_settings = Settings(api_key=SecretStr(KEY), base_url=str(api.make_url("/console/v1")))
+    async with ConsoleClient(client_settings) as client:
+        for method in ("GET", "POST"):
+            with pytest.raises(Redirected) as info:
+                await client.call(method, "/gates", {"name": "g"} if method == "POST" else None)
+            assert info.value.status == 307
+            assert info.value.location == str(other.make_url("/console/v1/gates"))
+            assert f"redirected to {info.value.location}; not followed" in str(info.value)
+            assert info.value.hint is not None and "STATSIG_API_URL" in info.value.hint
+    assert elsewhere == []
+
+
+async def test_an_absolute_url_elsewhere_is_refused_before_sending(make):
+    """A path that is a URL on another host is refused; the key goes to the API URL only."""
+    server = Server()
+    client = make(server)
+    with pytest.raises(UsageError, match="is not on the API URL"):
+        await client.call("GET", "https://elsewhere.test/console/v1/gates")
+    await client.call("GET", f"{BASE}/gates")  # the API's own origin is fine
+    assert [r.url for r in server.requests] == [f"{BASE}/gates"]

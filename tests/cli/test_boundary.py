@@ -9,7 +9,6 @@ a connection) reached it.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -20,9 +19,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from engine_support import calls_file as _calls
 from engine_support import seeded_state
+from engine_support import writes as _writes
 
-from bulkops.api.paths import WRITE_METHODS
 from bulkops.cli.main import main
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_KEY, EMPTY_READ_ONLY_KEY
@@ -42,19 +42,6 @@ SOURCE_KEY = "plainsourcekey" + os.urandom(8).hex()
 def _seed() -> EmulatorState:
     """The empty project with three gates; it answers to SOURCE_KEY too."""
     return seeded_state(gates=3, extra_keys={SOURCE_KEY: "empty"})
-
-
-@pytest.fixture(name="emulator")
-def _emulator(seed: EmulatorState, tmp_path: Path) -> Iterator[Emulator]:
-    """A fresh emulator process (loopback) serving a copy of the seed."""
-    with serve_forked(seed, tmp_path / "requests.log") as emulator:
-        yield emulator
-
-
-@pytest.fixture(name="env")
-def _env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
-    """The environment of a CLI run against the emulator."""
-    return cli_env(EMPTY_KEY, emulator.url, tmp_path / "state")
 
 
 class Listener:
@@ -119,22 +106,12 @@ def _this_machines_address() -> str:
     return address
 
 
-def _calls(tmp_path: Path, *calls: dict[str, Any], name: str = "calls.jsonl") -> Path:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(c) + "\n" for c in calls))
-    return path
-
-
 def _archive(tmp_path: Path, *gates: int) -> Path:
     return _calls(
         tmp_path,
         *({"method": "PUT", "path": f"/gates/seed_gate_{i}/archive"} for i in gates),
         name=f"archive{'-'.join(map(str, gates))}.jsonl",
     )
-
-
-def _writes(emulator: Emulator) -> list[dict[str, Any]]:
-    return [e for e in emulator.log() if e["method"] in WRITE_METHODS]
 
 
 def _failed(run: CliRun, code: int) -> str:

@@ -16,23 +16,22 @@ import time
 import types
 import urllib.parse
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
+from engine_support import calls_file as _calls
 from engine_support import seeded_state
+from engine_support import writes as _writes
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from bulkops.api.paths import WRITE_METHODS
 from bulkops.cli.engine import add_job_options, job_option_lines
 from bulkops.cli.job_loading import LoadedJob, parse_params
 from bulkops.cli.output import ProgressView, Ui
 from bulkops.cli.run_setup import EngineOptions
 from bulkops.cli.safety import confirm
 from bulkops.emulator import EmulatorState
-from bulkops.emulator.seed import EMPTY_KEY
 from bulkops.emulator.state import KeyInfo, Project
 from bulkops.engine.journal import read_records
 from bulkops.engine.locks import exclusive_lock, lock_path_for_project
@@ -55,25 +54,6 @@ def _seed() -> EmulatorState:
     return state
 
 
-@pytest.fixture(name="emulator")
-def _emulator(seed: EmulatorState, tmp_path: Path) -> Iterator[Emulator]:
-    """A fresh emulator process serving a copy of the seed (time scale 60)."""
-    with serve_forked(seed, tmp_path / "requests.log") as emulator:
-        yield emulator
-
-
-@pytest.fixture(name="env")
-def _env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
-    """The environment of a CLI run: key, URL and a private state directory."""
-    return cli_env(EMPTY_KEY, emulator.url, tmp_path / "state")
-
-
-def _calls(tmp_path: Path, *calls: dict[str, Any], name: str = "calls.jsonl") -> Path:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(c) + "\n" for c in calls))
-    return path
-
-
 def _archives(tmp_path: Path, *indexes: int) -> Path:
     return _calls(
         tmp_path,
@@ -86,10 +66,6 @@ def _archives(tmp_path: Path, *indexes: int) -> Path:
             for i in indexes
         ),
     )
-
-
-def _writes(emulator: Emulator) -> list[dict[str, Any]]:
-    return [e for e in emulator.log() if e["method"] in WRITE_METHODS]
 
 
 def test_jobs_lists_the_built_in_jobs_and_their_options(

@@ -152,6 +152,27 @@ def test_lock_file_is_private_kept_and_cleared(lock: Path):
     assert lock.read_text() == ""
 
 
+def test_an_existing_lock_file_keeps_its_mode_and_a_symlink_is_refused(lock: Path, tmp_path: Path):
+    """A lock file the tool did not create is locked as it is (its mode unchanged); a
+    symbolic link in a lock file's place is refused, and its target left alone."""
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    lock.chmod(0o640)
+    with exclusive_lock(lock, what="project p1", info={}):
+        assert stat.S_IMODE(lock.stat().st_mode) == 0o640
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    victim.chmod(0o644)
+    link = lock.with_name("linked.lock")
+    link.symlink_to(victim)
+    with pytest.raises(
+        RefusedError, match=f"the lock file of project p1 {link} is a symbolic link"
+    ):
+        with exclusive_lock(link, what="project p1", info={}):
+            pytest.fail("locked through a link")
+    assert victim.read_text() == "keep me" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
 def test_lock_is_released_when_the_block_raises(lock: Path):
     """An exception inside the block releases the lock."""
     with pytest.raises(KeyError):
