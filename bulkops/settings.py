@@ -243,7 +243,8 @@ class ApiKeys:
             UsageError: the variable is unset or empty, or the URL is refused
                 (:func:`api_base_url`).
             ApiAccessError: the variable holds a server secret or client key, which
-                the Console API does not accept (it is never sent).
+                the Console API does not accept, or a character no key has (a pasted
+                line ending); it is never sent.
             PlanError: the variable was not read: a job asked for a key its options do
                 not name in a ``*_key_env`` option.
         """
@@ -258,8 +259,15 @@ class ApiKeys:
                 f"no API key: the environment variable {key_env} is not set",
                 hint=f"export {key_env}=console-… (keys are read from the environment only)",
             )
+        value = key.get_secret_value()
+        if not all("!" <= c <= "~" for c in value):
+            raise ApiAccessError(
+                f"{key_env} holds a space, a line ending or another character no key has "
+                "(pasted from a file?); it was not sent",
+                hint=f"export {key_env}=console-… with the key alone",
+            )
         for prefix, kind in _OTHER_KEY_TYPES.items():
-            if key.get_secret_value().startswith(prefix):
+            if value.startswith(prefix):
                 raise ApiAccessError(
                     f"{key_env} holds {kind} ({prefix}…), and the Console API accepts only "
                     "Console API keys (console-…); it was not sent",

@@ -60,3 +60,11 @@ def test_find_names_the_field_never_the_value() -> None:
     assert guard.find({"ok": {"plainsourcekey42": 1}}, "body") == "body.ok (a field's name)"
     assert guard.find("plainsourcekey42", "path") == "path"
     assert guard.find({"a": "fine", "b": [None, 3, True]}) is None
+
+
+def test_redact_hides_what_holds_key_finds() -> None:
+    """Lines for people (a job's notes) lose the keys found, and keep everything else."""
+    guard = KeyGuard.of(["plainsourcekey42"])
+    line = "skipped client-side_checkout: plainsourcekey42 and console-abc123def456 in it"
+    assert guard.redact(line) == "skipped client-side_checkout: <redacted> and <redacted> in it"
+    assert not guard.holds_key(guard.redact(line))

@@ -85,8 +85,8 @@ def test_plain_http_elsewhere_needs_the_explicit_flag() -> None:
     [("secret-AbC123", "a server secret key"), ("client-AbC123", "a client SDK key")],
 )
 def test_a_key_of_another_type_is_refused_before_it_is_sent(key: str, kind: str) -> None:
-    """A server secret or client key in the Console key's variable: ApiAccessError (exit 4)
-    naming the variable and the type, never the key."""
+    """A server secret or client key, or a pasted line ending, in the Console key's
+    variable: ApiAccessError (exit 4) naming the variable and what is wrong, never the key."""
     keys = ApiKeys.read([API_KEY_ENV], environ={API_KEY_ENV: key})
     with pytest.raises(ApiAccessError, match=f"{API_KEY_ENV} holds {kind}") as info:
         keys.settings()

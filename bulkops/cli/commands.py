@@ -276,7 +276,7 @@ async def plan_job(
         )
         eta = estimate(plan, run_knobs(opts), settings.base_url, project.id)
         for line in ctx.notes:
-            ui.out.print(escape(line), highlight=False)
+            ui.out.print(escape(guard.redact(line)), highlight=False)
         render_plan(ui.out, plan, eta=eta, project_name=project.name, show=opts.show)
         if opts.output is not None:
             write_plan(opts.output, plan)

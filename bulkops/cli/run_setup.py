@@ -196,7 +196,7 @@ async def key_project(client: ConsoleClient) -> ProjectRef:
         data = await client.data("GET", "/project")
     except ApiError as exc:
         raise access_error(client.settings, exc) from exc
-    except ValueError as exc:  # an answer that is not JSON: a web page, another service
+    except json.JSONDecodeError as exc:  # not JSON: a web page, another service
         raise _not_the_api(client.settings, "answered with something that is not JSON") from exc
     project_id = str(data.get("id")) if isinstance(data, dict) and data.get("id") else ""
     if not project_id:
@@ -206,7 +206,7 @@ async def key_project(client: ConsoleClient) -> ProjectRef:
         settings = await client.data("GET", "/settings/project")
         if isinstance(settings, dict) and settings.get("name"):
             name = str(settings["name"])
-    except (ApiError, ValueError):
+    except (ApiError, json.JSONDecodeError):
         pass  # the name is for people; the id is what is checked
     return ProjectRef(id=project_id, name=name)
 
