@@ -5,8 +5,12 @@ user or decides whether a run may go ahead (that is :mod:`bulkops.cli.safety`).
 
 * **Connection**: :class:`EngineOptions` (the knobs from the command line),
   :func:`target_settings` (the plan's target project, from the keys read for the
-  command) and :class:`OtherClients` (read clients on the other projects a job names).
-* **The key's project**: :func:`key_project` (``GET /project``).
+  command) and :class:`OtherClients` (read clients on the other projects a job names,
+  each key tried before anything is sent).
+* **The key's project**: :func:`key_project` (``GET /project``), the first call of every
+  command: what it meets (no such host, refused, TLS, 404, a redirect, 401/403) becomes
+  an :class:`~bulkops.errors.ApiAccessError` naming the URL and the setting or key
+  variable to change (:func:`access_error`; exit 4).
 * **Run knobs**, recorded in the checkpoint so a resume keeps them: :func:`run_knobs`
   (quota windows, time scale, writes in flight, retry budget), the quota limiter built
   from them (:func:`quota_limiter`, :func:`estimate`) and the project's send log
