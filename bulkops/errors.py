@@ -12,7 +12,10 @@
     │       ├── NotFound           404: no such object
     │       ├── Conflict           409: the object is in a conflicting state
     │       ├── RateLimited        429: over the project's quota
-    │       └── ServerError        5xx: the server failed; the change may or may not have happened
+    │       ├── ServerError        5xx: the server failed; the change may or may not have happened
+    │       └── Redirected         3xx: never followed (the key would go along)
+    ├── ApiAccessError             cannot reach or authenticate to the API (URL, network,
+    │                              TLS, key); nothing was sent
     ├── UsageError                 bad command line or job parameters; never retried
     ├── InputError                 a bad input file (names file, line and field)
     ├── PlanError                  a job produced an invalid plan, or a plan file is unusable
@@ -20,7 +23,8 @@
     └── JournalError               the checkpoint journal is unreadable or could not be written
 
 Messages never contain the API key: the server's 401 echoes the key, so every
-server message is passed through :func:`redact` before it is stored.
+server message is passed through :func:`redact` before it is stored. ``detail`` holds
+what only ``-v`` shows (the network library's own words), redacted the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import re
 from typing import Any
 
 __all__ = [
+    "ApiAccessError",
     "ApiError",
     "ApiStatusError",
     "BadRequest",
@@ -40,6 +45,7 @@ __all__ = [
     "NotFound",
     "PlanError",
     "RateLimited",
+    "Redirected",
     "RefusedError",
     "ServerError",
     "TransportError",
@@ -73,19 +79,30 @@ class BulkOpsError(Exception):
     """Root of every error bulkops raises on purpose."""
 
     hint: str | None = None
+    detail: str | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None) -> None:
         super().__init__(redact(message))
         self.message = redact(message)
         if hint is not None:
             self.hint = hint
+        if detail is not None:
+            self.detail = redact(detail)
 
 
 class ApiError(BulkOpsError):
     """A Console API call did not succeed."""
 
-    def __init__(self, message: str, *, method: str, path: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        hint: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, detail=detail)
         self.method = method
         self.path = redact(path)  # key paths (/keys/{id}) hold a key value
 
@@ -96,11 +113,23 @@ class TransportError(ApiError):
     ``sent`` tells whether the request may have reached the server. When it is
     False (the connection was never made) any request is safe to repeat; when True
     a non-idempotent request is ambiguous and must be reconciled by a read.
+    ``lasting`` marks a failure that a retry seconds later would meet again (a host
+    name that does not exist, a TLS certificate or handshake failure).
     """
 
-    def __init__(self, message: str, *, method: str, path: str, sent: bool) -> None:
-        super().__init__(message, method=method, path=path)
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        sent: bool,
+        lasting: bool = False,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, detail=detail)
         self.sent = sent
+        self.lasting = lasting
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}: {self.message}"
@@ -171,6 +200,19 @@ class ServerError(ApiStatusError):
     """5xx: the server failed. On a write the change may have happened anyway."""
 
 
+class Redirected(ApiStatusError):
+    """3xx: the server redirected the call elsewhere. Never followed: the key would go
+    along to wherever ``location`` points."""
+
+    location: str = ""
+
+
+class ApiAccessError(BulkOpsError):
+    """The Console API cannot be reached or does not accept the key: a wrong URL, the
+    network, TLS, or a bad, read-only or wrong-type key. Nothing was sent. The message
+    names the URL tried and the setting (or key variable) to change."""
+
+
 class UsageError(BulkOpsError):
     """Bad command-line usage or job parameters. Nothing was sent."""
 
@@ -202,7 +244,10 @@ _BY_STATUS: dict[int, type[ApiStatusError]] = {
 
 
 def error_for_status(status: int) -> type[ApiStatusError]:
-    """Return the error class for an HTTP status (``ServerError`` for 5xx)."""
+    """Return the error class for an HTTP status (``ServerError`` for 5xx, ``Redirected``
+    for 3xx)."""
     if status >= 500:
         return ServerError
+    if 300 <= status < 400:
+        return Redirected
     return _BY_STATUS.get(status, ApiStatusError)

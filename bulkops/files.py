@@ -1,9 +1,20 @@
 """The one door for the files the tool writes: private (0600), atomic where replaced, fsynced.
 
-Plans, checkpoint journals and their ``.broken`` backups, reports, snapshots, send logs
-and lock files may hold user ids and targeting data, so every one of them is created
-mode 0600 in a directory created 0700, and a file read back as ours is refused when
-group or others may access it. Durability follows the reliability notes (section 2.3):
+Plans, checkpoint journals and their ``.broken`` backups, reports, snapshots, send logs,
+lock files, ``--log-file`` logs and the emulator's request log may hold user ids and
+targeting data, so every one of them is created mode 0600 in a directory created 0700,
+and a file read back as ours is refused when group or others may access it.
+
+Two rules hold for every file opened for writing here:
+
+* **never through a symbolic link** (``O_NOFOLLOW``, or ``O_EXCL`` for new files): a
+  link planted where a log or a lock will be written cannot redirect the write; one is
+  refused, naming the file (:class:`~bulkops.errors.RefusedError`);
+* **never a change of mode to a file the tool did not create**: a new file is made 0600;
+  an existing log or lock file (one the user made, say) is appended to or locked as it
+  is. A replaced file (:func:`write_private`) is a new file renamed over the old name.
+
+Durability follows the reliability notes (section 2.3):
 a file's fsync does not persist its directory entry, so a new or renamed entry gets its
 directory fsynced too, and on macOS only ``F_FULLFSYNC`` reaches the disk.
 
@@ -13,10 +24,12 @@ falsely succeed; PostgreSQL's "fsyncgate").
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import RefusedError
@@ -27,6 +40,7 @@ __all__ = [
     "fsync",
     "fsync_directory",
     "make_private",
+    "open_append",
     "open_or_create",
     "open_private",
     "private_directory",
@@ -93,9 +107,64 @@ def create_private(path: Path, *, append: bool = False) -> int:
     return fd
 
 
-def open_or_create(path: Path) -> int:
-    """Open ``path`` for reading and writing, creating it 0600 if missing (a lock file)."""
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, _PRIVATE)
+def _refuse_links(path: Path, what: str, opener: Callable[[], int]) -> int:
+    """``opener()``, with a symbolic link at ``path`` refused by name."""
+    try:
+        return opener()
+    except OSError as exc:
+        # O_NOFOLLOW fails with ELOOP on a link (EMLINK on FreeBSD).
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and path.is_symlink():
+            raise RefusedError(
+                f"{what} {path} is a symbolic link; bulkops never writes through a link "
+                "(it could point anywhere)",
+                hint="give the path of a regular file, or a new name",
+            ) from None
+        raise
+
+
+def _open_or_new(path: Path, flags: int, *, what: str) -> int:
+    """Open ``path`` with ``flags``, never through a link: a new file is created 0600; an
+    existing one keeps its mode."""
+    while True:
+        try:
+            fd = _refuse_links(path, what, lambda: os.open(path, flags | _NEW, _PRIVATE))
+        except FileExistsError:
+            pass
+        else:
+            try:
+                make_private(fd)  # ours: whatever the umask made of it
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
+        try:
+            return _refuse_links(
+                path, what, lambda: os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW)
+            )
+        except FileNotFoundError:
+            continue  # removed between the two opens: create it after all
+
+
+def open_or_create(path: Path, *, what: str = "lock file") -> int:
+    """Open ``path`` for reading and writing (a lock file), never through a link; a new
+    file is created 0600, an existing one keeps its mode.
+
+    Raises:
+        RefusedError: ``path`` is a symbolic link.
+        OSError: It could not be opened.
+    """
+    return _open_or_new(path, os.O_RDWR, what=what)
+
+
+def open_append(path: Path, *, what: str) -> int:
+    """Open ``path`` to append to it (a log), never through a link; a new file is
+    created 0600, an existing one keeps its mode.
+
+    Raises:
+        RefusedError: ``path`` is a symbolic link.
+        OSError: It could not be opened.
+    """
+    return _open_or_new(path, os.O_WRONLY | os.O_APPEND, what=what)
 
 
 def open_private(path: Path, flags: int, *, what: str) -> int:

@@ -6,7 +6,8 @@ The chain is ``merge_contextvars`` → ``add_log_level`` → ISO UTC ``TimeStamp
 exception text → **redaction** (every string, recursively, through
 :func:`bulkops.errors.redact` plus the exact secrets given) → the sinks: a console
 (ConsoleRenderer on a terminal, JSON otherwise; warnings and up unless verbose) and an
-optional ``--log-file`` that gets every event as one JSON line (created 0600).
+optional ``--log-file`` that gets every event as one JSON line (created 0600, never
+through a symbolic link; an existing file keeps its mode: :func:`bulkops.files.open_append`).
 Redaction runs last before rendering, so no call site can skip it.
 """
 
@@ -21,6 +22,7 @@ from typing import IO, Any
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from . import files
 from .errors import redact
 
 __all__ = ["LEVELS", "configure_logging", "redact_event"]
@@ -101,14 +103,16 @@ def configure_logging(
             JSON lines otherwise.
         verbose: Show info events on the console too (default: warnings and up).
         log_file: Append every event (info and up) as a JSON line; created 0600.
+
+    Raises:
+        RefusedError: ``log_file`` is a symbolic link.
+        OSError: it cannot be opened.
         secrets: Exact values to redact besides key-looking tokens (the API key).
     """
     stream = sys.stderr if console is None else console
     handle: IO[str] | None = None
     if log_file is not None:
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        os.fchmod(fd, 0o600)
-        handle = os.fdopen(fd, "a", encoding="utf-8")
+        handle = os.fdopen(files.open_append(log_file, what="log file"), "a", encoding="utf-8")
     pretty = bool(getattr(stream, "isatty", lambda: False)())
     sinks = _Sinks(console, LEVELS["info" if verbose else "warning"], pretty, handle)
     structlog.configure(

@@ -9,18 +9,27 @@ an environment variable that holds a key (copy-project's ``source_key_env`` and
 the plan writes to. The CLI reads those variables once, gives every value to the log
 redactor before anything runs, and builds every :class:`Settings` from the values read,
 so a key in any variable a job names is redacted like the default one.
+
+The API URL is checked when settings are built (:func:`api_base_url`), before any
+request: the key goes over https, or over plain http only to this machine (the
+emulator) unless ``allow_insecure_http`` says otherwise; a bare host gets the API's
+base path ``/console/v1``. A key of the wrong type (a server secret or a client key)
+is refused before it is sent anywhere.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from .errors import PlanError, UsageError
+from .errors import ApiAccessError, PlanError, UsageError
+from .keyguard import KeyGuard
 
 __all__ = [
     "API_KEY_ENV",
@@ -30,8 +39,11 @@ __all__ = [
     "DEFAULT_PAGE_LIMIT",
     "KEY_ENV_SUFFIX",
     "TARGET_KEY_ENV_OPTION",
+    "API_PATH",
     "ApiKeys",
     "Settings",
+    "api_base_url",
+    "is_loopback",
     "key_env_names",
     "target_key_env",
 ]
@@ -39,6 +51,7 @@ __all__ = [
 API_KEY_ENV = "STATSIG_CONSOLE_API_KEY"
 API_URL_ENV = "STATSIG_API_URL"
 DEFAULT_BASE_URL = "https://statsigapi.net/console/v1"
+API_PATH = "/console/v1"  # where the Console API lives on its host
 API_VERSION = "20240601"
 DEFAULT_PAGE_LIMIT = 100
 DEFAULT_TIMEOUT = 30.0
@@ -47,18 +60,92 @@ DEFAULT_READ_RETRIES = 4
 KEY_ENV_SUFFIX = "_key_env"
 # The job option naming the key of the project a plan writes to (default: API_KEY_ENV).
 TARGET_KEY_ENV_OPTION = "target_key_env"
+# The Console API accepts Console keys only; these are the other key types' prefixes.
+_OTHER_KEY_TYPES = {"secret-": "a server secret key", "client-": "a client SDK key"}
+_URL_SETTING = f"{API_URL_ENV} or --api-url"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost``, ``127.0.0.0/8`` or ``::1``.
+
+    Decided on the name as written, never by resolving it (a name that resolves to a
+    loopback address today may not tomorrow).
+    """
+    host = host.lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def api_base_url(url: str, *, allow_insecure_http: bool = False) -> str:
+    """The Console API base URL ``url`` names, checked before any request is made.
+
+    ``https://HOST`` and ``https://HOST/`` become ``https://HOST/console/v1`` (the API's
+    base path); any other path is kept as given (a proxy may mount the API elsewhere),
+    without a trailing slash.
+
+    Raises:
+        UsageError: not an ``http(s)://`` URL with a host, a URL holding a user name,
+            password, query or fragment, or plain ``http://`` to a host that is not
+            this machine without ``allow_insecure_http`` (the key would cross the
+            network in clear text).
+    """
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"the API URL {text!r} is not an https:// URL with a host",
+            hint=f"set {_URL_SETTING} to https://statsigapi.net/console/v1 "
+            "(or the emulator's http://127.0.0.1:PORT/console/v1)",
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise UsageError(
+            f"the API URL must be a plain base URL, without a user name, password, query "
+            f"or fragment ({_URL_SETTING})",
+            hint="set it to https://HOST/console/v1",
+        )
+    if parts.scheme.lower() == "http" and not allow_insecure_http:
+        if not is_loopback(parts.hostname):
+            raise UsageError(
+                f"refusing to send the key in clear text to http://{parts.netloc}: plain "
+                f"http is only for this machine (the emulator); {_URL_SETTING} must use "
+                "https:// for any other host; nothing was sent",
+                hint=f"use https://{parts.netloc}{parts.path}, or add --allow-insecure-http "
+                "if every network between here and that host is yours",
+            )
+    path = parts.path.rstrip("/") or API_PATH
+    return f"{parts.scheme.lower()}://{parts.netloc}{path}"
 
 
 class Settings(BaseModel):
     """Connection settings for one Console API project (one key).
 
-    The key is a ``SecretStr``: its repr and str show ``**********``.
+    The key is a ``SecretStr``: its repr and str show ``**********``. ``base_url`` is
+    checked and normalised by :func:`api_base_url` (``allow_insecure_http`` permits
+    plain http to other hosts); ``key_env`` names the variable the key came from, for
+    messages (never the key).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _check_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("base_url"), str):
+            allow = bool(data.get("allow_insecure_http", False))
+            data = {**data, "base_url": api_base_url(data["base_url"], allow_insecure_http=allow)}
+        return data
+
     api_key: SecretStr
     base_url: str = DEFAULT_BASE_URL
+    allow_insecure_http: bool = False
+    key_env: str | None = None
     api_version: str = API_VERSION
     respect_reviews: bool = True
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
@@ -137,6 +224,11 @@ class ApiKeys:
         """Every key read, for the redactor."""
         return tuple(key.get_secret_value() for key in self.keys.values())
 
+    def guard(self) -> KeyGuard:
+        """The guard that keeps these keys (and key-shaped strings) out of plans and
+        checkpoints."""
+        return KeyGuard.of(self.secrets())
+
     def settings(
         self, key_env: str = API_KEY_ENV, *, base_url: str | None = None, **overrides: object
     ) -> Settings:
@@ -148,7 +240,11 @@ class ApiKeys:
             overrides: Other :class:`Settings` fields (timeout, respect_reviews…).
 
         Raises:
-            UsageError: the variable is unset or empty.
+            UsageError: the variable is unset or empty, or the URL is refused
+                (:func:`api_base_url`).
+            ApiAccessError: the variable holds a server secret or client key, which
+                the Console API does not accept, or a character no key has (a pasted
+                line ending); it is never sent.
             PlanError: the variable was not read: a job asked for a key its options do
                 not name in a ``*_key_env`` option.
         """
@@ -163,5 +259,20 @@ class ApiKeys:
                 f"no API key: the environment variable {key_env} is not set",
                 hint=f"export {key_env}=console-… (keys are read from the environment only)",
             )
+        value = key.get_secret_value()
+        if not all("!" <= c <= "~" for c in value):
+            raise ApiAccessError(
+                f"{key_env} holds a space, a line ending or another character no key has "
+                "(pasted from a file?); it was not sent",
+                hint=f"export {key_env}=console-… with the key alone",
+            )
+        for prefix, kind in _OTHER_KEY_TYPES.items():
+            if value.startswith(prefix):
+                raise ApiAccessError(
+                    f"{key_env} holds {kind} ({prefix}…), and the Console API accepts only "
+                    "Console API keys (console-…); it was not sent",
+                    hint=f"export {key_env}=console-… (Project Settings → Keys & "
+                    "Environments → Console API Keys)",
+                )
         url = base_url or self.api_url or DEFAULT_BASE_URL
-        return Settings(api_key=key, base_url=url.rstrip("/"), **overrides)
+        return Settings(api_key=key, base_url=url, key_env=key_env, **overrides)

@@ -246,6 +246,7 @@ def serve_forked(
     build: Callable[[EmulatorState], None] | None = None,
     routes: Callable[[web.Application], None] | None = None,
     timeout: float = 30.0,
+    host: str = "127.0.0.1",
 ) -> Iterator[Emulator]:
     """Serve a copy of ``state`` from a forked child until the block ends.
 
@@ -266,6 +267,8 @@ def serve_forked(
         build: Prepares the state in the child.
         routes: Adds routes to the app.
         timeout: Seconds the child may take to listen.
+        host: The address it listens on (another than loopback stands in for a
+            foreign host).
 
     Raises:
         ValueError: a bad ``quota`` or ``faults``.
@@ -289,7 +292,9 @@ def serve_forked(
         child.fault_seed = fault_seed
         child.capture = None
 
-    with fork_emulator(state, log_path, prepare=prepare, routes=routes, timeout=timeout) as forked:
+    with fork_emulator(
+        state, log_path, prepare=prepare, routes=routes, timeout=timeout, host=host
+    ) as forked:
         yield Emulator(url=forked.url, pid=forked.pid, log_path=forked.log_path)
 
 

@@ -6,14 +6,18 @@ are :mod:`bulkops.testing`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
+from bulkops.api.paths import WRITE_METHODS
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
 from bulkops.emulator.state import KeyInfo
-from bulkops.testing import Call, seed_over_api
+from bulkops.testing import Call, Emulator, seed_over_api
 
-__all__ = ["seeded_state"]
+__all__ = ["calls_file", "seeded_state", "writes"]
 
 
 def seeded_state(
@@ -42,3 +46,15 @@ def seeded_state(
     ]
     seed_over_api(state, {EMPTY_KEY: made})
     return state
+
+
+def calls_file(tmp_path: Path, *calls: Mapping[str, Any], name: str = "calls.jsonl") -> Path:
+    """An apply-calls file of ``calls``, one JSON line each."""
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(c) + "\n" for c in calls))
+    return path
+
+
+def writes(emulator: Emulator) -> list[dict[str, Any]]:
+    """Every mutation request the emulator received (its request log)."""
+    return [e for e in emulator.log() if e["method"] in WRITE_METHODS]

@@ -35,11 +35,13 @@ from ..errors import (
     ApiStatusError,
     BulkOpsError,
     NotFound,
+    Redirected,
     TransportError,
+    UsageError,
     error_for_status,
     redact,
 )
-from ..settings import Settings
+from ..settings import Settings, is_loopback
 from . import resources
 from .paths import WRITE_METHODS
 from .retry import read_retry_delay
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger()
+
+EVENT_INSECURE = "api.insecure_http"
 
 Query = str | int | float | bool | Sequence[str] | None
 Params = Mapping[str, Query]
@@ -123,6 +127,13 @@ class ConsoleClient:
         base = urlsplit(settings.base_url)
         self._origin = f"{base.scheme}://{base.netloc}"
         self._base_path = base.path.rstrip("/")
+        if base.scheme == "http" and not is_loopback(base.hostname or ""):
+            # Only with allow_insecure_http (Settings refuses it otherwise): every run says so.
+            log.warning(
+                EVENT_INSECURE,
+                url=settings.base_url,
+                message=f"the key goes to {base.netloc} in clear text (--allow-insecure-http)",
+            )
         # One namespace per API group (see bulkops.api.resources).
         self.gates = resources.Gates(self)
         self.dynamic_configs = resources.DynamicConfigs(self)
@@ -217,6 +228,13 @@ class ConsoleClient:
 
     def _url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
+            parts = urlsplit(path)
+            if f"{parts.scheme}://{parts.netloc}".lower() != self._origin.lower():
+                # The key goes to the API URL and nowhere else.
+                raise UsageError(
+                    f"{redact(path.split('?', 1)[0])} is not on the API URL "
+                    f"{self.settings.base_url}; the key is sent nowhere else"
+                )
             return path
         if not path.startswith("/"):
             path = "/" + path
@@ -276,6 +294,8 @@ class ConsoleClient:
         elif response.content:
             message = response.content[:200].decode("utf-8", "replace")
         secret = self.settings.api_key.get_secret_value()
+        if 300 <= response.status < 400:
+            raise _redirected(request, response, secret)
         cls = error_for_status(response.status)
         raise cls(
             redact(message, secret),
@@ -356,6 +376,26 @@ class ConsoleClient:
             else:
                 query[key] = value
         return link_path, query
+
+
+def _redirected(request: ApiRequest, response: ApiResponse, secret: str) -> Redirected:
+    """A 3xx as an error naming where it pointed (the transport never follows one)."""
+    location = redact(response.headers.get("Location") or "", secret)
+    where = f"to {location}" if location else "(no Location given)"
+    exc = Redirected(
+        f"HTTP {response.status}: redirected {where}; not followed, so the key does not go there",
+        status=response.status,
+        method=request.method,
+        path=request.path,
+        request_id=response.headers.get("x-request-id"),
+    )
+    exc.location = location
+    exc.hint = (
+        "if that address is the Console API, set STATSIG_API_URL (or --api-url) to it"
+        if location
+        else None
+    )
+    return exc
 
 
 def _clean_params(params: Params) -> dict[str, str | list[str]]:

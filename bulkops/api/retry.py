@@ -16,7 +16,8 @@ notes (section 3.5):
 * 401/403 stop the whole run; any other status fails this one item.
 
 The client's reads are simpler: a GET changes nothing, so it is repeated after a
-transport failure, a 429 or a 5xx, up to ``Settings.read_retries`` times.
+transport failure (unless it is lasting: an unknown host, TLS), a 429 or a 5xx, up to
+``Settings.read_retries`` times.
 """
 
 from __future__ import annotations
@@ -233,7 +234,8 @@ def read_retry_delay(
 ) -> float | None:
     """Whether and when the client sends a failed read again.
 
-    A transport failure, a 429 or a 5xx is retried while ``attempt <= retries``: after
+    A transport failure (but not a lasting one: an unknown host, TLS), a 429 or a 5xx
+    is retried while ``attempt <= retries``: after
     the server's ``Retry-After`` (capped at ``policy.retry_after_cap``), else after
     :func:`backoff`. Writes are never retried by the client (``retries=0``): whether a
     failed mutation may be repeated is :func:`decide`'s question, asked by the runner.
@@ -255,8 +257,8 @@ def read_retry_delay(
             return None
         if error.retry_after is not None:
             return min(error.retry_after, policy.retry_after_cap)
-    elif not isinstance(error, TransportError):
-        return None
+    elif not isinstance(error, TransportError) or error.lasting:
+        return None  # a host that does not resolve, a TLS failure: no sooner fixed than asked
     return backoff(attempt, policy, rand)
 
 

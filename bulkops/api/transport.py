@@ -2,17 +2,24 @@
 
 ``AiohttpTransport`` is the real one; ``MockTransport`` wraps a function for unit
 tests. aiohttp errors are translated to bulkops errors here and nowhere else
-(:func:`map_aiohttp_errors`), so job code never sees aiohttp.
+(:func:`map_aiohttp_errors`), so job code never sees aiohttp, and no message names an
+aiohttp class (``-v`` shows its own words as the error's ``detail``).
+
+Redirects are never followed: a 3xx comes back as it is (the client makes it an error
+naming the ``Location``), because following one would send the key to wherever it
+points.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -73,25 +80,77 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+@dataclass(frozen=True)
+class _Failure:
+    message: str
+    sent: bool = True
+    lasting: bool = False
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError, where: str) -> _Failure:
+    # The subclasses first: each is a ClientConnectorError too.
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        host = where.rsplit(":", 1)[0]
+        # EAI_AGAIN is the resolver failing for now; anything else: no such name.
+        lasting = getattr(exc.os_error, "errno", None) != socket.EAI_AGAIN
+        return _Failure(f"unknown host: {host} does not resolve", False, lasting)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return _Failure(f"the TLS certificate of {where} could not be verified", False, True)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return _Failure(f"the TLS handshake with {where} failed", False, True)
+    if isinstance(exc.os_error, ConnectionRefusedError):
+        return _Failure(f"connection refused by {where}", False)
+    reason = exc.os_error.strerror or "the connection could not be made"
+    return _Failure(f"cannot connect to {where}: {reason}", False)
+
+
+def _describe(exc: aiohttp.ClientError | TimeoutError, where: str) -> _Failure:
+    """What went wrong, in words (no class names); whether the request may have gone out;
+    whether trying again soon would meet the same failure."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _connect_failure(exc, where)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # Raised while connecting only: the request was never written.
+        return _Failure(f"timed out connecting to {where}", False)
+    if isinstance(exc, TimeoutError):
+        return _Failure(f"timed out waiting for {where}")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return _Failure(f"{where} closed the connection without answering")
+    if isinstance(exc, aiohttp.ClientConnectionResetError):
+        return _Failure(f"the connection to {where} was reset")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return _Failure(f"the answer from {where} was cut short")
+    return _Failure(f"the connection to {where} failed")
+
+
 @contextmanager
 def map_aiohttp_errors(request: ApiRequest) -> Iterator[None]:
     """Translate aiohttp and timeout errors into :class:`TransportError`.
 
-    ``sent`` is False only when the connection could not be made at all, so the
-    request cannot have reached the server; every other failure happened after
-    bytes may have gone out and is ambiguous for a write.
+    ``sent`` is False only when the connection could not be made at all (or timed out
+    while being made), so the request cannot have reached the server; every other
+    failure happened after bytes may have gone out and is ambiguous for a write.
+    ``lasting`` marks what a retry would meet again (no such host, TLS). The message
+    says what failed and where, in words; ``detail`` keeps aiohttp's own.
     """
     try:
         yield
     except (aiohttp.ClientError, TimeoutError) as exc:
-        sent = not isinstance(exc, aiohttp.ClientConnectorError)
-        if not sent:
-            message = f"cannot connect: {type(exc).__name__}"
-        elif isinstance(exc, TimeoutError):
-            message = "timed out"
-        else:
-            message = f"connection failed: {type(exc).__name__}"
-        raise TransportError(message, method=request.method, path=request.path, sent=sent) from exc
+        failure = _describe(exc, _where(request.url))
+        raise TransportError(
+            failure.message,
+            method=request.method,
+            path=request.path,
+            sent=failure.sent,
+            lasting=failure.lasting,
+            detail=f"{type(exc).__name__}: {exc}",
+        ) from exc
 
 
 class AiohttpTransport:
@@ -123,6 +182,7 @@ class AiohttpTransport:
                 params=_multi(request.params) if request.params else None,
                 data=data,
                 headers=request.headers,
+                allow_redirects=False,  # a redirect would carry the key elsewhere
             ) as resp:
                 content = await resp.read()
                 # The response's own case-insensitive headers: no copy per request.

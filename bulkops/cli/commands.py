@@ -35,13 +35,15 @@ from ..engine.failpoints import Failpoints
 from ..engine.journal import Journal, read_records
 from ..engine.locks import default_state_dir
 from ..engine.mutations import JobContext, Mutation
-from ..engine.plans import Plan, ProjectRef, write_plan
+from ..engine.plans import Plan, ProjectRef, check_keys, write_plan
 from ..engine.ratelimit import history_from_records
 from ..engine.reconcile import replay, undo_mutations
 from ..engine.runner import RunOptions, run_plan
-from ..engine.states import FINAL_STATES, KeyState
+from ..engine.states import FINAL_STATES, KeyState, State
+from ..engine.stopping import Stop
 from ..errors import RefusedError
-from ..settings import ApiKeys
+from ..keyguard import KeyGuard
+from ..settings import ApiKeys, Settings
 from .exit_codes import ExitCode, exit_code_for_run
 from .job_loading import LoadedJob, Verifier, builtin_jobs, job_verifier, plan_verifier
 from .output import ProgressView, Ui, render_plan, render_summary
@@ -105,9 +107,18 @@ def list_jobs(ui: Ui, describe: Callable[[LoadedJob], list[str]]) -> ExitCode:
 
 
 async def _execute(
-    run: PlanRun, *, opts: EngineOptions, ui: Ui, verify: Verifier | None = None
+    run: PlanRun,
+    *,
+    opts: EngineOptions,
+    ui: Ui,
+    verify: Verifier | None = None,
+    applied_before: int = 0,
 ) -> ExitCode:
-    """Run the plan under its checkpoint's journal, then summarise, report and verify."""
+    """Run the plan under its checkpoint's journal, then summarise, report and verify.
+
+    ``applied_before``: mutations the checkpoint had applied when the run started (a
+    key refused before this run applied anything exits 4).
+    """
     plan, checkpoint, knobs = run.plan, run.checkpoint, run.knobs
     view = ProgressView(ui.err, run.limiter, live=ui.live)
     options = RunOptions(
@@ -143,7 +154,16 @@ async def _execute(
         ui.err.print(
             f"checkpoint: {checkpoint}  (undo with `bulkops undo {checkpoint}`)", highlight=False
         )
-    code = exit_code_for_run(result)
+    code = exit_code_for_run(result, applied_before=applied_before)
+    if result.stop is Stop.UNAUTHORIZED:
+        var = run.client.settings.key_env or "the key's variable"
+        ui.err.print(
+            f"The API refused the key in {var} at {run.client.settings.base_url}: a "
+            "read-only key (403) may read but not write; a revoked or wrong key gets 401. "
+            f"Export a Console API key with write access in {var}, then "
+            f"`bulkops resume {checkpoint}`.",
+            highlight=False,
+        )
     if verify is not None and result.ok:
         problems = await verify(plan, result, run.client)
         for line in problems:
@@ -164,10 +184,12 @@ async def _apply(
     ui: Ui,
     *,
     show_diff: bool,
+    guard: KeyGuard,
     recorded: Mapping[str, Any] | None = None,
     verify: Verifier | None = None,
 ) -> ExitCode:
-    """Apply a new plan: the safety rules in their order, a new checkpoint, the run."""
+    """Apply a new plan: the safety rules in their order, a new checkpoint (refusing any
+    record that holds one of ``guard``'s keys), the run."""
     check_project(plan, project)
     check_size(plan, opts)
     if not plan.mutations:
@@ -181,9 +203,10 @@ async def _apply(
             hint=f"resume it with `bulkops resume {checkpoint}`, or pass another --checkpoint",
         )
     knobs = run_knobs(opts, recorded)
-    run_info = {"checkpoint": str(checkpoint), "job": plan.header.job}
-    with project_lock(state_dir, project.id, run_info):
-        sendlog = send_log(state_dir, project.id)
+    url = client.settings.base_url
+    run_info = {"checkpoint": str(checkpoint), "job": plan.header.job, "url": url}
+    with project_lock(state_dir, url, project.id, run_info):
+        sendlog = send_log(state_dir, url, project.id)
         history = sendlog.load()
         limiter = quota_limiter(knobs, history)
         eta = limiter.eta(plan.quota_counts())
@@ -192,7 +215,9 @@ async def _apply(
         confirm(ui, opts, project, plan, eta)
         log.info(EVENT_CONFIRMED, project=project.id, mutations=len(plan.mutations))
         with checkpoint_lock(checkpoint, run_info):
-            journal = create_checkpoint(checkpoint, plan_record(plan, knobs, client.settings))
+            journal = create_checkpoint(
+                checkpoint, plan_record(plan, knobs, client.settings), guard=guard
+            )
             ui.err.print(f"checkpoint: {checkpoint}", highlight=False)
             run = PlanRun(plan, client, checkpoint, journal, (), knobs, sendlog, limiter)
             try:
@@ -213,6 +238,7 @@ async def plan_job(
     ``run`` with ``--apply`` then applies the plan (confirmation, checkpoint).
     """
     options = params.model_dump(mode="json")
+    guard = keys.guard()
     settings = target_settings(keys, opts, options, respect_reviews=not opts.no_review_header)
     async with ConsoleClient(settings) as client:
         project = await key_project(client)
@@ -226,14 +252,14 @@ async def plan_job(
             log=structlog.get_logger(job=job.name),
             plan_id=plan_id,
             open_client=others.open,
+            key_guard=guard,
         )
         projects = [project]
         try:
-            mutations: list[Mutation] = [m async for m in job.module.plan(ctx, params)]
-            for other in others.opened:
-                ref = await key_project(other)
+            for ref in await others.connect(options):
                 if ref.id not in {p.id for p in projects}:
                     projects.append(ref)
+            mutations: list[Mutation] = [m async for m in job.module.plan(ctx, params)]
         finally:
             await others.aclose()
         plan = Plan.build(
@@ -243,13 +269,14 @@ async def plan_job(
             mutations=mutations,
             respect_reviews=settings.respect_reviews,
             plan_id=plan_id,
+            guard=guard,
         )
         log.info(
             EVENT_PLANNED, job=job.name, mutations=len(plan.mutations), plan_hash=plan.header.hash
         )
-        eta = estimate(plan, run_knobs(opts), project.id)
+        eta = estimate(plan, run_knobs(opts), settings.base_url, project.id)
         for line in ctx.notes:
-            ui.out.print(escape(line), highlight=False)
+            ui.out.print(escape(guard.redact(line)), highlight=False)
         render_plan(ui.out, plan, eta=eta, project_name=project.name, show=opts.show)
         if opts.output is not None:
             write_plan(opts.output, plan)
@@ -266,18 +293,35 @@ async def plan_job(
                 )
             return ExitCode.OK
         verify = job_verifier(job.module, params, keys)
-        return await _apply(plan, client, project, opts, ui, show_diff=False, verify=verify)
+        return await _apply(
+            plan, client, project, opts, ui, show_diff=False, guard=guard, verify=verify
+        )
 
 
 async def apply_plan(plan: Plan, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> ExitCode:
     """``bulkops apply PLAN``: execute exactly that plan, read and verified from its file
     (refused if edited or for another project)."""
+    guard = keys.guard()
+    check_keys(plan, guard)  # read before the keys were: their values are checked now
     respect = plan.header.respect_reviews and not opts.no_review_header
     settings = target_settings(keys, opts, plan.header.params, respect_reviews=respect)
     async with ConsoleClient(settings) as client:
         project = await key_project(client)
         verify = plan_verifier(plan, keys)
-        return await _apply(plan, client, project, opts, ui, show_diff=True, verify=verify)
+        if verify is not None:
+            await _check_other_keys(keys, settings, plan.header.params)
+        return await _apply(
+            plan, client, project, opts, ui, show_diff=True, guard=guard, verify=verify
+        )
+
+
+async def _check_other_keys(keys: ApiKeys, settings: Settings, params: Mapping[str, Any]) -> None:
+    """Before anything is sent: the other keys a job's verify hook will use work."""
+    others = OtherClients(keys, settings)
+    try:
+        await others.connect(params)
+    finally:
+        await others.aclose()
 
 
 async def resume(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> ExitCode:
@@ -287,10 +331,11 @@ async def resume(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -
     end refused) before any request is made.
     """
     require_checkpoint(checkpoint)
+    guard = keys.guard()
     with checkpoint_lock(checkpoint, {"resume": True}):
-        journal, records = Journal.open(checkpoint)
+        journal, records = Journal.open(checkpoint, guard=guard)
         try:
-            plan, recorded = checkpoint_plan(records, f"checkpoint {checkpoint}")
+            plan, recorded = checkpoint_plan(records, f"checkpoint {checkpoint}", guard)
             states = replay(records, [m.key for m in plan.mutations])
             if all(st.state in FINAL_STATES for st in states.values()):
                 ui.out.print("Nothing to resume: every mutation is settled.")
@@ -306,10 +351,14 @@ async def resume(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -
             async with ConsoleClient(settings) as client:
                 project = await key_project(client)
                 check_project(plan, project)
+                verify = plan_verifier(plan, keys)
+                if verify is not None:
+                    await _check_other_keys(keys, settings, plan.header.params)
                 state_dir = default_state_dir()
-                run_info = {"checkpoint": str(checkpoint), "job": plan.header.job}
-                with project_lock(state_dir, project.id, run_info):
-                    sendlog = send_log(state_dir, project.id)
+                url = settings.base_url
+                run_info = {"checkpoint": str(checkpoint), "job": plan.header.job, "url": url}
+                with project_lock(state_dir, url, project.id, run_info):
+                    sendlog = send_log(state_dir, url, project.id)
                     history = merge_histories(sendlog.load(), history_from_records(records, plan))
                     todo = sum(1 for st in states.values() if st.state not in FINAL_STATES)
                     ui.err.print(
@@ -321,7 +370,10 @@ async def resume(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -
                     run = PlanRun(
                         plan, client, checkpoint, journal, records, knobs, sendlog, limiter
                     )
-                    return await _execute(run, opts=opts, ui=ui, verify=plan_verifier(plan, keys))
+                    applied = sum(1 for st in states.values() if st.state == State.APPLIED)
+                    return await _execute(
+                        run, opts=opts, ui=ui, verify=verify, applied_before=applied
+                    )
         finally:
             journal.close()
 
@@ -376,7 +428,8 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
     require_checkpoint(checkpoint)
     with checkpoint_lock(checkpoint, {"undo": True}):
         records = read_records(checkpoint)
-    plan, recorded = checkpoint_plan(records, f"checkpoint {checkpoint}")
+    guard = keys.guard()
+    plan, recorded = checkpoint_plan(records, f"checkpoint {checkpoint}", guard)
     states = replay(records, [m.key for m in plan.mutations])
     mutations, not_undoable = undo_mutations(plan, states)
     respect = bool(recorded.get("respect_reviews", plan.header.respect_reviews))
@@ -392,8 +445,9 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
             projects=plan.header.projects,
             mutations=mutations,
             respect_reviews=settings.respect_reviews,
+            guard=guard,
         )
-        eta = estimate(undo_plan, run_knobs(opts, recorded), project.id)
+        eta = estimate(undo_plan, run_knobs(opts, recorded), settings.base_url, project.id)
         render_plan(
             ui.out, undo_plan, eta=eta, project_name=project.name, show=opts.show, title="Undo plan"
         )
@@ -408,5 +462,5 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
         target = opts.checkpoint or undo_checkpoint(checkpoint)
         opts = replace(opts, checkpoint=target)
         return await _apply(
-            undo_plan, client, project, opts, ui, show_diff=False, recorded=recorded
+            undo_plan, client, project, opts, ui, show_diff=False, guard=guard, recorded=recorded
         )

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from .. import files
 from ..errors import UsageError
 from .exit_codes import ExitCode
 
@@ -88,7 +89,7 @@ def emulator_command(args: argparse.Namespace) -> int:
     state.quotas_enabled = not args.no_quota
     log_file = None
     if args.request_log:
-        fd = os.open(args.request_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = files.open_append(args.request_log, what="request log")
         log_file = os.fdopen(fd, "a", encoding="utf-8")
         state.request_log = log_file
     try:

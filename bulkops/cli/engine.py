@@ -58,6 +58,7 @@ __all__ = [
 # Engine option names a job's Params may not reuse.
 _RESERVED = {
     "api_url",
+    "allow_insecure_http",
     "timeout",
     "no_review_header",
     "quota",
@@ -233,6 +234,7 @@ def _options(args: argparse.Namespace) -> EngineOptions:
 
     return EngineOptions(
         api_url=get("api_url"),
+        allow_insecure_http=bool(get("allow_insecure_http", False)),
         timeout=get("timeout"),
         no_review_header=bool(get("no_review_header", False)),
         quotas=tuple(get("quota")) if get("quota") else None,

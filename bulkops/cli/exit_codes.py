@@ -7,7 +7,9 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
     1    some items failed or conflicted, or a job's verification differs
     2    bad usage or input (options, params, a plan, a file): nothing was sent
     3    refused: a lock held, a stale or edited plan, a corrupt checkpoint,
-         a key of another project
+         a key of another project, a file path that is a symbolic link
+    4    cannot reach or authenticate to the API (URL, network, TLS, a bad,
+         read-only or wrong-type key): nothing was sent
     130  interrupted (Ctrl-C, SIGTERM): the checkpoint is resumable
     ===  =====================================================================
 """
@@ -18,7 +20,15 @@ from enum import IntEnum
 
 from ..engine.runner import RunResult
 from ..engine.stopping import Stop
-from ..errors import BulkOpsError, InputError, JournalError, PlanError, RefusedError, UsageError
+from ..errors import (
+    ApiAccessError,
+    BulkOpsError,
+    InputError,
+    JournalError,
+    PlanError,
+    RefusedError,
+    UsageError,
+)
 
 __all__ = ["ExitCode", "exit_code_for_error", "exit_code_for_run"]
 
@@ -30,6 +40,7 @@ class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
     REFUSED = 3
+    API_ACCESS = 4
     INTERRUPTED = 130
 
 
@@ -39,11 +50,17 @@ def exit_code_for_error(exc: BulkOpsError) -> ExitCode:
         return ExitCode.USAGE
     if isinstance(exc, RefusedError | JournalError):
         return ExitCode.REFUSED
+    if isinstance(exc, ApiAccessError):
+        return ExitCode.API_ACCESS
     return ExitCode.FAILED
 
 
-def exit_code_for_run(result: RunResult) -> ExitCode:
-    """0 all applied or skipped; 130 interrupted; 1 anything else."""
+def exit_code_for_run(result: RunResult, *, applied_before: int = 0) -> ExitCode:
+    """0 all applied or skipped; 130 interrupted; 4 the key was refused (401/403) before
+    anything applied (``applied_before``: mutations the checkpoint had applied when the
+    run started); 1 anything else."""
     if result.stop is Stop.INTERRUPTED:
         return ExitCode.INTERRUPTED
+    if result.stop is Stop.UNAUTHORIZED and result.counts()["applied"] <= applied_before:
+        return ExitCode.API_ACCESS
     return ExitCode.OK if result.ok else ExitCode.FAILED

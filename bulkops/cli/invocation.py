@@ -88,9 +88,19 @@ def positive_int(text: str) -> int:
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
-    """``--api-url`` and ``--timeout`` (``default`` for both when not given)."""
+    """``--api-url``, ``--allow-insecure-http`` and ``--timeout`` (``default`` for each
+    when not given)."""
     parser.add_argument(
-        "--api-url", default=default, help="Console API base URL (or $STATSIG_API_URL)"
+        "--api-url",
+        default=default,
+        help="Console API base URL (or $STATSIG_API_URL; a bare https://HOST gets /console/v1)",
+    )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=False if default is None else default,
+        help="allow a plain http:// API URL on another host (the key crosses the network "
+        "in clear text; warned on every run)",
     )
     parser.add_argument(
         "--timeout", type=positive_float, default=default, help="request timeout, seconds"
@@ -103,6 +113,8 @@ def _scrub(exc: BulkOpsError, secrets: Sequence[str]) -> None:
     exc.message = redact(exc.message, *secrets)
     if exc.hint:
         exc.hint = redact(exc.hint, *secrets)
+    if exc.detail:
+        exc.detail = redact(exc.detail, *secrets)
     exc.args = tuple(redact(a, *secrets) if isinstance(a, str) else a for a in exc.args)
 
 

@@ -4,7 +4,7 @@
 :class:`Command` entries (name, help, the function adding its arguments, its handler),
 checked for duplicates when this module is imported. A handler returns the exit code;
 :func:`main` turns a :class:`~bulkops.errors.BulkOpsError` into ``FAILED: …`` (and
-``HINT: …``) on stderr and its exit code, and Ctrl-C into 130 (the contract is
+``HINT: …``, and with ``-v`` ``DETAIL: …``) on stderr and its exit code, and Ctrl-C into 130 (the contract is
 :mod:`bulkops.cli.exit_codes`).
 """
 
@@ -149,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: {redact(str(exc.message))}", file=sys.stderr)
         if exc.hint:
             print(f"HINT: {exc.hint}", file=sys.stderr)
+        if exc.detail and getattr(args, "verbose", False):
+            print(f"DETAIL: {redact(exc.detail)}", file=sys.stderr)
         return exit_code_for_error(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -92,16 +92,17 @@ def confirm(ui: Ui, opts: EngineOptions, project: ProjectRef, plan: Plan, eta: f
 
 
 def project_lock(
-    state_dir: Path, project_id: str, info: Mapping[str, Any]
+    state_dir: Path, api_url: str, project_id: str, info: Mapping[str, Any]
 ) -> AbstractContextManager[None]:
-    """Hold the host-wide lock of a project (one writer per project: the quota is per
-    project); ``info`` tells a refused contender who holds it.
+    """Hold the host-wide lock of a project at one API URL (one writer per project: the
+    quota is per project; a rehearsal on the emulator is another API, not blocked);
+    ``info`` tells a refused contender who holds it.
 
     Raises:
-        RefusedError: another process holds it.
+        RefusedError: another process holds it (naming its pid, host and URL).
     """
-    path = lock_path_for_project(state_dir, project_id)
-    return exclusive_lock(path, what=f"project {project_id}", info=info)
+    path = lock_path_for_project(state_dir, api_url, project_id)
+    return exclusive_lock(path, what=f"project {project_id} at {api_url}", info=info)
 
 
 def checkpoint_lock(checkpoint: Path, info: Mapping[str, Any]) -> AbstractContextManager[None]:

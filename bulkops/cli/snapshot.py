@@ -42,6 +42,7 @@ from ..settings import API_KEY_ENV, ApiKeys
 from .exit_codes import ExitCode
 from .invocation import Invocation, add_connection_options, invoke
 from .output import Ui
+from .run_setup import key_project
 
 __all__ = [
     "COLLECTION_SOURCES",
@@ -243,12 +244,13 @@ def snapshot_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def _snapshot(args: argparse.Namespace, keys: ApiKeys, ui: Ui) -> ExitCode:
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {"allow_insecure_http": args.allow_insecure_http}
     if args.timeout is not None:
         overrides["timeout"] = args.timeout
     settings = keys.settings(args.key_env, base_url=args.api_url, **overrides)
     started = time.monotonic()
     async with ConsoleClient(settings) as client:
+        await key_project(client)  # a wrong URL or key is told as such (exit 4)
         snapshot = await read_project(client)
     path: Path = args.output
     write_snapshot(path, snapshot, secrets=keys.secrets())

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .. import files
 from .app import create_app
 from .http import PREFIX
 from .state import EmulatorState
@@ -97,8 +98,10 @@ def fork_emulator(
     prepare: Callable[[EmulatorState], None] | None = None,
     routes: Callable[[web.Application], None] | None = None,
     timeout: float = 30.0,
+    host: str = "127.0.0.1",
 ) -> Iterator[ForkedEmulator]:
-    """Serve ``state`` from a forked child until the block ends (the child is killed).
+    """Serve ``state`` from a forked child on ``host`` until the block ends (the child
+    is killed).
 
     Forking makes a fresh copy of a large prepared state cost milliseconds, and what the
     child changes stays in the child. ``prepare(state)`` runs in the child before it
@@ -121,11 +124,11 @@ def fork_emulator(
                 os.dup2(devnull, fd)
             if prepare is not None:
                 prepare(state)
-            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = files.open_append(log_path, what="request log")
             state.request_log = os.fdopen(fd, "a", encoding="utf-8")
 
             async def main() -> None:
-                async with running_emulator(state, routes=routes) as url:
+                async with running_emulator(state, host, routes=routes) as url:
                     os.write(write_end, url.encode() + b"\n")
                     os.close(write_end)
                     await asyncio.Event().wait()

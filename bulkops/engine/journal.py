@@ -39,6 +39,7 @@ import structlog
 
 from .. import files
 from ..errors import JournalError
+from ..keyguard import PATTERN_ONLY, KeyGuard
 
 __all__ = [
     "JOURNAL_FORMAT",
@@ -63,13 +64,29 @@ _NEWLINE = b"\n"
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
-def _frame(seq: int, record: Mapping[str, Any], prev_crc: int) -> tuple[bytes, int]:
+def _frame(
+    seq: int, record: Mapping[str, Any], prev_crc: int, guard: KeyGuard | None = None
+) -> tuple[bytes, int]:
     body: dict[str, Any] = {"seq": seq}
     body.update(record)
     body["seq"] = seq  # a caller's own "seq" never overrides the frame's
-    payload = _ENCODE(body).encode("ascii")
+    text = _ENCODE(body)
+    if guard is not None and guard.holds_key(text):
+        raise _key_in_record(body, guard)
+    payload = text.encode("ascii")
     crc = zlib.crc32(payload, prev_crc)
     return b"%08x %s\n" % (crc, payload), crc
+
+
+def _key_in_record(record: Mapping[str, Any], guard: KeyGuard) -> JournalError:
+    key = record.get("key")
+    named = f" of mutation {key}" if isinstance(key, str) and not guard.holds_key(key) else ""
+    where = guard.find(dict(record)) or "?"
+    return JournalError(
+        f"a checkpoint record ({record.get('t', '?')}{named}) would hold an API key in its "
+        f"field {where}; it was not written (a checkpoint never holds a key)",
+        hint="resume later settles by a read whatever this record would have said",
+    )
 
 
 def _parse(line: bytes, prev_crc: int) -> tuple[dict[str, Any] | None, int, str]:
@@ -228,9 +245,12 @@ class Journal:
 
     path: Path
 
-    def __init__(self, path: Path, fd: int, next_seq: int, crc: int) -> None:
+    def __init__(
+        self, path: Path, fd: int, next_seq: int, crc: int, guard: KeyGuard = PATTERN_ONLY
+    ) -> None:
         """Wrap an open append descriptor; use :meth:`create` or :meth:`open` instead."""
         self.path = path
+        self.guard = guard
         self._fd: int | None = fd
         self._next_seq = next_seq
         self._crc = crc
@@ -238,7 +258,9 @@ class Journal:
         self._failed: str | None = None
 
     @classmethod
-    def create(cls, path: Path, first: Mapping[str, Any]) -> Journal:
+    def create(
+        cls, path: Path, first: Mapping[str, Any], *, guard: KeyGuard = PATTERN_ONLY
+    ) -> Journal:
         """Create a new journal whose first record (seq 0) is ``first``.
 
         The file is created with ``O_EXCL`` and mode 0600; the record is written and the
@@ -247,13 +269,16 @@ class Journal:
         Args:
             path: The journal file; its directory is created (0700) if missing.
             first: The header record (``{"t": "plan", ...}``); ``format`` is added.
+            guard: Refuses any record holding an API key (give it the run's keys).
 
         Returns:
             The journal, open for appends.
 
         Raises:
-            JournalError: The file already exists or could not be written.
+            JournalError: The file already exists or could not be written, or ``first``
+                holds an API key (then no file is left behind).
         """
+        _frame(0, {"format": JOURNAL_FORMAT, **first}, 0, guard)  # refused before creating
         files.private_directory(path.parent)
         try:
             fd = files.create_private(path, append=True)
@@ -263,17 +288,22 @@ class Journal:
             ) from None
         except OSError as exc:
             raise JournalError(f"journal {path} could not be created: {exc.strerror}") from exc
-        journal = cls(path, fd, 0, 0)
+        journal = cls(path, fd, 0, 0, guard)
         try:
             journal.append({"format": JOURNAL_FORMAT, **first}, sync=True)
             files.fsync_directory(path.parent)
         except BaseException:
+            empty = os.fstat(fd).st_size == 0
             journal.close()
+            if empty:  # refused before a byte was written (a key in it): leave nothing
+                path.unlink(missing_ok=True)
             raise
         return journal
 
     @classmethod
-    def open(cls, path: Path) -> tuple[Journal, list[dict[str, Any]]]:
+    def open(
+        cls, path: Path, *, guard: KeyGuard = PATTERN_ONLY
+    ) -> tuple[Journal, list[dict[str, Any]]]:
         """Open an existing journal for appending, after verifying every record.
 
         A torn tail is repaired: the file is copied to ``<path>.broken.<unix time>``
@@ -281,6 +311,7 @@ class Journal:
 
         Args:
             path: The journal file.
+            guard: Refuses any record appended that holds an API key.
 
         Returns:
             The journal, open for appends, and its valid records in order.
@@ -313,7 +344,7 @@ class Journal:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, len(scan.records), scan.crc), scan.records
+        return cls(path, fd, len(scan.records), scan.crc, guard), scan.records
 
     @property
     def next_seq(self) -> int:
@@ -346,11 +377,12 @@ class Journal:
 
         Raises:
             JournalError: The write was short or failed, or the fsync failed; the journal
-                is unusable afterwards.
+                is unusable afterwards. Or the record holds an API key (nothing
+                written; the journal stays usable).
             TypeError, ValueError: The record is not JSON-serialisable (nothing written).
         """
         fd = self._usable_fd()
-        line, crc = _frame(self._next_seq, record, self._crc)
+        line, crc = _frame(self._next_seq, record, self._crc, self.guard)
         try:
             written = os.write(fd, line)
         except OSError as exc:

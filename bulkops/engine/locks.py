@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import files
 from ..errors import RefusedError
@@ -39,6 +40,7 @@ __all__ = [
     "lock_path_for_journal",
     "lock_path_for_project",
     "network_filesystem",
+    "project_state_name",
 ]
 
 STATE_DIR_ENV = "BULKOPS_STATE_DIR"
@@ -87,13 +89,29 @@ def _safe_component(name: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)[:60]}-{digest}"
 
 
-def lock_path_for_project(state_dir: Path, project_id: str) -> Path:
-    """The host-wide lock file for a project: ``<state_dir>/locks/project-<id>.lock``.
+def project_state_name(api_url: str, project_id: str) -> str:
+    """The name of a project's state at one API URL: ``<id>@<host>-<hash of the URL>``.
+
+    Keyed by the URL as well as the project: a rehearsal on the emulator (a snapshot
+    keeps the project's id) and the production run are different quotas and must not
+    block each other or share a send log.
+    """
+    parts = urlsplit(api_url)
+    host = parts.netloc.lower() or "local"
+    url = f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+    readable_host = re.sub(r"[^A-Za-z0-9_.-]", "_", host)[:60]
+    return f"{_safe_component(project_id)}@{readable_host}-{digest}"
+
+
+def lock_path_for_project(state_dir: Path, api_url: str, project_id: str) -> Path:
+    """The host-wide lock file for a project at one API URL:
+    ``<state_dir>/locks/project-<id>@<host>-<hash>.lock`` (:func:`project_state_name`).
 
     Statsig's quota is shared by every key on a project, so two runs on the same project
     would halve each other's budget even with different checkpoints.
     """
-    return state_dir / "locks" / f"project-{_safe_component(project_id)}.lock"
+    return state_dir / "locks" / f"project-{project_state_name(api_url, project_id)}.lock"
 
 
 def lock_path_for_journal(journal: Path) -> Path:
@@ -157,10 +175,11 @@ def _holder(fd: int) -> dict[str, Any]:
 def exclusive_lock(path: Path, *, what: str, info: Mapping[str, Any]) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` for the duration of the block.
 
-    The file is created 0600 (its directory 0700) and never deleted. After acquiring, the
-    holder's pid, host, start time and ``what`` plus ``info`` (e.g. ``run_id``) are
-    written into it, so a refused process can say who holds the lock. ``info`` must not
-    contain secrets.
+    The file is created 0600 (its directory 0700), never opened through a symbolic
+    link, and never deleted. After acquiring, the
+    holder's pid, host, start time and ``what`` plus ``info`` (e.g. ``run_id``, ``url``)
+    are written into it, so a refused process can say who holds the lock (and, given a
+    ``url``, against which API). ``info`` must not contain secrets.
 
     Args:
         path: The lock file.
@@ -180,7 +199,7 @@ def exclusive_lock(path: Path, *, what: str, info: Mapping[str, Any]) -> Iterato
             "not reliable",
             hint="set BULKOPS_STATE_DIR to a local directory",
         )
-    fd = files.open_or_create(path)
+    fd = files.open_or_create(path, what=f"the lock file of {what}")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -188,12 +207,12 @@ def exclusive_lock(path: Path, *, what: str, info: Mapping[str, Any]) -> Iterato
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
             holder = _holder(fd)
+            against = f", running against {holder['url']}" if holder.get("url") else ""
             raise RefusedError(
                 f"{what} is locked by pid {holder.get('pid', '?')} on "
-                f"{holder.get('host', '?')} since {holder.get('started', '?')}",
+                f"{holder.get('host', '?')} since {holder.get('started', '?')}{against}",
                 hint="wait for that run to finish, or stop it; a killed run frees the lock",
             ) from None
-        files.make_private(fd)
         holder_info = {
             **info,
             "pid": os.getpid(),

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..api.paths import WRITE_METHODS
 from ..errors import PlanError
+from ..keyguard import KeyGuard
 from .quota import ID_LIST_CLASS, MUTATION_CLASS
 
 if TYPE_CHECKING:
@@ -519,6 +520,9 @@ class JobContext:
             whose key is in that environment variable (copy jobs); closed by the engine.
         notes: Lines the job adds with :meth:`note` (what it selected, skipped or
             refused and why); the engine prints them with the plan. Not part of the plan.
+        key_guard: Finds API keys (key-shaped strings and the keys the run read): a
+            job may refuse an input line holding one with its line number, before the
+            engine refuses the plan (which names only the mutation and field).
     """
 
     client: ConsoleClient
@@ -531,6 +535,7 @@ class JobContext:
         repr=False, default=lambda env: _no_client(env)
     )
     notes: list[str] = field(default_factory=list, repr=False)
+    key_guard: KeyGuard = field(default_factory=KeyGuard, repr=False)
 
     def note(self, line: str) -> None:
         """Add one line to the plan's report (e.g. an object left alone and why)."""

@@ -13,6 +13,11 @@ A plan is what ``bulkops plan`` writes and ``bulkops apply`` executes exactly::
 ``hash`` is the sha256 of the canonical JSON (sorted keys, no spaces) of the whole
 document with ``hash`` set to ``""``. Any edit changes it, and :func:`read_plan`
 refuses the file (exit 3), as Terraform refuses a stale saved plan.
+
+A plan never holds an API key: a plan built or read with a key-shaped string, or one of
+the run's keys, anywhere in it is refused (:func:`check_keys`, with a
+:class:`~bulkops.keyguard.KeyGuard`), naming the mutation and the field, never the
+value. The scan rides on the canonical JSON the hash is computed from.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import __version__, files
 from ..api.paths import WRITE_METHODS
 from ..errors import PlanError, RefusedError
+from ..keyguard import PATTERN_ONLY, KeyGuard
 from .mutations import QUOTA_CLASSES, Expect, InverseCall, Mutation
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "PlanHeader",
     "ProjectRef",
     "canonical_json",
+    "check_keys",
     "read_plan",
     "validate_mutations",
     "write_plan",
@@ -99,12 +106,16 @@ class Plan(BaseModel):
         mutations: Sequence[Mutation],
         respect_reviews: bool = True,
         plan_id: str | None = None,
+        guard: KeyGuard = PATTERN_ONLY,
     ) -> Plan:
         """Validate ``mutations`` and return the hashed plan.
 
+        Args:
+            guard: Finds keys (give it the run's keys: :meth:`KeyGuard.of`).
+
         Raises:
-            PlanError: duplicate keys, unknown or cyclic dependencies, or a mutation
-                for a project the plan does not name.
+            PlanError: duplicate keys, unknown or cyclic dependencies, a mutation
+                for a project the plan does not name, or an API key anywhere in it.
         """
         validate_mutations(mutations, project_ids={p.id for p in projects})
         header = PlanHeader(
@@ -117,20 +128,31 @@ class Plan(BaseModel):
         )
         plan = cls(header=header, mutations=list(mutations))
         return plan.model_copy(
-            update={"header": header.model_copy(update={"hash": plan.compute_hash()})}
+            update={"header": header.model_copy(update={"hash": plan.compute_hash(guard)})}
         )
 
-    def compute_hash(self) -> str:
+    def compute_hash(self, guard: KeyGuard | None = None) -> str:
         """sha256 of the canonical JSON of the plan with an empty ``hash``.
 
         Fed one mutation at a time: the same bytes as ``canonical_json`` of the whole
         document (keys ``header`` < ``mutations``), without holding all of it at once.
+
+        Args:
+            guard: Also refuse the plan if that JSON holds a key.
+
+        Raises:
+            PlanError: ``guard`` found a key (see :func:`check_keys`).
         """
         header = self.header.model_dump(mode="json")
         header["hash"] = ""
-        digest = hashlib.sha256(f'{{"header":{canonical_json(header)},"mutations":['.encode())
+        header_text = canonical_json(header)
+        if guard is not None and guard.holds_key(header_text):
+            raise _key_in_header(header, guard)
+        digest = hashlib.sha256(f'{{"header":{header_text},"mutations":['.encode())
         for i, m in enumerate(self.mutations):
             text = canonical_json(m.model_dump(mode="json"))
+            if guard is not None and guard.holds_key(text):
+                raise _key_in_mutation(i, m, guard)
             digest.update((f",{text}" if i else text).encode())
         digest.update(b"]}")
         return digest.hexdigest()
@@ -140,19 +162,25 @@ class Plan(BaseModel):
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, data: Any, *, source: str = "plan") -> Plan:
+    def from_json(cls, data: Any, *, source: str = "plan", guard: KeyGuard = PATTERN_ONLY) -> Plan:
         """Parse and verify a plan document.
+
+        Args:
+            data: The document.
+            source: What it is, for messages.
+            guard: Finds keys (the pattern alone by default; give it the run's keys).
 
         Raises:
             RefusedError: the hash does not match (the plan was edited) or the
                 format is unknown.
+            PlanError: an API key anywhere in it (see :func:`check_keys`).
         """
         if not isinstance(data, dict) or not isinstance(data.get("header"), dict):
             raise RefusedError(f"{source}: not a bulkops plan")
         fmt = data["header"].get("format")
         if fmt != PLAN_FORMAT:
             raise RefusedError(f"{source}: unknown plan format {fmt!r} (expected {PLAN_FORMAT})")
-        plan = _trusted_plan(data)
+        plan = _trusted_plan(data, guard)
         if plan is not None:
             # The hash over the document as given matched and every mutation has exactly
             # the shape ``to_json`` writes: skip the pydantic round trip (the slow part
@@ -165,7 +193,7 @@ class Plan(BaseModel):
             raise RefusedError(f"{source}: the plan does not parse: {_first_error(exc)}") from exc
         # The hash covers the document as written; a document from an older writer
         # may omit fields that now have defaults, so either hash proves integrity.
-        if plan.header.hash not in (_hash_document(data), plan.compute_hash()):
+        if plan.header.hash not in (_hash_document(data), plan.compute_hash(guard)):
             raise RefusedError(
                 f"{source}: the plan's hash does not match its content (it was edited)",
                 hint="make a new plan with `bulkops plan`; plans cannot be edited",
@@ -200,11 +228,52 @@ class Plan(BaseModel):
         return {m.key: m for m in self.mutations}
 
 
+def _canonical_document(data: dict[str, Any]) -> str:
+    """The canonical JSON of a plan document with an empty ``hash``: what is hashed."""
+    return canonical_json({**data, "header": {**data["header"], "hash": ""}})
+
+
 def _hash_document(data: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a plan document with an empty ``hash``."""
-    header = data["header"]
-    doc = {**data, "header": {**header, "hash": ""}}
-    return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
+    return hashlib.sha256(_canonical_document(data).encode()).hexdigest()
+
+
+def _key_in_header(header: dict[str, Any], guard: KeyGuard) -> PlanError:
+    where = guard.find(header) or "?"
+    return PlanError(
+        f"the plan's header field {where} holds an API key; a plan never holds one, so "
+        "nothing was written or sent",
+        hint="keys are read from the environment only; remove it from the job's options",
+    )
+
+
+def _key_in_mutation(index: int, m: Mutation, guard: KeyGuard) -> PlanError:
+    # Named by position when its key itself holds the API key; the value never shows.
+    name = f"mutation {index + 1}"
+    if not guard.holds_key(m.key):
+        name += f" ({m.key})"
+    where = guard.find(m.model_dump(mode="json")) or "?"
+    return PlanError(
+        f"{name}: the field {where} holds an API key (a console-/secret-/client- key, or "
+        "the value of a key variable this run read); a plan, checkpoint or report never "
+        "holds one, so nothing was written or sent",
+        hint="keep keys out of the job's input (a path, a body, a name); manage keys in "
+        "the Statsig console",
+    )
+
+
+def check_keys(plan: Plan, guard: KeyGuard) -> None:
+    """Refuse ``plan`` if it holds an API key: a key-shaped token or one of ``guard``'s.
+
+    Raises:
+        PlanError: naming the mutation (or the header) and the field, never the value.
+    """
+    header = plan.header.model_dump(mode="json")
+    if guard.holds_key(canonical_json(header)):
+        raise _key_in_header(header, guard)
+    for i, m in enumerate(plan.mutations):
+        if guard.holds_key(m.model_dump_json()):
+            raise _key_in_mutation(i, m, guard)
 
 
 def _fast_constructible(cls: type[BaseModel]) -> bool:
@@ -344,7 +413,7 @@ def _mutation(data: Any) -> Mutation | None:
     )
 
 
-def _trusted_plan(data: dict[str, Any]) -> Plan | None:
+def _trusted_plan(data: dict[str, Any], guard: KeyGuard) -> Plan | None:
     """The plan, built without pydantic validation, when its hash matches as written.
 
     The hash covers the canonical JSON of the document exactly as read, so a match
@@ -352,12 +421,16 @@ def _trusted_plan(data: dict[str, Any]) -> Plan | None:
     when the plan was built, and re-validating 50,000 mutations took seconds. Returns
     None (validate the slow way) when the hash does not match as given (for instance
     a plan written without some default field) or anything has an unexpected shape.
+
+    Raises:
+        PlanError: the document holds an API key (``guard`` scans the JSON hashed).
     """
     mutations = data.get("mutations")
     header = data["header"]
     if type(mutations) is not list or data.keys() != {"header", "mutations"}:
         return None
-    if not isinstance(header.get("hash"), str) or header["hash"] != _hash_document(data):
+    text = _canonical_document(data)
+    if header.get("hash") != hashlib.sha256(text.encode()).hexdigest():
         return None
     try:
         head = PlanHeader.model_validate(header)
@@ -378,7 +451,10 @@ def _trusted_plan(data: dict[str, Any]) -> Plan | None:
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Plan.model_construct(header=head, mutations=built)
+    plan = Plan.model_construct(header=head, mutations=built)
+    if guard.holds_key(text):
+        check_keys(plan, guard)  # names where
+    return plan
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -440,7 +516,7 @@ def read_plan(path: Path) -> Plan:
     Raises:
         RefusedError: the file is not a private file of ours (see
             :func:`bulkops.files.check_private`), does not parse, or was edited.
-        PlanError: the file does not exist.
+        PlanError: the file does not exist, or holds a key-shaped string.
     """
     path = Path(path)
     if not path.exists():

@@ -11,6 +11,11 @@ the call in the checkpoint and reports (default ``L<line>:<METHOD> <path>``). Bl
 lines are ignored. Every line is checked before anything is sent: bad lines are listed
 with their line numbers and nothing runs.
 
+A line holding an API key is refused, and so is every call to the Keys endpoints
+(``/keys…``: their paths and answers are keys): a plan is applied later, by a process
+that reads only the plan file, so it cannot leave a key out of the plan and still send
+it, and bulkops never writes a key into a plan, checkpoint or report.
+
 For the endpoints the Console API documents (creates, archive/unarchive, enable/disable,
 launch, full and partial updates, deletes, overrides, segment id lists, tags) each call
 is planned from a read of its object, so it is skipped when already done, refused when
@@ -30,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bulkops.api.paths import WRITE_METHODS, normalize_path
 from bulkops.errors import InputError
 from bulkops.job import JobContext, Mutation
+from bulkops.keyguard import PATTERN_ONLY, KeyGuard
 
 from .planner import CallPlanner, RawCall
 
@@ -37,6 +43,7 @@ __all__ = ["Params", "load_calls", "plan"]
 
 _FIELDS = frozenset({"method", "path", "body", "key"})
 _MAX_LISTED = 50
+_KEYS_ENDPOINT = "/keys"
 
 
 class Params(BaseModel):
@@ -47,13 +54,20 @@ class Params(BaseModel):
     file: Path = Field(description="JSON-lines file of calls: method, path, body?, key?")
 
 
-def _check(text: str) -> tuple[RawCall, str | None] | str:
+def _check(text: str, guard: KeyGuard) -> tuple[RawCall, str | None] | str:
     try:
         item = json.loads(text)
     except json.JSONDecodeError as exc:
         return f"not valid JSON ({exc.msg} at column {exc.colno})"
     if not isinstance(item, dict):
         return "expected a JSON object"
+    # First: every message below may quote the line.
+    where = guard.find(item)
+    if where is not None:
+        return (
+            f"{where} holds an API key (a console-/secret-/client- key, or a key this run "
+            "read); bulkops never writes a key into a plan, checkpoint or report"
+        )
     unknown = sorted(set(item) - _FIELDS)
     if unknown:
         return f"unknown field(s) {', '.join(unknown)} (allowed: body, key, method, path)"
@@ -67,18 +81,29 @@ def _check(text: str) -> tuple[RawCall, str | None] | str:
         return "path must not contain spaces (percent-encode ids)"
     if normalize_path(path) in ("", "/"):
         return "path names no endpoint"
+    if (normalize_path(path).split("?", 1)[0] + "/").startswith(_KEYS_ENDPOINT + "/"):
+        return (
+            "the Keys endpoints (/keys…) are not supported: their paths and answers are "
+            "API keys, which bulkops never writes into a plan, checkpoint or report "
+            "(manage keys in the Statsig console)"
+        )
     key = item.get("key")
     if key is not None and (not isinstance(key, str) or not key.strip() or "\n" in key):
         return "key must be a non-empty one-line string"
     return RawCall(method=method.upper(), path=path, body=item.get("body")), key
 
 
-def load_calls(path: Path) -> list[tuple[int, RawCall, str]]:
+def load_calls(path: Path, guard: KeyGuard = PATTERN_ONLY) -> list[tuple[int, RawCall, str]]:
     """Read and check every line; returns ``(line number, call, key)`` per call.
+
+    Args:
+        path: The calls file.
+        guard: Finds API keys (``ctx.key_guard``: key-shaped strings and the run's keys).
 
     Raises:
         InputError: the file cannot be read, or lines are bad (all are listed, with
-            their numbers), or two calls share a key.
+            their numbers: a line holding an API key or calling ``/keys`` is bad), or
+            two calls share a key.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -90,7 +115,7 @@ def load_calls(path: Path) -> list[tuple[int, RawCall, str]]:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        checked = _check(line)
+        checked = _check(line, guard)
         if isinstance(checked, str):
             problems.append(f"line {lineno}: {checked}")
             continue
@@ -117,7 +142,7 @@ def load_calls(path: Path) -> list[tuple[int, RawCall, str]]:
 
 async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     """Yield one mutation per call, in file order (checked whole before the first read)."""
-    calls = load_calls(params.file)
+    calls = load_calls(params.file, ctx.key_guard)
     planner = CallPlanner(ctx.client, ctx.project_id)
     for _lineno, call, key in calls:
         yield await planner.plan(call, key=key)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import email.utils
 import socket
+import ssl
 import time
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from api_support import BASE, KEY, Server, page, reply, settings
 from pydantic import SecretStr
 
@@ -23,9 +25,11 @@ from bulkops.errors import (
     Forbidden,
     NotFound,
     RateLimited,
+    Redirected,
     ServerError,
     TransportError,
     Unauthorized,
+    UsageError,
 )
 from bulkops.settings import Settings
 
@@ -362,23 +366,48 @@ async def test_connection_refused_is_a_transport_error_not_sent():
     exc = info.value
     assert exc.sent is False
     assert (exc.method, exc.path) == ("POST", "/console/v1/gates")
-    assert str(exc).startswith("POST /console/v1/gates: cannot connect")
+    assert str(exc) == f"POST /console/v1/gates: connection refused by 127.0.0.1:{port}"
     assert KEY not in _all_text(exc)
+
+
+_KEY = aiohttp.client_reqrep.ConnectionKey("api.test", 443, True, True, None, None, None)
 
 
 @pytest.mark.parametrize(
     ("error", "sent", "text"),
     [
-        (aiohttp.ServerDisconnectedError(), True, "connection failed: ServerDisconnectedError"),
-        (aiohttp.ClientPayloadError("truncated"), True, "connection failed: ClientPayloadError"),
-        (TimeoutError(), True, "timed out"),
         (
-            aiohttp.ClientConnectorError(
-                aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None),
-                ConnectionRefusedError(111, "refused"),
-            ),
+            aiohttp.ServerDisconnectedError(),
+            True,
+            "api.test:443 closed the connection without answering",
+        ),
+        (
+            aiohttp.ClientPayloadError("truncated"),
+            True,
+            "the answer from api.test:443 was cut short",
+        ),
+        (aiohttp.ClientConnectionResetError(), True, "the connection to api.test:443 was reset"),
+        (TimeoutError(), True, "timed out waiting for api.test:443"),
+        (aiohttp.ConnectionTimeoutError(), False, "timed out connecting to api.test:443"),
+        (
+            aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "refused")),
             False,
-            "cannot connect: ClientConnectorError",
+            "connection refused by api.test:443",
+        ),
+        (
+            aiohttp.ClientConnectorDNSError(_KEY, OSError(-2, "Name or service not known")),
+            False,
+            "unknown host: api.test does not resolve",
+        ),
+        (
+            aiohttp.ClientConnectorCertificateError(_KEY, ssl.SSLCertVerificationError("bad")),
+            False,
+            "the TLS certificate of api.test:443 could not be verified",
+        ),
+        (
+            aiohttp.ClientConnectorSSLError(_KEY, ssl.SSLError("handshake")),
+            False,
+            "the TLS handshake with api.test:443 failed",
         ),
     ],
 )
@@ -390,3 +419,48 @@ def test_aiohttp_errors_map_to_transport_errors_with_the_sent_flag(error, sent, 
     assert info.value.sent is sent
     assert info.value.message == text
     assert info.value.path == "/console/v1/gates/g"
+    # Words for people; aiohttp's own only in the detail ``-v`` shows.
+    assert type(error).__name__ not in info.value.message
+    assert info.value.detail is not None and type(error).__name__ in info.value.detail
+
+
+async def test_a_redirect_is_never_followed_so_the_key_stays_home(aiohttp_server):
+    """Real HTTP on loopback: the API answers 307 to another server; the client raises
+    Redirected naming the Location, and the other server never sees a request."""
+    elsewhere: list[web.Request] = []
+
+    async def record(request: web.Request) -> web.Response:
+        elsewhere.append(request)
+        return web.json_response({"message": "ok", "data": {"id": "stolen"}})
+
+    other_app = web.Application()
+    other_app.router.add_route("*", "/{tail:.*}", record)
+    other = await aiohttp_server(other_app)
+
+    async def moved(request: web.Request) -> web.Response:
+        location = str(other.make_url(request.path))
+        return web.Response(status=307, headers={"Location": location})
+
+    api_app = web.Application()
+    api_app.router.add_route("*", "/{tail:.*}", moved)
+    api = await aiohttp_server(api_app)
+    client_settings = Settings(api_key=SecretStr(KEY), base_url=str(api.make_url("/console/v1")))
+    async with ConsoleClient(client_settings) as client:
+        for method in ("GET", "POST"):
+            with pytest.raises(Redirected) as info:
+                await client.call(method, "/gates", {"name": "g"} if method == "POST" else None)
+            assert info.value.status == 307
+            assert info.value.location == str(other.make_url("/console/v1/gates"))
+            assert f"redirected to {info.value.location}; not followed" in str(info.value)
+            assert info.value.hint is not None and "STATSIG_API_URL" in info.value.hint
+    assert elsewhere == []
+
+
+async def test_an_absolute_url_elsewhere_is_refused_before_sending(make):
+    """A path that is a URL on another host is refused; the key goes to the API URL only."""
+    server = Server()
+    client = make(server)
+    with pytest.raises(UsageError, match="is not on the API URL"):
+        await client.call("GET", "https://elsewhere.test/console/v1/gates")
+    await client.call("GET", f"{BASE}/gates")  # the API's own origin is fine
+    assert [r.url for r in server.requests] == [f"{BASE}/gates"]

@@ -293,11 +293,14 @@ def test_read_retry_after_is_honoured_and_capped(retry_after, expected):
         status_error(403),
         status_error(404),
         status_error(409),
+        status_error(302),
+        TransportError("unknown host", method="GET", path="/p", sent=False, lasting=True),
         ValueError("a bug"),
     ],
 )
 def test_final_read_errors_are_not_retried(error):
-    """A 4xx other than 429, or anything that is not an API error, is raised at once."""
+    """A 3xx, a 4xx other than 429, a lasting transport failure (a host that does not
+    resolve, TLS) or anything that is not an API error is raised at once."""
     assert read_delay(error) is None
 
 

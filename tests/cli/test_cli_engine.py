@@ -11,27 +11,27 @@ import io
 import json
 import os
 import signal
+import socket
 import time
 import types
 import urllib.parse
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
+from engine_support import calls_file as _calls
 from engine_support import seeded_state
+from engine_support import writes as _writes
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from bulkops.api.paths import WRITE_METHODS
 from bulkops.cli.engine import add_job_options, job_option_lines
 from bulkops.cli.job_loading import LoadedJob, parse_params
 from bulkops.cli.output import ProgressView, Ui
 from bulkops.cli.run_setup import EngineOptions
 from bulkops.cli.safety import confirm
 from bulkops.emulator import EmulatorState
-from bulkops.emulator.seed import EMPTY_KEY
 from bulkops.emulator.state import KeyInfo, Project
 from bulkops.engine.journal import read_records
 from bulkops.engine.locks import exclusive_lock, lock_path_for_project
@@ -54,25 +54,6 @@ def _seed() -> EmulatorState:
     return state
 
 
-@pytest.fixture(name="emulator")
-def _emulator(seed: EmulatorState, tmp_path: Path) -> Iterator[Emulator]:
-    """A fresh emulator process serving a copy of the seed (time scale 60)."""
-    with serve_forked(seed, tmp_path / "requests.log") as emulator:
-        yield emulator
-
-
-@pytest.fixture(name="env")
-def _env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
-    """The environment of a CLI run: key, URL and a private state directory."""
-    return cli_env(EMPTY_KEY, emulator.url, tmp_path / "state")
-
-
-def _calls(tmp_path: Path, *calls: dict[str, Any], name: str = "calls.jsonl") -> Path:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(c) + "\n" for c in calls))
-    return path
-
-
 def _archives(tmp_path: Path, *indexes: int) -> Path:
     return _calls(
         tmp_path,
@@ -85,10 +66,6 @@ def _archives(tmp_path: Path, *indexes: int) -> Path:
             for i in indexes
         ),
     )
-
-
-def _writes(emulator: Emulator) -> list[dict[str, Any]]:
-    return [e for e in emulator.log() if e["method"] in WRITE_METHODS]
 
 
 def test_jobs_lists_the_built_in_jobs_and_their_options(
@@ -244,13 +221,15 @@ def test_bad_calls_are_all_listed_and_nothing_is_sent(
 def test_a_second_runner_is_refused_naming_the_holder(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
-    """While a run holds the project, another exits 3 at once, naming its pid."""
+    """While a run holds the project, another exits 3 at once, naming its pid, host and URL."""
     state_dir = Path(env["BULKOPS_STATE_DIR"])
-    with exclusive_lock(lock_path_for_project(state_dir, "empty"), what="project empty", info={}):
+    lock = lock_path_for_project(state_dir, emulator.url, "empty")
+    with exclusive_lock(lock, what="project empty", info={"url": emulator.url}):
         argv = ["run", "apply-calls", "--file", str(_archives(tmp_path, 0)), "--apply", "--yes"]
         run = run_cli(argv, env, tmp_path, "second")
     assert run.code == 3
-    assert f"pid {os.getpid()}" in run.stderr()
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in run.stderr()
+    assert f"running against {emulator.url}" in run.stderr()
     assert _writes(emulator) == []
 
 
@@ -334,7 +313,7 @@ def test_the_key_never_reaches_output_or_files(seed: EmulatorState, tmp_path: Pa
             ]
     finally:
         del state.keys[canary]
-    assert [r.code for r in runs] == [0, 1, 0, 1]
+    assert [r.code for r in runs] == [0, 1, 0, 4]  # 4: the API refused the last key
     forms = {canary, urllib.parse.quote(canary), base64.b64encode(canary.encode()).decode()[:-4]}
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "requests.log"]
     written = [p for p in files if p.name not in ("calls.jsonl",)]

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from bulkops.engine.journal import JOURNAL_FORMAT, Journal, read_records
 from bulkops.errors import JournalError, RefusedError
+from bulkops.keyguard import KeyGuard
 
 PLAN = {"t": "plan", "plan": {"job": "archive-gates", "project": "p1", "sha256": "ab" * 32}}
 
@@ -429,3 +430,34 @@ def test_hundred_thousand_records_verify_quickly(path: Path):
     print(f"\nverified 100,000 records ({size:.1f} MB) in {elapsed:.3f} s")
     assert len(records) == 100_000
     assert records[-1]["seq"] == 99_999
+
+
+# --- keys never reach a checkpoint ----------------------------------------------------------
+
+
+def test_a_record_holding_a_key_is_refused_and_nothing_is_written(path: Path):
+    """An appended record holding a key-shaped string or a key the run read: JournalError
+    naming the record's mutation and field, nothing written, the journal still usable."""
+    guard = KeyGuard.of(["plainsourcekey42"])
+    with Journal.create(path, PLAN, guard=guard) as journal:
+        before = path.read_bytes()
+        bad = {**outcome(1), "created_id": "console-abc123def456"}
+        with pytest.raises(JournalError, match=r"\(outcome of mutation gate:archive:g1\)"):
+            journal.append(bad)
+        with pytest.raises(JournalError, match="in its field error"):
+            journal.append({**outcome(2), "error": "echo plainsourcekey42"})
+        assert path.read_bytes() == before and not journal.failed
+        journal.append(outcome(3))
+    records = read_records(path)
+    assert [r["seq"] for r in records] == [0, 1]
+    text = path.read_text()
+    assert "abc123def456" not in text and "plainsourcekey42" not in text
+
+
+def test_a_first_record_holding_a_key_leaves_no_file(path: Path):
+    """A plan record with a key is refused before a byte is written: no journal remains."""
+    first = {"t": "plan", "plan": {"job": "x", "note": "secret-AbCdEf0123456789"}}
+    with pytest.raises(JournalError, match=r"in its field plan\.note") as info:
+        Journal.create(path, first)
+    assert "AbCdEf0123456789" not in str(info.value)
+    assert not path.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -66,10 +67,13 @@ def _children() -> Iterator[list[subprocess.Popen[str]]]:
             child.stdout.close()
 
 
+API = "https://statsigapi.net/console/v1"
+
+
 @pytest.fixture(name="lock")
 def _lock(tmp_path: Path) -> Path:
     """A lock file path in a fresh state directory."""
-    return lock_path_for_project(tmp_path / "state", "p1")
+    return lock_path_for_project(tmp_path / "state", API, "p1")
 
 
 def test_holder_in_another_process_refuses_at_once_and_sigkill_frees_it(lock: Path, children):
@@ -148,6 +152,27 @@ def test_lock_file_is_private_kept_and_cleared(lock: Path):
     assert lock.read_text() == ""
 
 
+def test_an_existing_lock_file_keeps_its_mode_and_a_symlink_is_refused(lock: Path, tmp_path: Path):
+    """A lock file the tool did not create is locked as it is (its mode unchanged); a
+    symbolic link in a lock file's place is refused, and its target left alone."""
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    lock.chmod(0o640)
+    with exclusive_lock(lock, what="project p1", info={}):
+        assert stat.S_IMODE(lock.stat().st_mode) == 0o640
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    victim.chmod(0o644)
+    link = lock.with_name("linked.lock")
+    link.symlink_to(victim)
+    with pytest.raises(
+        RefusedError, match=f"the lock file of project p1 {link} is a symbolic link"
+    ):
+        with exclusive_lock(link, what="project p1", info={}):
+            pytest.fail("locked through a link")
+    assert victim.read_text() == "keep me" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
 def test_lock_is_released_when_the_block_raises(lock: Path):
     """An exception inside the block releases the lock."""
     with pytest.raises(KeyError):
@@ -188,17 +213,32 @@ def test_network_filesystem_detection():
 
 
 def test_lock_paths():
-    """Project lock names are safe file names, distinct for distinct ids."""
+    """Project lock names are safe file names, distinct for distinct ids and API URLs."""
     state = Path("/state")
-    assert lock_path_for_project(state, "4Abc_9.x-y") == Path(
-        "/state/locks/project-4Abc_9.x-y.lock"
-    )
-    odd = lock_path_for_project(state, "../../etc/passwd")
+    path = lock_path_for_project(state, API, "4Abc_9.x-y")
+    assert path.parent == Path("/state/locks")
+    assert re.fullmatch(r"project-4Abc_9\.x-y@statsigapi\.net-[0-9a-f]{10}\.lock", path.name)
+    odd = lock_path_for_project(state, API, "../../etc/passwd")
     assert odd.parent == Path("/state/locks")
     assert "/" not in odd.name  # one path component: no traversal out of locks/
-    assert lock_path_for_project(state, "a/b") != lock_path_for_project(state, "a_b")
-    assert lock_path_for_project(state, "..").parent == Path("/state/locks")
+    assert lock_path_for_project(state, API, "a/b") != lock_path_for_project(state, API, "a_b")
+    assert lock_path_for_project(state, API, "..").parent == Path("/state/locks")
     assert lock_path_for_journal(Path("/runs/j.jsonl")) == Path("/runs/j.jsonl.lock")
+
+
+def test_one_project_at_two_api_urls_has_two_locks():
+    """A rehearsal on the emulator (same project id, from a snapshot) and the production
+    API are two locks; one URL spelled with a trailing slash or another case is one."""
+    state = Path("/state")
+    emulator = "http://127.0.0.1:8700/console/v1"
+    assert lock_path_for_project(state, API, "p") != lock_path_for_project(state, emulator, "p")
+    assert "@127.0.0.1_8700-" in lock_path_for_project(state, emulator, "p").name
+    assert lock_path_for_project(state, API, "p") == lock_path_for_project(
+        state, "HTTPS://StatsigAPI.net/console/v1/", "p"
+    )
+    assert lock_path_for_project(state, emulator, "p") != lock_path_for_project(
+        state, "http://127.0.0.1:8701/console/v1", "p"
+    )
 
 
 def test_default_state_dir_honours_the_environment(tmp_path: Path, monkeypatch):

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 from bulkops.engine.mutations import Expect, Mutation
-from bulkops.engine.plans import Plan, ProjectRef, read_plan, validate_mutations, write_plan
+from bulkops.engine.plans import (
+    Plan,
+    ProjectRef,
+    check_keys,
+    read_plan,
+    validate_mutations,
+    write_plan,
+)
 from bulkops.errors import BulkOpsError, PlanError, RefusedError
+from bulkops.keyguard import KeyGuard
 
 PROJECT = ProjectRef(id="p1", name="Project One")
 
@@ -156,3 +164,46 @@ def test_a_plan_missing_a_default_field_still_loads(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     os.chmod(path, 0o600)
     assert read_plan(path).mutations == plan.mutations
+
+
+def test_a_plan_holding_a_key_is_refused_naming_mutation_and_field(tmp_path: Path) -> None:
+    """Built with the run's keys, or read from a file, a plan holding a key is refused:
+    the mutation (by position when its own key holds one) and the field, never the value."""
+    leaky = _m("b").model_copy(update={"body": {"archiveReason": "by plainsourcekey42"}})
+    with pytest.raises(PlanError, match=r"mutation 2 \(b\): the field body\.archiveReason") as info:
+        Plan.build(
+            job="t",
+            params={},
+            projects=[PROJECT],
+            mutations=[_m("a"), leaky],
+            guard=KeyGuard.of(["plainsourcekey42"]),
+        )
+    assert "plainsourcekey42" not in str(info.value)
+    named = _m("a").model_copy(update={"key": "rotate console-abc123def456"})
+    with pytest.raises(PlanError, match=r"^mutation 1: the field key holds an API key") as info:
+        _plan(named)
+    assert "abc123def456" not in str(info.value)
+    with pytest.raises(PlanError, match="header field params.note holds an API key"):
+        Plan.build(
+            job="t", params={"note": "console-abc123def456"}, projects=[PROJECT], mutations=[]
+        )
+
+
+def test_a_plan_file_holding_a_key_is_refused_on_read(tmp_path: Path) -> None:
+    """A plan file with a key-shaped string (an older writer; its hash still matches) is
+    refused by read_plan, and by check_keys for the values of the run's keys."""
+    from bulkops.engine.plans import _hash_document
+
+    path = tmp_path / "plan.json"
+    write_plan(path, _plan(_m("a"), _m("b")))
+    data = json.loads(path.read_text())
+    data["mutations"][1]["body"] = {"note": "client-Zx81KqLm0Pw7Rt2Yv5Nb"}
+    data["header"]["hash"] = _hash_document(data)
+    path.write_text(json.dumps(data))
+    os.chmod(path, 0o600)
+    with pytest.raises(PlanError, match=r"mutation 2 \(b\): the field body\.note"):
+        read_plan(path)
+    plan = _plan(_m("a"), _m("plainsourcekey42"))
+    check_keys(plan, KeyGuard())  # no key-shaped string in it
+    with pytest.raises(PlanError, match="^mutation 2: the field key"):
+        check_keys(plan, KeyGuard.of(["plainsourcekey42"]))

@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ... import files
 from ...api.client import ConsoleClient
 from ...api.paths import WRITE_METHODS
 from ...engine.locks import STATE_DIR_ENV
@@ -337,7 +338,7 @@ async def start_emulator(workdir: Path, time_scale: float) -> EmulatorProcess:
     """
     request_log = workdir / "requests.log"
     out_path = workdir / "emulator.out"
-    with out_path.open("wb") as out:
+    with os.fdopen(files.create_private(out_path), "wb") as out:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
