@@ -43,7 +43,9 @@ from ..keyguard import PATTERN_ONLY, KeyGuard
 
 __all__ = [
     "JOURNAL_FORMAT",
+    "Damage",
     "Journal",
+    "read_prefix",
     "read_records",
 ]
 
@@ -121,6 +123,17 @@ def _looks_like_record(line: bytes) -> bool:
     return isinstance(record, dict) and isinstance(record.get("seq"), int)
 
 
+@dataclass(frozen=True)
+class Damage:
+    """Where a journal is damaged before its end: the 1-based line, its byte offset,
+    what is wrong (``CRC mismatch``…), and the whole message."""
+
+    line: int
+    offset: int
+    problem: str
+    message: str
+
+
 @dataclass
 class _Scan:
     records: list[dict[str, Any]]
@@ -128,19 +141,28 @@ class _Scan:
     good_end: int  # byte offset just after the last valid record
     torn: bool  # bytes after good_end form a torn tail to cut away
     torn_line: int  # 1-based line number where the torn tail starts
+    damage: Damage | None = None  # corruption before the end (only with keep_prefix)
 
 
-def _scan(path: Path, data: bytes) -> _Scan:
-    """Verify the whole file; raise JournalError for corruption, report a torn tail."""
+def _scan(path: Path, data: bytes, *, keep_prefix: bool = False) -> _Scan:
+    """Verify the whole file; raise JournalError for corruption (or, with
+    ``keep_prefix``, return the records before it and where it is), report a torn tail."""
     # Decoding 100,000 small dicts triggers many generation-0/1 collections that find
     # nothing (the records hold no cycles); pausing the cyclic GC saves about 20%.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _scan_unpaused(path, data)
+        scan = _scan_unpaused(path, data)
     finally:
         if gc_was_enabled:
             gc.enable()
+    if scan.damage is not None and not keep_prefix:
+        raise JournalError(
+            scan.damage.message,
+            hint="keep the file for inspection; `bulkops status` shows what the records "
+            "before the damage say, `bulkops undo --from-damaged` undoes what they applied",
+        )
+    return scan
 
 
 def _scan_unpaused(path: Path, data: bytes) -> _Scan:
@@ -150,6 +172,7 @@ def _scan_unpaused(path: Path, data: bytes) -> _Scan:
     prev = 0
     offset = 0
     bad_index: int | None = None
+    damage: Damage | None = None
     problem = ""
     # The hot loop inlines _parse (100,000 records must verify well under 2 s); any line
     # that fails a check goes through _parse again to name the problem. raw_decode on a
@@ -175,39 +198,53 @@ def _scan_unpaused(path: Path, data: bytes) -> _Scan:
             break
         # CRC and JSON are fine, so the seq is what failed. A line with a valid CRC cannot
         # be a torn write: a wrong seq is a gap or an edit.
-        raise JournalError(
-            f"journal {path}: line {index + 1}: sequence gap "
-            f"(expected seq {index}, found {parsed.get('seq')!r}); refusing to use it",
-            hint="the journal was edited or records were lost; keep it for inspection",
+        problem = f"sequence gap (expected seq {index}, found {parsed.get('seq')!r})"
+        message = (
+            f"journal {path}: line {index + 1} (byte offset {offset}): {problem}; the journal "
+            "was edited or records were lost, so it is not used"
         )
+        damage = Damage(index + 1, offset, problem, message)
+        break
 
-    if bad_index is not None:
+    torn, torn_line = False, 0
+    if damage is None and bad_index is not None:
         # etcd's rule: only damage at the very end is a torn write. Anything that still
         # looks like a record after the bad line means the middle of the file is damaged.
         later = lines[bad_index + 1 :]
         if any(_looks_like_record(line) for line in later) or _looks_like_record(tail):
-            raise JournalError(
-                f"journal {path}: line {bad_index + 1}: {problem}, and records follow it; "
-                "this is corruption, not a torn write, so it was not repaired",
-                hint="keep the file for inspection; a new run reconciles by reading objects back",
+            message = (
+                f"journal {path}: line {bad_index + 1} (byte offset {offset}): {problem}, and "
+                "records follow it; this is corruption, not a torn write, so it was not repaired"
             )
-        torn, torn_line = True, bad_index + 1
-    else:
+            damage = Damage(bad_index + 1, offset, problem, message)
+        else:
+            torn, torn_line = True, bad_index + 1
+    elif damage is None:
         torn, torn_line = bool(tail), len(lines) + 1
 
+    if damage is not None and not records:
+        raise JournalError(
+            damage.message, hint="its first line is damaged; keep the file for inspection"
+        )
     if not records:
+        # Only a journal's first record, cut short, proves that nothing was sent under
+        # it: every intent comes after that record. Anything else proves nothing.
+        only_first = bad_index is None or (not any(lines[1:]) and not tail)
         raise JournalError(
             f"journal {path} holds no complete record"
             + (f" (line 1: {problem})" if bad_index == 0 else ""),
-            hint="it was being created when the process stopped, so nothing was sent under "
-            "it; delete it and start again",
+            hint="its first record (the plan) was being written when the process stopped: "
+            "no intent was ever recorded after it, so nothing was sent under it"
+            if only_first
+            else "its first line is damaged, so it cannot tell what was sent; keep it for "
+            "inspection",
         )
     if records[0].get("format") != JOURNAL_FORMAT:
         raise JournalError(
             f"journal {path}: line 1: not a {JOURNAL_FORMAT} journal "
             f"(format {records[0].get('format')!r})"
         )
-    return _Scan(records, prev, offset, torn, torn_line)
+    return _Scan(records, prev, offset, torn, torn_line, damage)
 
 
 def _open(path: Path, flags: int) -> int:
@@ -492,3 +529,30 @@ def read_records(path: Path, *, strict: bool = False) -> list[dict[str, Any]]:
             hint="opening it for a resume repairs it",
         )
     return scan.records
+
+
+def read_prefix(path: Path) -> tuple[list[dict[str, Any]], Damage | None]:
+    """Read a journal without changing it, keeping what is verified before any damage.
+
+    Unlike :func:`read_records`, damage before the end is not an error: the records
+    before it (each one's CRC chained from the first, so none of them was changed) are
+    returned with where the damage is. What follows the damage is not trusted, so a
+    resume stays refused; ``status`` and ``undo --from-damaged`` use the prefix.
+
+    Returns:
+        The verified records (a torn tail cut, as :func:`read_records` does), and the
+        damage (None when there is none before the end).
+
+    Raises:
+        RefusedError: The file is group/other-accessible, not ours, or not a file.
+        JournalError: No verified first record, or an I/O error.
+    """
+    fd = _open(path, os.O_RDONLY)
+    try:
+        data = files.read_all(fd)
+    except OSError as exc:
+        raise JournalError(f"journal {path} could not be read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    scan = _scan(path, data, keep_prefix=True)
+    return scan.records, scan.damage

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import __version__, files
 from ..api.paths import WRITE_METHODS
 from ..errors import PlanError, RefusedError
+from ..inputs import FileKind, not_utf8, require_kind
 from ..keyguard import PATTERN_ONLY, KeyGuard
 from .mutations import QUOTA_CLASSES, Expect, InverseCall, Mutation
 
@@ -514,6 +515,8 @@ def read_plan(path: Path) -> Plan:
     """Read and verify a plan file.
 
     Raises:
+        InputError: the file is another kind of file (a checkpoint, a report…: told as
+            such), or it is not UTF-8 (naming where).
         RefusedError: the file is not a private file of ours (see
             :func:`bulkops.files.check_private`), does not parse, or was edited.
         PlanError: the file does not exist, or holds a key-shaped string.
@@ -521,13 +524,21 @@ def read_plan(path: Path) -> Plan:
     path = Path(path)
     if not path.exists():
         raise PlanError(f"{path}: no such plan file")
+    require_kind(path, FileKind.PLAN)
     try:
         fd = files.open_private(path, os.O_RDONLY, what="plan")
         try:
-            text = files.read_all(fd).decode("utf-8")
+            raw = files.read_all(fd)
         finally:
             os.close(fd)
+    except OSError as exc:
+        raise RefusedError(f"{path}: the plan cannot be read ({exc.strerror})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise not_utf8(path, "plan", raw) from None
+    try:
         data = json.loads(text)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         raise RefusedError(f"{path}: the plan does not parse as JSON ({exc})") from exc
     return Plan.from_json(data, source=str(path))

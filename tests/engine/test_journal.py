@@ -330,7 +330,9 @@ def test_seq_gap_is_refused(path: Path):
         line, prev = frame(seq, record, prev)
         lines.append(line)
     put(path, b"".join(lines))
-    with pytest.raises(JournalError, match=r"line 3: sequence gap \(expected seq 2, found 3\)"):
+    with pytest.raises(
+        JournalError, match=r"line 3 \(byte offset \d+\): sequence gap \(expected seq 2, found 3\)"
+    ):
         Journal.open(path)
     assert path.read_bytes() == b"".join(lines)
     assert broken_files(path) == []
