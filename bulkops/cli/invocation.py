@@ -25,9 +25,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from ..errors import BulkOpsError, UsageError, redact
 from ..logging import configure_logging
@@ -36,7 +37,9 @@ from .output import Ui
 
 __all__ = [
     "Invocation",
+    "Parser",
     "add_connection_options",
+    "add_output_options",
     "invoke",
     "positive_float",
     "positive_int",
@@ -54,6 +57,39 @@ class Invocation(NamedTuple):
 
     action: Action
     key_envs: Sequence[str] = (API_KEY_ENV,)
+
+
+class _StoreOnce(argparse._StoreAction):
+    """``store``, refusing an option given twice: which value would win is a guess
+    (``--report a.json --report b.json`` wrote only b.json)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        given: set[str] = namespace.__dict__.setdefault("_given", set())
+        if self.dest in given:
+            parser.error(f"{option_string or self.dest} given twice (it takes one value)")
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class Parser(argparse.ArgumentParser):
+    """bulkops' argument parser: a usage error is ``FAILED: …`` and exit 2, and an
+    option that takes one value may be given once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"FAILED: {message}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def refuse_key_arguments(values: Sequence[str]) -> None:
@@ -85,6 +121,32 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
+
+
+def add_output_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """``--json``, ``-q/--quiet`` and ``--log-format`` (``suppress``: no defaults, for
+    options that may come again after a job's name)."""
+    off: Any = argparse.SUPPRESS if suppress else False
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=off,
+        help="print one JSON document on stdout (its schema is named in it); the human "
+        "display goes to stderr",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=off,
+        help="print only errors, warnings and the final summary line",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("human", "json"),
+        default=argparse.SUPPRESS if suppress else "human",
+        help="warnings on stderr as human lines (default) or JSON lines",
+    )
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
@@ -124,6 +186,10 @@ def invoke(
     *,
     verbose: bool = False,
     log_file: Path | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
+    log_format: str = "human",
+    check: Callable[[], None] | None = None,
 ) -> int:
     """Run a command: see the module docstring for the steps.
 
@@ -133,6 +199,9 @@ def invoke(
         prepare: Reads what decides the key variables; returns the command to run.
         verbose: Info events on the console too.
         log_file: Append every event as a JSON line (0600).
+        as_json, quiet: The output contract (:meth:`bulkops.cli.output.Ui.terminal`).
+        log_format: How events reach the console: ``human`` lines or ``json``.
+        check: Checks the command's output files before anything else is done.
 
     Returns:
         The command's exit code.
@@ -141,12 +210,16 @@ def invoke(
         BulkOpsError: the command's, with the keys read taken out of its message.
     """
     refuse_key_arguments(arguments)
+    if check is not None:
+        check()
     invocation = prepare()
     keys = ApiKeys.read(invocation.key_envs)
     secrets = keys.secrets()
-    close = configure_logging(verbose=verbose, log_file=log_file, secrets=secrets)
+    close = configure_logging(
+        verbose=verbose, log_file=log_file, secrets=secrets, log_format=log_format
+    )
     try:
-        result = invocation.action(Ui.terminal(), keys)
+        result = invocation.action(Ui.terminal(as_json=as_json, quiet=quiet), keys)
         if not isinstance(result, int):
             result = asyncio.run(result)
         return int(result)

@@ -4,24 +4,31 @@
 :class:`Command` entries (name, help, the function adding its arguments, its handler),
 checked for duplicates when this module is imported. A handler returns the exit code;
 :func:`main` turns a :class:`~bulkops.errors.BulkOpsError` into ``FAILED: …`` (and
-``HINT: …``, and with ``-v`` ``DETAIL: …``) on stderr and its exit code, and Ctrl-C into 130 (the contract is
+``HINT: …``, and with ``-v`` ``DETAIL: …``) on stderr and its exit code, Ctrl-C into 130,
+SIGTERM into 143, and a closed stdout (``| head``) into a quiet 141 (the contract is
 :mod:`bulkops.cli.exit_codes`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from types import FrameType
 
 from .. import __version__
 from ..errors import BulkOpsError, redact
 from . import engine
 from .demo import demo_arguments, demo_command
+from .documents import error_document
 from .emulator import emulator_arguments, emulator_command
 from .exit_codes import ExitCode, exit_code_for_error
+from .invocation import Parser
 from .snapshot import snapshot_arguments, snapshot_command
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
@@ -60,7 +67,7 @@ COMMANDS: tuple[Command, ...] = _table(
         emulator_command,
         emulator_arguments,
     ),
-    Command("jobs", "list jobs and their options", engine.jobs_command),
+    Command("jobs", "list jobs and their options", engine.jobs_command, engine.jobs_arguments),
     Command(
         "plan",
         "read-only: per-object diff, counts and ETA; -o writes a plan file",
@@ -112,21 +119,12 @@ COMMANDS: tuple[Command, ...] = _table(
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print(f"FAILED: {message}", file=sys.stderr)
-        raise SystemExit(ExitCode.USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command of :data:`COMMANDS`, in its order."""
-    parser = _Parser(
-        prog="bulkops", description="Safe bulk operations for the Statsig Console API."
-    )
+    parser = Parser(prog="bulkops", description="Safe bulk operations for the Statsig Console API.")
     parser.add_argument("--version", action="version", version=f"bulkops {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the traceback of an error")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help)
@@ -136,25 +134,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run (a run turns it into a clean stop of its own): unwinds like
+    Ctrl-C, locks released and files closed, and exits 143."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away (``bulkops plan … | head``): no traceback, no message.
+
+    Python's advice: point stdout at /dev/null, so the flush at exit does not fail too.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return ExitCode.BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bulkops`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return handler(args)
     except BulkOpsError as exc:
         if args.traceback:
             raise
-        print(f"FAILED: {redact(str(exc.message))}", file=sys.stderr)
+        message = redact(str(exc.message))
+        print(f"FAILED: {message}", file=sys.stderr)
         if exc.hint:
             print(f"HINT: {exc.hint}", file=sys.stderr)
         if exc.detail and getattr(args, "verbose", False):
             print(f"DETAIL: {redact(exc.detail)}", file=sys.stderr)
-        return exit_code_for_error(exc)
+        code = exit_code_for_error(exc)
+        if getattr(args, "json", False):  # stdout still carries one document
+            document = error_document(message, redact(exc.hint) if exc.hint else None, code)
+            print(json.dumps(document), flush=True)
+        return code
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return ExitCode.TERMINATED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

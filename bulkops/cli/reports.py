@@ -16,11 +16,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..engine.journal import Damage
 from ..engine.plans import Plan
-from ..engine.states import FINAL_STATES, KeyState
+from ..engine.states import FINAL_STATES, OK_STATES, KeyState
 from ..files import write_private
+from .documents import STATUS_SCHEMA
 
 __all__ = ["REPORT_FIELDS", "report_rows", "status_summary", "write_report"]
+
+_UNSETTLED = "no outcome recorded: it may or may not have been applied (a read settles it)"
 
 REPORT_FIELDS = (
     "key",
@@ -88,25 +92,50 @@ def write_report(path: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
 
 
 def status_summary(
-    plan: Plan, records: Sequence[Mapping[str, Any]], states: Mapping[str, KeyState]
+    plan: Plan,
+    records: Sequence[Mapping[str, Any]],
+    states: Mapping[str, KeyState],
+    *,
+    damage: Damage | None = None,
+    running: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a checkpoint says: the plan, the runs, and how many mutations are in each state."""
+    """What a checkpoint says: the plan, the runs, how many mutations are in each state,
+    and where it stands (``state``): ``running`` (``running`` holds the lock holder's
+    details), ``damaged`` (``damage``: records after it are not trusted; the counts are
+    those of the records before it), ``incomplete``, ``complete_with_problems`` or
+    ``complete``.
+    """
     counts = Counter(st.state for st in states.values())
     runs = [r for r in records if r.get("t") == "run"]
     starts = [r for r in runs if r.get("event") == "start"]
     ends = [r for r in runs if r.get("event") != "start"]
     last_end = ends[-1] if ends else None
-    # The last run record is a start: that run was killed (or is still going).
-    open_run = bool(runs) and runs[-1].get("event") == "start"
-    unsettled = counts.get("in_doubt", 0)
-    pending = counts.get("pending", 0)
+    # The last run record is a start: that run was killed, or is still going (running).
+    # (Records past a damage are not read: the end record may be among them.)
+    open_run = (
+        bool(runs) and runs[-1].get("event") == "start" and running is None and damage is None
+    )
     done = all(st.state in FINAL_STATES for st in states.values())
     problems = [
-        {"key": k, "state": st.state, "reason": st.reason or st.error}
+        {"key": k, "state": st.state, "reason": st.reason or st.error or _UNSETTLED}
         for k, st in states.items()
         if st.state in ("failed", "conflict", "in_doubt")
     ]
+    if damage is not None:
+        state = "damaged"
+    elif running is not None:
+        state = "running"
+    elif not done:
+        state = "incomplete"
+    else:
+        state = (
+            "complete"
+            if all(st.state in OK_STATES for st in states.values())
+            else ("complete_with_problems")
+        )
     return {
+        "schema": STATUS_SCHEMA,
+        "state": state,
         "job": plan.header.job,
         "plan_id": plan.header.plan_id,
         "plan_hash": plan.header.hash,
@@ -119,14 +148,37 @@ def status_summary(
             "skipped": counts.get("skipped", 0),
             "failed": counts.get("failed", 0),
             "conflict": counts.get("conflict", 0),
-            "unsettled": unsettled,
-            "pending": pending,
+            "unsettled": counts.get("in_doubt", 0),
+            "pending": counts.get("pending", 0),
         },
         "runs": len(starts),
         "last_run": dict(last_end) if last_end else None,
         "ended_without_record": open_run,
-        "complete": done,
-        "resumable": not done,
+        "running": _running(running),
+        "damage": None
+        if damage is None
+        else {
+            "line": damage.line,
+            "offset": damage.offset,
+            "problem": damage.problem,
+            "records_before": len(records),
+        },
+        "complete": done and damage is None,
+        "resumable": state == "incomplete",
+        "applied": [k for k, st in states.items() if st.state == "applied"],
         "problems": problems[:100],
+        "problems_total": len(problems),
         "records": len(records),
+    }
+
+
+def _running(holder: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if holder is None:
+        return None
+    pid = holder.get("pid")
+    return {
+        "pid": pid if isinstance(pid, int) else None,
+        "host": holder.get("host"),
+        "since": holder.get("started"),
+        "command": next((c for c in ("resume", "undo") if holder.get(c)), "run"),
     }

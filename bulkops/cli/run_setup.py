@@ -115,6 +115,7 @@ class EngineOptions:
     output: Path | None = None
     show: int = 50
     apply: bool = False
+    from_damaged: bool = False
 
 
 # -- connection --------------------------------------------------------------------------

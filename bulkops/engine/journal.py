@@ -38,7 +38,7 @@ from typing import Any
 import structlog
 
 from .. import files
-from ..errors import JournalError
+from ..errors import JournalError, NoSpaceError
 from ..keyguard import PATTERN_ONLY, KeyGuard
 
 __all__ = [
@@ -159,8 +159,9 @@ def _scan(path: Path, data: bytes, *, keep_prefix: bool = False) -> _Scan:
     if scan.damage is not None and not keep_prefix:
         raise JournalError(
             scan.damage.message,
-            hint="keep the file for inspection; `bulkops status` shows what the records "
-            "before the damage say, `bulkops undo --from-damaged` undoes what they applied",
+            hint=f"keep the file for inspection; `bulkops status {path}` shows what the "
+            f"records before the damage say, `bulkops undo {path} --from-damaged` undoes "
+            "what they applied",
         )
     return scan
 
@@ -293,6 +294,7 @@ class Journal:
         self._crc = crc
         self._synced_seq = next_seq  # every record below this seq is on disk
         self._failed: str | None = None
+        self._error: NoSpaceError | None = None  # no room: every later write says so too
 
     @classmethod
     def create(
@@ -324,6 +326,8 @@ class Journal:
                 f"journal {path} already exists", hint="resume it, or choose another path"
             ) from None
         except OSError as exc:
+            if exc.errno in files.NO_SPACE:
+                raise files.no_space(path, exc.strerror) from exc
             raise JournalError(f"journal {path} could not be created: {exc.strerror}") from exc
         journal = cls(path, fd, 0, 0, guard)
         try:
@@ -389,6 +393,8 @@ class Journal:
         return self._next_seq
 
     def _usable_fd(self) -> int:
+        if self._error is not None:  # the same error again: one reason for one stop
+            raise type(self._error)(self._error.message, hint=self._error.hint)
         if self._failed is not None:
             raise JournalError(f"journal {self.path} is unusable after an error: {self._failed}")
         if self._fd is None:
@@ -398,6 +404,17 @@ class Journal:
     def _fail(self, what: str, exc: OSError | None = None) -> JournalError:
         self._failed = what
         detail = f": {exc.strerror}" if exc is not None else ""
+        # A short write to a regular file means no room (the next write fails with
+        # ENOSPC or EFBIG); either way nothing can follow it.
+        if exc is None or exc.errno in files.NO_SPACE:
+            self._error = NoSpaceError(
+                f"no space left while writing {self.path} ({what}{detail}); stopped; resume "
+                "when there is room",
+                hint=f"free some space (or raise the file-size limit), then `bulkops resume "
+                f"{self.path}`: the records written are intact, and a cut last line is "
+                "repaired",
+            )
+            return self._error
         return JournalError(
             f"journal {self.path}: {what}{detail}; stopping (resume reconciles the rest)"
         )

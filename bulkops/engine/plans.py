@@ -43,6 +43,7 @@ from ..keyguard import PATTERN_ONLY, KeyGuard
 from .mutations import QUOTA_CLASSES, Expect, InverseCall, Mutation
 
 __all__ = [
+    "ABSENT",
     "PLAN_FORMAT",
     "Plan",
     "PlanHeader",
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 PLAN_FORMAT = "bulkops-plan/1"
+ABSENT = "absent: nothing to do"
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -217,12 +219,13 @@ class Plan(BaseModel):
         return project_id
 
     def counts(self) -> dict[str, int]:
-        """Mutations per action, in first-seen order."""
-        return dict(Counter(m.action for m in self.mutations))
+        """Mutations per action, in first-seen order; those planned on an absent object
+        (:attr:`Mutation.absent`) as ``absent: nothing to do``."""
+        return dict(Counter(ABSENT if m.absent else m.action for m in self.mutations))
 
     def quota_counts(self) -> dict[str, int]:
-        """Mutations per quota class (for the ETA)."""
-        return dict(Counter(m.quota_class for m in self.mutations))
+        """Mutations that may send a request, per quota class (for the ETA)."""
+        return dict(Counter(m.quota_class for m in self.mutations if not m.absent))
 
     def by_key(self) -> dict[str, Mutation]:
         """The mutations by key."""

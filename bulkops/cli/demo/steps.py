@@ -172,7 +172,7 @@ async def _apply_kill_resume(ctx: DemoContext) -> None:
         "\n`status` reads only the checkpoint. An intent without an outcome is "
         "[italic]unsettled[/italic]: its request may or may not have reached the server."
     )
-    await bulkops(ctx, "status", "archive.ckpt")
+    await bulkops(ctx, "status", "archive.ckpt", expect=(6,))
     ctx.say(
         "\n`resume` reads each unsettled gate back to learn whether its archive landed, "
         "skips every mutation already applied and sends only the rest, under the same quota."
@@ -404,12 +404,14 @@ def checkpoint_status(path: Path) -> dict[str, Any]:
     """What ``bulkops status PATH --json`` prints, parsed (the same command, in process)."""
     out = io.StringIO()
     ui = Ui(
-        out=Console(file=out, no_color=True, soft_wrap=True),
+        out=Console(file=io.StringIO()),
         err=Console(file=io.StringIO()),
         interactive=False,
         live=False,
+        results=Console(file=out),
+        as_json=True,
     )
-    status(path, ui, as_json=True)
+    status(path, ui)
     found: dict[str, Any] = json.loads(out.getvalue())
     return found
 
