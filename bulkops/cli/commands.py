@@ -359,7 +359,7 @@ async def plan_job(
             )
         if not run or not opts.apply:
             if run:
-                line += "; dry run: nothing was sent (add --apply to apply it)"
+                line += ". Dry run: nothing was sent; add --apply to apply it"
             document = plan_document(
                 plan,
                 command="run" if run else "plan",
@@ -656,7 +656,7 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
             ui.out.print(f"  … and {len(not_undoable) - opts.show} more that cannot be undone")
         if not opts.apply:
             ui.result(
-                f"{line}; dry run: nothing was sent (add --apply to undo)",
+                f"{line}. Dry run: nothing was sent; add --apply to undo",
                 plan_document(
                     undo_plan,
                     command="undo",

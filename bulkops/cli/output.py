@@ -57,6 +57,7 @@ _RESULTS = ("applied", "skipped", "failed", "conflict")
 # Stand-ins for the characters bulkops prints, on a stream that cannot encode them.
 _PLAIN = {"→": "->", "≈": "~", "…": "...", "—": "-", "–": "-", "·": ".", "×": "x", "≤": "<="}
 _FALLBACK = "bulkops-plain"
+_UNSIZED = 10_000  # the width of output with none (a pipe, a file): nothing folds
 
 
 def _plain(error: UnicodeError) -> tuple[str, int]:
@@ -92,15 +93,17 @@ class _Console(Console):
 
 def console_for(stream: IO[str], environ: Mapping[str, str] | None = None) -> Console:
     """A console on ``stream`` that follows the terminal: its width (or ``COLUMNS``)
-    wraps lines and bounds tables; output that is not a terminal is not wrapped (a log
-    or a pipe has no width; tables keep 80 columns, or ``COLUMNS``); ``NO_COLOR`` (any
+    wraps lines and bounds tables; output that is not a terminal (a log, a pipe) has no
+    width, so nothing is wrapped or folded unless ``COLUMNS`` is set; ``NO_COLOR`` (any
     value: no-color.org) removes every style."""
     env = os.environ if environ is None else environ
     terminal = bool(getattr(stream, "isatty", lambda: False)())
     no_color = "NO_COLOR" in env
+    sized = terminal or env.get("COLUMNS", "").isdigit()
     return _Console(
         file=stream,
-        soft_wrap=not (terminal or env.get("COLUMNS", "").isdigit()),
+        width=None if sized else _UNSIZED,
+        soft_wrap=not sized,
         no_color=no_color,
         color_system=None if no_color else "auto",
         highlight=False,

@@ -313,7 +313,8 @@ def test_the_key_never_reaches_output_or_files(seed: EmulatorState, tmp_path: Pa
             ]
     finally:
         del state.keys[canary]
-    assert [r.code for r in runs] == [0, 1, 0, 4]  # 4: the API refused the last key
+    # status 1: complete with a failure; 4: the API refused the last key
+    assert [r.code for r in runs] == [0, 1, 1, 4]
     forms = {canary, urllib.parse.quote(canary), base64.b64encode(canary.encode()).decode()[:-4]}
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "requests.log"]
     written = [p for p in files if p.name not in ("calls.jsonl",)]
