@@ -37,7 +37,7 @@ from .invocation import (
     positive_int,
     refuse_key_arguments,
 )
-from .job_loading import LoadedJob, load_job, parse_params
+from .job_loading import LoadedJob, builtin_jobs, load_job, parse_params
 from .run_setup import EngineOptions, checkpoint_params
 
 __all__ = [
@@ -50,10 +50,12 @@ __all__ = [
     "jobs_command",
     "plan_arguments",
     "plan_command",
+    "plan_completion",
     "resume_arguments",
     "resume_command",
     "run_arguments",
     "run_command",
+    "run_completion",
     "status_arguments",
     "status_command",
     "undo_arguments",
@@ -392,6 +394,35 @@ def _job_args(args: argparse.Namespace, command: str) -> tuple[LoadedJob, BaseMo
 def _job_positionals(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", help="a job name (`bulkops jobs`) or a path to a .py job file")
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's options")
+
+
+def _jobs_as_subcommands(p: argparse.ArgumentParser, command: str) -> None:
+    """For completion only: each built-in job as a sub-command with its own options and
+    the engine options that may follow its name."""
+    sub = p.add_subparsers(dest="job", metavar="JOB")
+    for job in builtin_jobs():
+        first = job.description.splitlines()[0] if job.description else job.name
+        jp = sub.add_parser(job.name, help=first.partition(": ")[2] or first)
+        add_job_options(jp, job.params_model)
+        _engine_options(jp, writes=command == "run", suppress=True)
+        if command == "run":
+            jp.add_argument("--apply", action="store_true", default=argparse.SUPPRESS)
+        else:
+            jp.add_argument("-o", "--output", type=Path, default=argparse.SUPPRESS)
+
+
+def plan_completion(p: argparse.ArgumentParser) -> None:
+    """``plan``'s arguments as completion sees them: the jobs as sub-commands."""
+    _engine_options(p, writes=False, suppress=False)
+    p.add_argument("-o", "--output", type=Path, help="write the plan file (0600)")
+    _jobs_as_subcommands(p, "plan")
+
+
+def run_completion(p: argparse.ArgumentParser) -> None:
+    """``run``'s arguments as completion sees them: the jobs as sub-commands."""
+    _engine_options(p, writes=True, suppress=False)
+    p.add_argument("--apply", action="store_true", help="apply (default: dry run)")
+    _jobs_as_subcommands(p, "run")
 
 
 def _checkpoint_positional(p: argparse.ArgumentParser) -> None:

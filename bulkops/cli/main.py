@@ -24,6 +24,7 @@ from types import FrameType
 from .. import __version__
 from ..errors import BulkOpsError, redact
 from . import engine
+from .completion import completion_arguments, completion_command
 from .demo import demo_arguments, demo_command
 from .documents import error_document
 from .emulator import emulator_arguments, emulator_command
@@ -43,12 +44,15 @@ class Command:
         help: Its line in ``bulkops --help``.
         arguments: Adds its options and positionals to its subparser (None: it has none).
         handler: Runs it with the parsed arguments; returns the exit code.
+        completion: Adds its arguments as shell completion sees them, when that differs
+            (``plan`` and ``run``: each job a sub-command with its own options).
     """
 
     name: str
     help: str
     handler: Callable[[argparse.Namespace], int]
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    completion: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 def _table(*commands: Command) -> tuple[Command, ...]:
@@ -73,12 +77,14 @@ COMMANDS: tuple[Command, ...] = _table(
         "read-only: per-object diff, counts and ETA; -o writes a plan file",
         engine.plan_command,
         engine.plan_arguments,
+        engine.plan_completion,
     ),
     Command(
         "run",
         "plan and, with --apply, apply (dry run by default)",
         engine.run_command,
         engine.run_arguments,
+        engine.run_completion,
     ),
     Command(
         "apply",
@@ -116,11 +122,18 @@ COMMANDS: tuple[Command, ...] = _table(
         demo_command,
         demo_arguments,
     ),
+    Command(
+        "completion",
+        "print a tab-completion script: bash, zsh or fish",
+        lambda args: completion_command(lambda: build_parser(completing=True))(args),
+        completion_arguments,
+    ),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every command of :data:`COMMANDS`, in its order."""
+def build_parser(*, completing: bool = False) -> argparse.ArgumentParser:
+    """The argument parser for every command of :data:`COMMANDS`, in its order
+    (``completing``: as shell completion sees it, see :attr:`Command.completion`)."""
     parser = Parser(prog="bulkops", description="Safe bulk operations for the Statsig Console API.")
     parser.add_argument("--version", action="version", version=f"bulkops {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the traceback of an error")
@@ -128,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help)
-        if command.arguments is not None:
-            command.arguments(p)
+        arguments = command.completion if completing and command.completion else command.arguments
+        if arguments is not None:
+            arguments(p)
         p.set_defaults(func=command.handler)
     return parser
 
