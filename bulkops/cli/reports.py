@@ -19,10 +19,12 @@ from typing import Any
 from ..engine.journal import Damage
 from ..engine.plans import Plan
 from ..engine.states import FINAL_STATES, OK_STATES, KeyState
-from ..files import write_private
+from ..files import write_private, writing
 from .documents import STATUS_SCHEMA
 
-__all__ = ["REPORT_FIELDS", "report_rows", "status_summary", "write_report"]
+__all__ = ["REPORT_FIELDS", "REPORT_SCHEMA", "report_rows", "status_summary", "write_report"]
+
+REPORT_SCHEMA = "bulkops.report/1"  # the JSON report's marker: tells the file's kind
 
 _UNSETTLED = "no outcome recorded: it may or may not have been applied (a read settles it)"
 
@@ -77,7 +79,12 @@ def write_report(path: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
         targets = [path.with_name(path.name + ".json"), path.with_name(path.name + ".csv")]
     for target in targets:
         if target.suffix == ".json":
-            text = json.dumps({"items": list(rows)}, indent=1, ensure_ascii=False) + "\n"
+            text = (
+                json.dumps(
+                    {"schema": REPORT_SCHEMA, "items": list(rows)}, indent=1, ensure_ascii=False
+                )
+                + "\n"
+            )
         else:
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=REPORT_FIELDS, extrasaction="ignore")
@@ -87,7 +94,8 @@ def write_report(path: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
                     {k: "" if row.get(k) is None else row.get(k) for k in REPORT_FIELDS}
                 )
             text = buffer.getvalue()
-        write_private(target, text)
+        with writing(target):
+            write_private(target, text)
     return targets
 
 
