@@ -27,7 +27,6 @@ from engine_support import writes as _writes
 
 from bulkops.cli.main import main
 from bulkops.emulator import EmulatorState
-from bulkops.emulator.seed import EMPTY_KEY
 from bulkops.engine.failpoints import FAILPOINT_ENV
 from bulkops.engine.journal import read_records
 from bulkops.testing import CliRun, Emulator, applied_counts, fork_cli, run_cli, wait_cli
