@@ -86,15 +86,19 @@ def utf8_position(data: bytes) -> Utf8Position | None:
     return None
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
+def _read_bytes(path: Path, what: str, limit: int = -1) -> bytes:
+    """The file's bytes (the first ``limit`` of them when given), or an
+    :class:`InputError` naming ``what`` it is and why it cannot be read."""
+    name = f"{what} {path}" if what else str(path)
     try:
-        return Path(path).read_bytes()
+        with Path(path).open("rb") as f:
+            return f.read(limit)
     except IsADirectoryError:
-        raise InputError(f"{what} {path} is a directory, not a file") from None
+        raise InputError(f"{name} is a directory, not a file") from None
     except FileNotFoundError:
-        raise InputError(f"{what} {path} does not exist") from None
+        raise InputError(f"{name} does not exist") from None
     except OSError as exc:
-        raise InputError(f"{what} {path} cannot be read: {exc.strerror}") from exc
+        raise InputError(f"{name} cannot be read: {exc.strerror}") from exc
 
 
 def not_utf8(path: Path, what: str, data: bytes | None = None) -> InputError:
@@ -212,16 +216,7 @@ def identify(path: Path) -> FileKind:
     Raises:
         InputError: it cannot be read.
     """
-    try:
-        with Path(path).open("rb") as f:
-            head = f.read(_SNIFF)
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a file") from None
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise InputError(f"{path} cannot be read: {exc.strerror}") from exc
-    head = head.removeprefix(_BOM)
+    head = _read_bytes(path, "", _SNIFF).removeprefix(_BOM)
     if not head.strip():
         return FileKind.EMPTY
     if _JOURNAL_LINE.search(head):  # before the NUL test: a crash may append zeros

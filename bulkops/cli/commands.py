@@ -131,6 +131,32 @@ def _run_line(states: Mapping[str, KeyState], checkpoint: Path | None, code: int
     )
 
 
+def _tell_run(
+    ui: Ui,
+    command: str,
+    plan: Plan,
+    project: ProjectRef,
+    checkpoint: Path | None,
+    states: Mapping[str, KeyState],
+    code: int,
+    **more: Any,
+) -> None:
+    """A run's summary line, or its ``bulkops.run/1`` document (``more``: what
+    :func:`~bulkops.cli.documents.run_document` takes besides)."""
+    ui.result(
+        _run_line(states, checkpoint, code) if states else "nothing to do (exit 0)",
+        run_document(
+            command=command,
+            plan=plan,
+            project=project,
+            checkpoint=checkpoint,
+            states=states,
+            exit_code=code,
+            **more,
+        ),
+    )
+
+
 def _report(ui: Ui, opts: EngineOptions, plan: Plan, states: Mapping[str, KeyState]) -> list[Path]:
     """Write ``--report`` if asked; a report that cannot be written (the disk that just
     filled up) is told, and the run's outcome stands."""
@@ -214,19 +240,17 @@ async def _execute(
             code = ExitCode.FAILED
         else:
             ui.out.print("verification: the target matches", highlight=False)
-    ui.result(
-        _run_line(result.states, checkpoint, code),
-        run_document(
-            command=command,
-            plan=plan,
-            project=project,
-            checkpoint=checkpoint,
-            states=result.states,
-            exit_code=code,
-            result=result,
-            reports=written,
-            differences=differences,
-        ),
+    _tell_run(
+        ui,
+        command,
+        plan,
+        project,
+        checkpoint,
+        result.states,
+        code,
+        result=result,
+        reports=written,
+        differences=differences,
     )
     return code
 
@@ -250,17 +274,7 @@ async def _apply(
     check_size(plan, opts)
     if not plan.mutations:
         ui.out.print("Nothing to do: the plan has no mutations.")
-        ui.result(
-            "nothing to do: the plan has no mutations (exit 0)",
-            run_document(
-                command=command,
-                plan=plan,
-                project=project,
-                checkpoint=None,
-                states={},
-                exit_code=ExitCode.OK,
-            ),
-        )
+        _tell_run(ui, command, plan, project, None, {}, ExitCode.OK)
         return ExitCode.OK
     state_dir = default_state_dir()
     checkpoint = opts.checkpoint or default_checkpoint(state_dir, plan)
@@ -440,18 +454,10 @@ async def resume(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -
                     if all(st.state in OK_STATES for st in states.values())
                     else ExitCode.FAILED
                 )
-                target = plan.target_project
-                ui.result(
-                    _run_line(states, checkpoint, code),
-                    run_document(
-                        command="resume",
-                        plan=plan,
-                        project=ProjectRef(id=target, name=plan.project_name(target)),
-                        checkpoint=checkpoint,
-                        states=states,
-                        exit_code=code,
-                    ),
+                target = ProjectRef(
+                    id=plan.target_project, name=plan.project_name(plan.target_project)
                 )
+                _tell_run(ui, "resume", plan, target, checkpoint, states, code)
                 return code
             respect = bool(recorded.get("respect_reviews", plan.header.respect_reviews))
             settings = target_settings(keys, opts, plan.header.params, respect_reviews=respect)

@@ -360,12 +360,7 @@ def _job_args(args: argparse.Namespace, command: str) -> tuple[LoadedJob, BaseMo
         description=job.description.splitlines()[0] if job.description else None,
         epilog="Engine options may also come here (see `bulkops run --help`).",
     )
-    add_job_options(inner, job.params_model)
-    _engine_options(inner, writes=command == "run", suppress=True)
-    if command == "run":
-        inner.add_argument("--apply", action="store_true", default=argparse.SUPPRESS)
-    else:
-        inner.add_argument("-o", "--output", type=Path, default=argparse.SUPPRESS)
+    _after_the_job(inner, job, command)
     try:
         parsed = inner.parse_args(args.job_args)
     except SystemExit as exc:
@@ -391,6 +386,16 @@ def _job_args(args: argparse.Namespace, command: str) -> tuple[LoadedJob, BaseMo
     return job, parse_params(job, values)
 
 
+def _after_the_job(p: argparse.ArgumentParser, job: LoadedJob, command: str) -> None:
+    """What may follow a job's name: its own options, and the engine options again."""
+    add_job_options(p, job.params_model)
+    _engine_options(p, writes=command == "run", suppress=True)
+    if command == "run":
+        p.add_argument("--apply", action="store_true", default=argparse.SUPPRESS)
+    else:
+        p.add_argument("-o", "--output", type=Path, default=argparse.SUPPRESS)
+
+
 def _job_positionals(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", help="a job name (`bulkops jobs`) or a path to a .py job file")
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's options")
@@ -403,12 +408,7 @@ def _jobs_as_subcommands(p: argparse.ArgumentParser, command: str) -> None:
     for job in builtin_jobs():
         first = job.description.splitlines()[0] if job.description else job.name
         jp = sub.add_parser(job.name, help=first.partition(": ")[2] or first)
-        add_job_options(jp, job.params_model)
-        _engine_options(jp, writes=command == "run", suppress=True)
-        if command == "run":
-            jp.add_argument("--apply", action="store_true", default=argparse.SUPPRESS)
-        else:
-            jp.add_argument("-o", "--output", type=Path, default=argparse.SUPPRESS)
+        _after_the_job(jp, job, command)
 
 
 def plan_completion(p: argparse.ArgumentParser) -> None:

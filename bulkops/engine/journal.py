@@ -515,6 +515,17 @@ class Journal:
         return f"Journal({str(self.path)!r}, next_seq={self._next_seq}, {state})"
 
 
+def _read(path: Path) -> bytes:
+    """A journal's bytes, read-only (never through a link; refused if not private)."""
+    fd = _open(path, os.O_RDONLY)
+    try:
+        return files.read_all(fd)
+    except OSError as exc:
+        raise JournalError(f"journal {path} could not be read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
 def read_records(path: Path, *, strict: bool = False) -> list[dict[str, Any]]:
     """Read and verify a journal without changing it.
 
@@ -531,13 +542,7 @@ def read_records(path: Path, *, strict: bool = False) -> list[dict[str, Any]]:
         JournalError: Corruption before the last record, a sequence gap, no complete
             first record, a torn tail when ``strict``, or an I/O error.
     """
-    fd = _open(path, os.O_RDONLY)
-    try:
-        data = files.read_all(fd)
-    except OSError as exc:
-        raise JournalError(f"journal {path} could not be read: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
+    data = _read(path)
     scan = _scan(path, data)
     if strict and scan.torn:
         raise JournalError(
@@ -564,12 +569,5 @@ def read_prefix(path: Path) -> tuple[list[dict[str, Any]], Damage | None]:
         RefusedError: The file is group/other-accessible, not ours, or not a file.
         JournalError: No verified first record, or an I/O error.
     """
-    fd = _open(path, os.O_RDONLY)
-    try:
-        data = files.read_all(fd)
-    except OSError as exc:
-        raise JournalError(f"journal {path} could not be read: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
-    scan = _scan(path, data, keep_prefix=True)
+    scan = _scan(path, _read(path), keep_prefix=True)
     return scan.records, scan.damage
