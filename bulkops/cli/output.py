@@ -42,6 +42,7 @@ from ..engine.runner import RunResult
 from ..engine.stopping import Stop
 
 __all__ = [
+    "UNSETTLED",
     "ProgressView",
     "Ui",
     "console_for",
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 _RESULTS = ("applied", "skipped", "failed", "conflict")
+UNSETTLED = "no outcome recorded: it may or may not have been applied (a read settles it)"
 
 # Stand-ins for the characters bulkops prints, on a stream that cannot encode them.
 _PLAIN = {"→": "->", "≈": "~", "…": "...", "—": "-", "–": "-", "·": ".", "×": "x", "≤": "<="}
@@ -151,7 +153,7 @@ class Ui:
         silent = Console(file=io.StringIO(), quiet=True)
 
         def ask(prompt: str) -> str:
-            return stderr.input(prompt)  # the prompt never mixes into stdout
+            return stderr.input(escape(prompt))  # the prompt never mixes into stdout
 
         return cls(
             out=silent if quiet else (stderr if as_json else stdout),
@@ -413,7 +415,7 @@ def render_summary(console: Console, result: RunResult, plan: Plan, *, problems:
                 console.print("  … (see the report)", highlight=False)
                 break
             shown += 1
-            reason = st.reason or st.error or ""
+            reason = st.reason or st.error or UNSETTLED
             console.print(
                 f"  {escape(st.state)} {escape(m.key)}: {escape(reason)}", highlight=False
             )

@@ -21,12 +21,12 @@ from ..engine.plans import Plan
 from ..engine.states import FINAL_STATES, OK_STATES, KeyState
 from ..files import write_private, writing
 from .documents import STATUS_SCHEMA
+from .output import UNSETTLED
 
 __all__ = ["REPORT_FIELDS", "REPORT_SCHEMA", "report_rows", "status_summary", "write_report"]
 
 REPORT_SCHEMA = "bulkops.report/1"  # the JSON report's marker: tells the file's kind
 
-_UNSETTLED = "no outcome recorded: it may or may not have been applied (a read settles it)"
 
 REPORT_FIELDS = (
     "key",
@@ -125,7 +125,7 @@ def status_summary(
     )
     done = all(st.state in FINAL_STATES for st in states.values())
     problems = [
-        {"key": k, "state": st.state, "reason": st.reason or st.error or _UNSETTLED}
+        {"key": k, "state": st.state, "reason": st.reason or st.error or UNSETTLED}
         for k, st in states.items()
         if st.state in ("failed", "conflict", "in_doubt")
     ]

@@ -73,12 +73,12 @@ def confirm(ui: Ui, opts: EngineOptions, project: ProjectRef, plan: Plan, eta: f
     """
     counts = ", ".join(f"{n} {action}" for action, n in plan.counts().items())
     reviews = "on" if plan.header.respect_reviews and not opts.no_review_header else "OFF"
-    ui.err.print(
-        f"About to apply {len(plan.mutations)} mutations ({escape(counts)}) to project "
-        f"[bold]{escape(project.name)}[/] ({escape(project.id)}); ETA ≈ {format_duration(eta)}; "
-        f"review header {reviews}.",
-        highlight=False,
+    about = (
+        f"About to apply {len(plan.mutations)} mutations ({counts}) to project "
+        f"{project.name} ({project.id}); ETA ≈ {format_duration(eta)}; review header {reviews}."
     )
+    if opts.yes or not ui.interactive:
+        ui.err.print(escape(about), highlight=False)
     if opts.yes:
         return
     if not ui.interactive:
@@ -86,7 +86,8 @@ def confirm(ui: Ui, opts: EngineOptions, project: ProjectRef, plan: Plan, eta: f
             "not confirmed: stdin is not a terminal, so --yes is required; nothing was sent",
             hint="re-run with --yes once you have checked the plan",
         )
-    answer = ui.ask("Type the project name or id to apply: ").strip()
+    # With the question, whatever --quiet or --json keep off the screen.
+    answer = ui.ask(f"{about}\nType the project name or id to apply: ").strip()
     if answer not in (project.id, project.name):
         raise UsageError("not confirmed; nothing was sent")
 

@@ -181,7 +181,7 @@ async def run_plan(
             return run.result(started)
     except NoSpaceError as exc:
         # The requests in flight were cancelled: their intents are settled on resume.
-        run.stopping.request(Stop.NO_SPACE, exc.message)
+        run.stopping.ended(Stop.NO_SPACE, exc.message)
         return run.result(started)
     finally:
         writer.stop()

@@ -65,6 +65,13 @@ class Stopping:
         log.warning(EVENT_RUN_STOPPING, reason=reason.value, detail=detail)
         self._observer.stop()
 
+    def ended(self, reason: Stop, detail: str) -> None:
+        """Record why a run that has already stopped did (an error it ended with, told
+        by the caller: no warning here)."""
+        self.requested = True
+        self.reason = reason
+        self.detail = detail
+
     async def watch_signals(self, scope: CancelScope) -> None:
         """Turn SIGINT/SIGTERM into a stop; a second one while stopping for a signal
         cancels ``scope``."""
