@@ -172,8 +172,11 @@ class Ui:
         if self.results is None:
             return
         if self.as_json:
-            self.results.file.write(json.dumps(document, ensure_ascii=False) + "\n")
-            self.results.file.flush()
+            stream = self.results.file
+            # \u escapes where the stream cannot carry every character: never a "?".
+            utf8 = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name == "utf-8"
+            stream.write(json.dumps(document, ensure_ascii=not utf8) + "\n")
+            stream.flush()
         else:
             self.results.print(escape(line), highlight=False)
 
