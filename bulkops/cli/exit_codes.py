@@ -15,10 +15,12 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from ..engine.runner import RunResult
-from ..engine.stopping import Stop
 from ..errors import BulkOpsError, InputError, JournalError, PlanError, RefusedError, UsageError
+
+if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every start
+    from ..engine.runner import RunResult
 
 __all__ = ["ExitCode", "exit_code_for_error", "exit_code_for_run"]
 
@@ -44,6 +46,8 @@ def exit_code_for_error(exc: BulkOpsError) -> ExitCode:
 
 def exit_code_for_run(result: RunResult) -> ExitCode:
     """0 all applied or skipped; 130 interrupted; 1 anything else."""
+    from ..engine.stopping import Stop
+
     if result.stop is Stop.INTERRUPTED:
         return ExitCode.INTERRUPTED
     return ExitCode.OK if result.ok else ExitCode.FAILED
