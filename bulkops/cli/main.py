@@ -116,6 +116,12 @@ COMMANDS: tuple[Command, ...] = _table(
         lazy(".snapshot", "snapshot_arguments"),
     ),
     Command(
+        "refs",
+        "where code references the project's gates, configs, experiments (or archived ones)",
+        lazy(".refs", "refs_command"),
+        lazy(".refs", "refs_arguments"),
+    ),
+    Command(
         "demo",
         "everything, end to end, on a local emulator (3 minutes)",
         lazy(".demo", "demo_command"),
