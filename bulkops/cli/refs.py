@@ -56,10 +56,15 @@ def refs_arguments(p: argparse.ArgumentParser) -> None:
     shape.add_argument("--sarif", action="store_true", help="SARIF 2.1.0 (GitHub code scanning)")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report here (0600)")
     p.add_argument(
-        "--config", type=Path, metavar="FILE", help="settings file (default: .bulkops/coderefs.toml)"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (default: .bulkops/coderefs.toml)",
     )
     p.add_argument("--no-git", action="store_true", help="walk the trees even in a git checkout")
-    p.add_argument("--workers", type=int, metavar="N", help="processes matching files (one per core)")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="processes matching files (one per core)"
+    )
     p.add_argument("--api-url", help="Console API base URL (or $STATSIG_API_URL)")
     p.add_argument("--timeout", type=float, help="request timeout, seconds")
 
@@ -81,7 +86,9 @@ def run_refs(args: argparse.Namespace, objects: Sequence[FlagObject]) -> int:
     if args.context < 0:
         raise UsageError("--context must be 0 or more")
     selected = _select(objects, args.archived)
-    configs = [load_config(path if path.is_dir() else path.parent, args.config) for path in args.paths]
+    configs = [
+        load_config(path if path.is_dir() else path.parent, args.config) for path in args.paths
+    ]
     found = scan(
         args.paths,
         selected,

@@ -126,7 +126,9 @@ async def read_project(client: ConsoleClient) -> dict[str, Any]:
     environments = await client.data("GET", "/environments")
     if isinstance(environments, dict):
         environments = environments.get("environments")
-    collections = {kind: await read_collection(client, src) for kind, src in COLLECTION_SOURCES.items()}
+    collections = {
+        kind: await read_collection(client, src) for kind, src in COLLECTION_SOURCES.items()
+    }
 
     overrides: dict[str, dict[str, Any]] = {kind: {} for kind in OVERRIDE_KINDS}
     id_lists: dict[str, list[str]] = {}

@@ -117,7 +117,9 @@ class Classifier:
             if offset >= at:
                 continue
             arguments = self.arguments_at(line, offset)
-            if arguments is not None and line.count(b"(", arguments, at) >= line.count(b")", arguments, at):
+            if arguments is not None and line.count(b"(", arguments, at) >= line.count(
+                b")", arguments, at
+            ):
                 return name
         return None
 

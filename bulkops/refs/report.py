@@ -155,14 +155,14 @@ def render_table(report: RefsReport, *, context: bool = False) -> str:
         width = max((len(r[0]) for r in rows), default=0)
         kinds = max((len(r[1]) for r in rows), default=0)
         for where, what, hit in rows:
-            for line in hit.before if context else ():
-                out.append(f"  {'':{width}}  {'':{kinds}}  | {_cut(line)}")
+            out += [f"  {'':{width}}  {'':{kinds}}  | {_cut(x)}" for x in hit.before if context]
             out.append(f"  {where:{width}}  {what:{kinds}}  {_cut(hit.text)}")
-            for line in hit.after if context else ():
-                out.append(f"  {'':{width}}  {'':{kinds}}  | {_cut(line)}")
-        for warning in refs.maybe:
-            out.append(f"  {report.where(warning)}:{warning.column}  maybe: a name built at "
-                       f"run time in {warning.call} starts {warning.prefix!r}")  # fmt: skip
+            out += [f"  {'':{width}}  {'':{kinds}}  | {_cut(x)}" for x in hit.after if context]
+        out += [
+            f"  {report.where(w)}:{w.column}  maybe: a name built at run time in {w.call} "
+            f"starts {w.prefix!r}"
+            for w in refs.maybe
+        ]
     missing = report.not_found()
     if missing:
         out.append(f"not in code ({len(missing):,}): " + ", ".join(o.object.label for o in missing))
@@ -220,10 +220,16 @@ def render_json(report: RefsReport) -> str:
         ],
         "not_found": [{"kind": o.object.kind, "id": o.object.id} for o in report.not_found()],
         "warnings": [_warning_dict(report, w) for w in scan.warnings],
-        "constants": {name: [scan.objects[t].id for t in targets]
-                      for name, targets in scan.constants.items()},  # fmt: skip
-        "scanned": {"files": scan.scanned, "bytes": scan.bytes, "ignored": scan.ignored,
-                    "methods": scan.methods, "configs": scan.configs},  # fmt: skip
+        "constants": {
+            name: [scan.objects[t].id for t in targets] for name, targets in scan.constants.items()
+        },  # fmt: skip
+        "scanned": {
+            "files": scan.scanned,
+            "bytes": scan.bytes,
+            "ignored": scan.ignored,
+            "methods": scan.methods,
+            "configs": scan.configs,
+        },  # fmt: skip
         "skipped": [{"file": path, "reason": why} for path, why in scan.skipped],
     }
     return json.dumps(document, ensure_ascii=False) + "\n"

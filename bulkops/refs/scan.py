@@ -122,8 +122,10 @@ class _Matcher:
         self.whole_word = config.whole_word
         self.classifier = Classifier((*SDK_CALLS, *config.sdk_calls), OVERRIDE_CALLS)
         self.overlapping = any(b not in _WORD for n in self.names for b in n.text)
-        kind = ahocorasick_rs.MATCHKIND_STANDARD if self.overlapping else (
-            ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST
+        kind = (
+            ahocorasick_rs.MATCHKIND_STANDARD
+            if self.overlapping
+            else (ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
         )
         self.automaton = ahocorasick_rs.BytesAhoCorasick(
             table.patterns, matchkind=kind, implementation=ahocorasick_rs.Implementation.DFA
@@ -139,7 +141,6 @@ class _Matcher:
                 if name.role == ID:
                     for variant in case_variants(name.text.decode()):
                         self.lookup.setdefault(variant.encode(), name.targets)
-
 
 
 @dataclass
@@ -171,7 +172,9 @@ def _text(line: bytes) -> str:
     return line.rstrip(b"\r").decode("utf-8", "replace")
 
 
-def _context(data: bytes, begin: int, end: int, count: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _context(
+    data: bytes, begin: int, end: int, count: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     before: list[str] = []
     at = begin
     while len(before) < count and at > 0:
@@ -271,8 +274,20 @@ def _scan_file(
         )
         above, below = _context(data, begin, line_end, context) if context else ((), ())
         hits.append(
-            Hit(index, line_no, column, text.decode("utf-8", "replace"), role, targets, kind,
-                call, constant, _text(line), above, below)  # fmt: skip
+            Hit(
+                index,
+                line_no,
+                column,
+                text.decode("utf-8", "replace"),
+                role,
+                targets,
+                kind,
+                call,
+                constant,
+                _text(line),
+                above,
+                below,
+            )  # fmt: skip
         )
     if line_calls and not line_hit:
         _dynamic(classifier, index, line_no, line, line_calls, warnings)
@@ -297,7 +312,9 @@ def _dynamic(
             column = len(line[:offset].decode("utf-8", "replace")) + 1
             name = line[offset:arguments].split(b"(")[0].split(b"<")[0].strip().decode()
             text = _text(line)
-            warnings.append(Warning(index, line_no, column, name, prefix.decode("utf-8", "replace"), text))
+            warnings.append(
+                Warning(index, line_no, column, name, prefix.decode("utf-8", "replace"), text)
+            )
             return
 
 
@@ -454,16 +471,20 @@ def _constants_pass(
     """Look for the uses of every constant that holds an id (whole words, every file)."""
     result.constants = {name: tuple(sorted(t)) for name, t in sorted(definitions.items())}
     table = build_names([], RefsConfig(), constants=result.constants, calls=False)
-    matcher = _Matcher(table, RefsConfig(sdk_calls=tuple(c for cfg in configs for c in cfg.sdk_calls)))
+    matcher = _Matcher(
+        table, RefsConfig(sdk_calls=tuple(c for cfg in configs for c in cfg.sdk_calls))
+    )
     # A constant declared locally (not exported) in one file counts in that file only.
     scoped = {name: next(iter(files)) for name, files in locals_.items() if len(files) == 1}
     skipped = {path for path, _ in result.skipped}
     keep = [i for i, path in enumerate(result.files) if path not in skipped]
-    pass_two = _Work(work.roots, [work.files[i] for i in keep], [matcher] * len(work.roots), work.context, {})
+    pass_two = _Work(
+        work.roots, [work.files[i] for i in keep], [matcher] * len(work.roots), work.context, {}
+    )
     position = {original: new for new, original in enumerate(keep)}
     pass_two.locals_ = {name: position[f] for name, f in scoped.items() if f in position}
     defined = {(h.file, h.line, h.constant) for h in result.hits if h.kind == CONSTANT}
-    for new_index, hits, warnings, _, _ in _run(pass_two, workers):
+    for new_index, hits, _, _, _ in _run(pass_two, workers):
         original = keep[new_index]
         for hit in hits:
             if (original, hit.line, hit.name) in defined:
