@@ -43,7 +43,7 @@ _DECLARATION = re.compile(
     rb"(?:[A-Za-z_][\w<>\[\]?]*[ \t]+)?(?P<name>[A-Za-z_]\w*)[ \t]*"
     rb"(?::[ \t]*[A-Za-z_][\w.<>\[\]?, ]*)?(?P<op>:=|=|:)[ \t]*[@]?(?P<q>[\"'`])"
 )
-_TAIL = re.compile(rb"^[\"'`](?:\.freeze)?[ \t]*(?P<comma>,)?[ \t]*;?[ \t]*(?:$|//|#)")
+_TAIL = re.compile(rb"[\"'`](?:\.freeze)?[ \t]*(?P<comma>,)?[ \t]*;?[ \t]*(?:$|//|#)")
 _PROPERTY_FILES = frozenset(".js .jsx .ts .tsx .mjs .cjs .vue .svelte".split())
 _DYNAMIC = re.compile(
     rb"""(?:\bf|\$)?(?P<q>["'`])(?P<prefix>[\w.:/-]*)(?:\{|\$\{|\$[A-Za-z_]|#\{|\\\(|%[sdv])"""

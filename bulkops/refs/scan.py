@@ -169,7 +169,12 @@ def _line_bounds(data: bytes, start: int) -> tuple[int, int]:
 
 
 def _text(line: bytes) -> str:
-    return line.rstrip(b"\r").decode("utf-8", "replace")
+    """A line for people: UTF-8, else Latin-1 (every byte is a character there)."""
+    line = line.rstrip(b"\r")
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("latin-1")
 
 
 def _context(
@@ -238,7 +243,8 @@ def _scan_file(
                 targets = matcher.lookup.get(text)
                 if targets:
                     candidates.append((offset, offset + len(text), ALIAS, targets, text))
-        candidates.sort(key=lambda c: c[0])
+        # A regex alias may find what the automaton found: keep each place once.
+        candidates = sorted({(c[0], c[1]): c for c in candidates}.values(), key=lambda c: c[0])
     if not candidates:
         return [], []
     hits: list[Hit] = []
@@ -455,8 +461,9 @@ def scan(
                     locals_.setdefault(hit.constant, set()).add(index)
     if definitions:
         _constants_pass(result, work, definitions, locals_, configs, workers)
-    result.hits.sort(key=lambda h: (h.file, h.line, h.column))
-    result.warnings.sort(key=lambda w: (w.file, w.line, w.column))
+    files_ = result.files
+    result.hits.sort(key=lambda h: (files_[h.file], h.line, h.column))
+    result.warnings.sort(key=lambda w: (files_[w.file], w.line, w.column))
     return result
 
 
@@ -470,7 +477,8 @@ def _constants_pass(
 ) -> None:
     """Look for the uses of every constant that holds an id (whole words, every file)."""
     result.constants = {name: tuple(sorted(t)) for name, t in sorted(definitions.items())}
-    table = build_names([], RefsConfig(), constants=result.constants, calls=False)
+    # With the call names, so a constant passed to an SDK call is classified as one.
+    table = build_names([], RefsConfig(), constants=result.constants)
     matcher = _Matcher(
         table, RefsConfig(sdk_calls=tuple(c for cfg in configs for c in cfg.sdk_calls))
     )
