@@ -1,0 +1,155 @@
+"""Code references: ``bulkops refs`` beside GNU grep and git grep on one generated tree.
+
+``refs`` in ``bench/results.json``: a tree of 10,000 files and 1,000,000 lines (smaller
+with ``--quick``) in six languages where each of 5,000 gate ids appears quoted (in SDK
+calls, and beside decoys such as ``"<id>_v2"`` and ``<id>x`` that must not count), timed
+in one run, warm cache, medians of 5: ``bulkops refs TREE --snapshot S --json -o F``
+(a fresh interpreter: start-up included), ``grep -r -n -F -w -f ids.txt TREE`` and
+``git grep --no-index -n -F -w -f ids.txt`` (once: it takes about half a minute). Also:
+bulkops finds exactly the lines grep finds, its peak RSS (workers included), and its time
+with 500 and with 10,000 ids (flat: one automaton pass whatever the number of names).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .section import BenchConfig, Say, Section, Target
+
+__all__ = ["SECTION", "generate_tree", "run", "targets"]
+
+_WORDS = ("checkout payment search cart profile banner promo ranking signup billing invoice "
+          "onboarding pricing sidebar widget feed inbox avatar upload export").split()  # fmt: skip
+_FILLER = (
+    "    result = compute_total(items, discount=ctx.discount, currency=order.currency)  # keep in sync",
+    "    logger.info('processing request %s for user %s', request.id, user.id); counter += 1",
+    "        for (const item of this.items) { total += item.price * item.quantity; seen.add(item.sku); }",
+    '    if err != nil { return nil, fmt.Errorf("loading profile for %s: %w", userID, err) }',
+    '    val response = client.fetch(endpoint, headers = mapOf("Accept" to "application/json"))',
+    '    let cell = tableView.dequeueReusableCell(withIdentifier: "ProductCell", for: indexPath)',
+    "    def render(self, template_name, context=None, status=200, content_type='text/html'):",
+)
+_EXTENSIONS = (".py", ".ts", ".go", ".kt", ".rb", ".swift")
+_ROUNDS = 5
+_FLAT_ROUNDS = 3
+# Peak RSS of a command and its descendants (the scan's forked workers), in KB.
+_RSS = ("import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")  # fmt: skip
+
+
+def _ids(count: int, rng: random.Random) -> list[str]:
+    return [f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}_{i:05d}" for i in range(count)]
+
+
+def generate_tree(root: Path, files: int, lines: int, ids: Sequence[str], seed: int = 7) -> int:
+    """Write the tree; returns how many lines reference an id (one in 40, quoted)."""
+    rng = random.Random(seed)
+    k = 0
+    for f in range(files):
+        directory = root / f"pkg{f % 100:03d}" / f"mod{(f // 100) % 10}"
+        directory.mkdir(parents=True, exist_ok=True)
+        out = []
+        for j in range(lines):
+            if rng.randrange(40):
+                out.append(_FILLER[rng.randrange(len(_FILLER))])
+                continue
+            gid = ids[k % len(ids)]
+            k += 1
+            out.append((
+                f'    if statsig.check_gate(user, "{gid}"):  # rollout of the {_WORDS[j % 20]} flow',
+                f"    const enabled = useGateValue('{gid}') && flags.enabled && !user.isInternal;",
+                f'    label = "{gid}_v2"  # a similar name: not a reference, {gid}x neither',
+                f'    config := client.GetConfig(user, `{gid}`); title := config.GetString("t", "")',
+            )[rng.randrange(4)])  # fmt: skip
+        (directory / f"file{f:05d}{_EXTENSIONS[f % 6]}").write_text("\n".join(out) + "\n")
+    return k
+
+
+def _snapshot(path: Path, ids: Sequence[str]) -> None:
+    gates = {i: {"id": i, "name": i, "status": "Launched", "type": "STALE",
+                 "typeReason": "STALE_PROBABLY_LAUNCHED", "isEnabled": True, "rules": [],
+                 "tags": [], "description": ""} for i in ids}  # fmt: skip
+    document = {"format": "bulkops-snapshot/1", "project": {"id": "bench", "name": "bench"},
+                "collections": {"gates": gates}}  # fmt: skip
+    path.write_text(json.dumps(document))
+
+
+def _time(argv: Sequence[str], cwd: Path, rounds: int) -> tuple[float, list[float]]:
+    """The median wall time of ``rounds`` runs after one warm-up run."""
+    times = []
+    for round_ in range(rounds + 1):
+        started = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)  # fmt: skip
+        if round_:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times), [round(t, 3) for t in times]
+
+
+def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
+    """Generate the tree, time the three scanners, compare lines, RSS and flatness."""
+    files, lines, count = (1000, 100, 500) if cfg.quick else (10_000, 100, 5000)
+    rng = random.Random(1)
+    ids = _ids(10_000, rng)
+    root = tmp / "refs-tree"
+    say(f"refs: generating {files:,} files of {lines} lines, {count:,} ids")
+    shutil.rmtree(root, ignore_errors=True)
+    hit_lines = generate_tree(root, files, lines, ids[:count])
+    (tmp / "ids.txt").write_text("\n".join(ids[:count]) + "\n")
+    for n in (500, count, 10_000):
+        _snapshot(tmp / f"refs-{n}.json", ids[:n])
+    bulkops = [sys.executable, "-m", "bulkops", "refs", "refs-tree"]
+    mine = [*bulkops, "--snapshot", str(tmp / f"refs-{count}.json"), "--json", "-o", str(tmp / "refs.json")]  # fmt: skip
+    out: dict[str, Any] = {"files": files, "lines": files * lines, "ids": count,
+                           "quoted_lines": hit_lines}  # fmt: skip
+    say("refs: bulkops, grep -r -F -w and git grep, warm cache")
+    out["bulkops_s"], out["bulkops_runs"] = _time(mine, tmp, _ROUNDS)
+    grep = ["grep", "-r", "-n", "-F", "-w", "-f", "ids.txt", "refs-tree"]
+    out["grep_s"], out["grep_runs"] = _time(grep, tmp, _ROUNDS)
+    out["ratio_vs_grep"] = round(out["bulkops_s"] / out["grep_s"], 2)
+    if shutil.which("git"):
+        git = ["git", "grep", "--no-index", "-n", "-F", "-w", "-f", "../ids.txt"]
+        out["git_grep_s"], _ = _time(git, root, 1 if not cfg.quick else 2)
+    done = subprocess.run(grep, cwd=tmp, capture_output=True, check=False)
+    grep_lines = {tuple(line.split(b":", 2)[:2]) for line in done.stdout.splitlines()}
+    report = json.loads((tmp / "refs.json").read_text())
+    found = {(r["file"].encode(), str(r["line"]).encode())
+             for o in report["objects"] for r in o["references"]}  # fmt: skip
+    out["grep_lines"], out["bulkops_lines"] = len(grep_lines), len(found)
+    out["same_lines"] = grep_lines == found
+    rss = subprocess.run([sys.executable, "-c", _RSS, *mine], cwd=tmp, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    out["peak_rss_mb"] = round(int(rss.stdout.strip()) / 1024, 1)
+    say("refs: 500 against 10,000 ids")
+    for n in (500, 10_000):
+        flat = [*bulkops, "--snapshot", str(tmp / f"refs-{n}.json"), "--json", "-o", str(tmp / "f.json")]  # fmt: skip
+        out[f"ids_{n}_s"], _ = _time(flat, tmp, _FLAT_ROUNDS)
+    out["ratio_10000_vs_500_ids"] = round(out["ids_10000_s"] / out["ids_500_s"], 2)
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def targets(refs: Mapping[str, Any]) -> list[Target]:
+    """Within 3× grep; the same lines as grep; ≤ 200 MB; flat from 500 to 10,000 ids."""
+    return [
+        Target("refs speed: bulkops / grep -r -F -w (start-up included)",
+               refs["ratio_vs_grep"], "≤ 3", refs["ratio_vs_grep"] <= 3),
+        Target("refs: lines found = grep's lines", f"{refs['bulkops_lines']:,} / {refs['grep_lines']:,}",
+               "equal", bool(refs["same_lines"])),
+        Target("refs: peak RSS (MB)", refs["peak_rss_mb"], "≤ 200", refs["peak_rss_mb"] <= 200),
+        Target("refs speed: 10,000 ids / 500 ids", refs["ratio_10000_vs_500_ids"], "≤ 1.25",
+               refs["ratio_10000_vs_500_ids"] <= 1.25),
+    ]  # fmt: skip
+
+
+SECTION = Section("refs", run, targets)
