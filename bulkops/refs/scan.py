@@ -30,6 +30,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import ahocorasick_rs
 
@@ -48,9 +49,9 @@ _CHUNK = 32  # files dealt to the processes in turn
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
-@dataclass(slots=True)
-class Hit:
-    """One reference: a name found in a file, where, and what kind of hit it is.
+class Hit(NamedTuple):
+    """One reference: a name found in a file, where, and what kind of hit it is (a tuple:
+    workers send thousands back, and tuples pickle several times faster than classes).
 
     Attributes:
         file: Index of the file in :attr:`Scan.files`.
@@ -81,8 +82,7 @@ class Hit:
     after: tuple[str, ...] = ()
 
 
-@dataclass(slots=True)
-class Warning:
+class Warning(NamedTuple):
     """A name built at run time inside an SDK call: it cannot be matched to an object.
 
     ``prefix`` is its fixed start (``checkout_`` of ``f"checkout_{x}"``; "" if none).
@@ -158,8 +158,16 @@ _WORK: _Work | None = None
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
+    """The whole file (os-level calls: half the cost of ``open().read()`` per file)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        chunks = [os.read(fd, size + 1)]  # one read, unless the file grew meanwhile
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks) if len(chunks) > 2 else chunks[0]
+    finally:
+        os.close(fd)
 
 
 def _line_bounds(data: bytes, start: int) -> tuple[int, int]:
@@ -274,7 +282,8 @@ def _scan_file(
             line_calls.append((start - begin, text))
             continue
         line_hit = True
-        column = len(line[: start - begin].decode("utf-8", "replace")) + 1
+        offset = start - begin
+        column = offset + 1 if line.isascii() else len(line[:offset].decode("utf-8", "replace")) + 1
         kind, call, constant = classifier.kind(
             line, start - begin, end - begin, role == ID, extension, line_calls
         )
@@ -497,8 +506,7 @@ def _constants_pass(
         for hit in hits:
             if (original, hit.line, hit.name) in defined:
                 continue
-            hit.file = original
-            result.hits.append(hit)
+            result.hits.append(hit._replace(file=original))
 
 
 def _display(root: Path, rel: str) -> str:
