@@ -93,9 +93,9 @@ async def _plan_archive(ctx: DemoContext) -> None:
 # The gates examples/app checks (stale in the demo seed): its code-references step
 # expects each blocked and named with its file.
 APP_GATES = {
-    "wishlist_email_digest": "src/checkout.py",
-    "search_dark_mode": "web/Search.tsx",
-    "support_smart_defaults": "android/Support.kt",
+    "shipping_email_digest": "src/checkout.py",
+    "web_ai_suggestions": "web/Search.tsx",
+    "settings_spellcheck": "android/Support.kt",
 }
 
 

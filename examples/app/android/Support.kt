@@ -3,5 +3,5 @@ package com.example.support
 import com.statsig.androidsdk.Statsig
 
 fun smartDefaults(): Boolean {
-    return Statsig.checkGate("support_smart_defaults")
+    return Statsig.checkGate("settings_spellcheck")
 }

@@ -1,16 +1,16 @@
-"""Checkout: the wishlist digest is behind a gate the API calls probably launched."""
+"""Checkout: the shipping digest is behind a gate the API calls probably launched."""
 
 from statsig import statsig
 
-WISHLIST_DIGEST_GATE = "wishlist_email_digest"
+SHIPPING_DIGEST_GATE = "shipping_email_digest"
 
 
 def send_digest(user, cart):
-    if statsig.check_gate(user, WISHLIST_DIGEST_GATE):
+    if statsig.check_gate(user, SHIPPING_DIGEST_GATE):
         return cart.digest()
     return None
 
 
-def gift_wrap(user, variant):
+def gift_offer(user, variant):
     # The gate's name is built at run time: bulkops warns rather than guessing.
-    return statsig.check_gate(user, f"feed_gift_{variant}")
+    return statsig.check_gate(user, f"recs_gift_{variant}")

@@ -2,4 +2,4 @@ from statsig import statsig
 
 
 def test_digest_off():
-    statsig.override_gate("wishlist_email_digest", False)
+    statsig.override_gate("shipping_email_digest", False)

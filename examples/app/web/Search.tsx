@@ -1,6 +1,6 @@
 import { useGateValue } from '@statsig/react-bindings';
 
-export function SearchBox() {
-  const dark = useGateValue('search_dark_mode');
-  return <input className={dark ? 'search dark' : 'search'} />;
+export function SearchBox() {  // AI suggestions in the search box
+  const suggest = useGateValue('web_ai_suggestions');
+  return <input className={suggest ? 'search suggest' : 'search'} />;
 }
