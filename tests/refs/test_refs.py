@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,7 @@ EXPECTED = {
     "pay": {
         (".config/flags.yml", 2, "string"),
         ("gen/b.ts", 1, "sdk_call"),
+        ("gen/keep.gen.ts", 1, "sdk_call"),  # re-included by a negation
         ("go/main.go", 4, "sdk_call"),
         ("ruby/app.rb", 2, "sdk_call"),
     },
@@ -244,3 +246,22 @@ def test_sarif_has_the_structure_the_2_1_0_schema_requires(tree: Path):
     assert ("dead-check", "error") in levels and ("dynamic-name", "warning") in levels
     references = sum(len(v) for v in EXPECTED.values())
     assert sum(1 for r in run["results"] if r["ruleId"] != "dynamic-name") == references
+
+
+def test_refs_offline_starts_without_the_http_client_pydantic_rich_or_emulator(
+    tree: Path, tmp_path: Path
+):
+    """`bulkops refs --snapshot` imports none of aiohttp, pydantic, rich or the emulator
+    (start-up is part of its speed); the command table imports commands lazily."""
+    snapshot = write_snapshot(tmp_path / "snap.json")
+    probe = (
+        "import sys\n"
+        "from bulkops.cli import main\n"
+        f"code = main(['refs', {str(tree)!r}, '--snapshot', {str(snapshot)!r}, '--json', "
+        f"'-o', {str(tmp_path / 'out.json')!r}])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'pydantic', "
+        "'rich', 'structlog') or m.startswith(('bulkops.emulator', 'bulkops.engine')))\n"
+        "print(code, heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "0 []", done.stdout + done.stderr
