@@ -63,7 +63,10 @@ def refs_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-git", action="store_true", help="walk the trees even in a git checkout")
     p.add_argument(
-        "--workers", type=int, metavar="N", help="processes matching files (one per core)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes matching files (default: one per idle core)",
     )
     p.add_argument("--api-url", help="Console API base URL (or $STATSIG_API_URL)")
     p.add_argument("--timeout", type=float, help="request timeout, seconds")

@@ -64,7 +64,10 @@ def comment_start(line: bytes, extension: str) -> int:
         markers = (b"--",)
     else:
         markers = (b"//",)
-    if not any(m in line for m in markers):
+    for marker in markers:
+        if marker in line:
+            break
+    else:
         return -1
     quote = 0
     i, n = 0, len(line)

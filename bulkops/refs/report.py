@@ -201,7 +201,8 @@ def _warning_dict(report: RefsReport, w: Warning) -> dict[str, Any]:
 
 
 def render_json(report: RefsReport) -> str:
-    """Everything, for programs: objects with their references, warnings, what was scanned."""
+    """Everything, for programs: the objects in code with their references, the objects
+    found nowhere, warnings, constants, what was scanned and what was skipped."""
     scan = report.scan
     document = {
         "format": REPORT_FORMAT,
@@ -216,7 +217,7 @@ def render_json(report: RefsReport) -> str:
                 "references": [_hit_dict(report, h, o.object) for h in o.hits],
                 "maybe": [_warning_dict(report, w) for w in o.maybe],
             }
-            for o in report.objects
+            for o in report.found()
         ],
         "not_found": [{"kind": o.object.kind, "id": o.object.id} for o in report.not_found()],
         "warnings": [_warning_dict(report, w) for w in scan.warnings],

@@ -162,10 +162,13 @@ def _read(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         size = os.fstat(fd).st_size
-        chunks = [os.read(fd, size + 1)]  # one read, unless the file grew meanwhile
-        while chunks[-1]:
-            chunks.append(os.read(fd, 1 << 20))
-        return b"".join(chunks) if len(chunks) > 2 else chunks[0]
+        data = os.read(fd, size + 1)  # one read; more only if the file grew meanwhile
+        if len(data) <= size:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -428,7 +431,8 @@ def scan(
         objects: What to look for.
         configs: One per root (:func:`~.config.load_config`).
         context: Lines of context kept around each hit.
-        workers: Processes matching files (default: one per core).
+        workers: Processes matching files (default: one per core, one when the
+            cores are busy).
         use_git: List a git checkout's files with git (False: walk it).
     """
     result = Scan(objects)
@@ -451,7 +455,7 @@ def scan(
         if key not in distinct:
             distinct[key] = _Matcher(build_names(objects, config), config)
         matchers.append(distinct[key])
-    workers = workers or os.cpu_count() or 1
+    workers = workers or _default_workers()
     work = _Work([str(r) for r in roots], files, matchers, context, {})
     definitions: dict[str, set[int]] = {}
     locals_: dict[str, set[int]] = {}
@@ -474,6 +478,18 @@ def scan(
     result.hits.sort(key=lambda h: (files_[h.file], h.line, h.column))
     result.warnings.sort(key=lambda w: (files_[w.file], w.line, w.column))
     return result
+
+
+def _default_workers() -> int:
+    """One process per core, unless the cores are already busy: with less than one core
+    idle (the load average), a second process only competes for the same core (measured
+    on 2 busy cores: 0.85 s with two processes, 0.55 s with one)."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not on every platform
+        return cores
+    return cores if load <= cores - 1 else 1
 
 
 def _constants_pass(
