@@ -42,7 +42,7 @@ def _with_variants(*names: str) -> tuple[str, ...]:
 
 
 # The Statsig SDKs' calls that take an object id, in every language's spelling (JS,
-# React, Python, Ruby, Go, Java/Kotlin, .NET, Swift): see docs/code-references.md.
+# React, Python, Ruby, Go, Java/Kotlin, .NET, Swift), from the Statsig SDK repositories.
 SDK_CALLS: tuple[str, ...] = _with_variants(
     "checkGate", "getFeatureGate", "useGate", "useGateValue", "useFeatureGate",
     "getDynamicConfig", "getConfig", "useConfig", "useDynamicConfig",

@@ -28,7 +28,7 @@ import pickle
 import signal
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -448,13 +448,16 @@ def scan(
         result.skipped += [(_display(root, rel), why) for rel, why in listing.skipped]
         files += [(index, rel) for rel in listing.files]
     result.files = [_display(roots[r], rel) for r, rel in files]  # str joins: 10k Paths cost 0.1 s
-    distinct: dict[int, _Matcher] = {}
+    # Roots with the same settings (wherever they were read from) share one automaton.
+    built: list[tuple[RefsConfig, _Matcher]] = []
     matchers = []
     for config in configs:
-        key = id(config)
-        if key not in distinct:
-            distinct[key] = _Matcher(build_names(objects, config), config)
-        matchers.append(distinct[key])
+        same = replace(config, source=None)
+        matcher = next((m for c, m in built if c == same), None)
+        if matcher is None:
+            matcher = _Matcher(build_names(objects, config), config)
+            built.append((same, matcher))
+        matchers.append(matcher)
     workers = workers or _default_workers()
     work = _Work([str(r) for r in roots], files, matchers, context, {})
     definitions: dict[str, set[int]] = {}

@@ -265,3 +265,13 @@ def test_refs_offline_starts_without_the_http_client_pydantic_rich_or_emulator(
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "0 []", done.stdout + done.stderr
+
+
+def test_several_paths_and_a_single_file_are_scanned_together(tree: Path):
+    """Two directories and one file given at once: each one's references are reported."""
+    roots = [tree / "go", tree / "ruby", tree / "web" / "Checkout.tsx"]
+    found = scan(roots, OBJECTS, [load_config(r if r.is_dir() else r.parent) for r in roots])
+    places = {(found.files[h.file], h.line) for h in found.hits}
+    assert places == {("repo/go/main.go", 4), ("repo/go/main.go", 6), ("repo/ruby/app.rb", 2),
+                      ("repo/web/Checkout.tsx", 2), ("repo/web/Checkout.tsx", 4),
+                      ("repo/web/Checkout.tsx", 5)}  # fmt: skip
