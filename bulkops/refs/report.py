@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,9 +180,9 @@ def render_table(report: RefsReport, *, context: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def _hit_dict(report: RefsReport, hit: Hit, obj: FlagObject) -> dict[str, Any]:
+def _hit_dict(files: Sequence[str], hit: Hit, hint: str) -> dict[str, Any]:
     return {
-        "file": report.scan.files[hit.file],
+        "file": files[hit.file],
         "line": hit.line,
         "column": hit.column,
         "kind": hit.kind,
@@ -191,7 +192,7 @@ def _hit_dict(report: RefsReport, hit: Hit, obj: FlagObject) -> dict[str, Any]:
         "text": hit.text,
         "context_before": list(hit.before),
         "context_after": list(hit.after),
-        "hint": obj.hint,
+        "hint": hint,
     }
 
 
@@ -214,7 +215,7 @@ def render_json(report: RefsReport) -> str:
                 "type_reason": o.object.type_reason,
                 "hint": o.object.hint,
                 "in_code": o.in_code,
-                "references": [_hit_dict(report, h, o.object) for h in o.hits],
+                "references": [_hit_dict(scan.files, h, o.object.hint) for h in o.hits],
                 "maybe": [_warning_dict(report, w) for w in o.maybe],
             }
             for o in report.found()
@@ -244,10 +245,11 @@ def render_csv(report: RefsReport) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    files = report.scan.files
     for o in report.objects:
-        for h in o.hits:
-            writer.writerow((o.object.kind, o.object.id, report.scan.files[h.file], h.line,
-                             h.column, h.kind, h.call, _via(h), o.object.hint, h.text))  # fmt: skip
+        kind, object_id, hint = o.object.kind, o.object.id, o.object.hint
+        writer.writerows((kind, object_id, files[h.file], h.line, h.column, h.kind, h.call,
+                          _via(h), hint, h.text) for h in o.hits)  # fmt: skip
     return buffer.getvalue()
 
 
