@@ -100,9 +100,10 @@ def dynamic_prefix(arguments: bytes) -> bytes | None:
 
 
 class Classifier:
-    """Classifies hits of one repository (its SDK calls include the config's wrappers)."""
+    """Classifies hits. The SDK call names on a line (the config's wrappers among them)
+    come from the automaton; ``overrides`` are those that make a test override."""
 
-    def __init__(self, calls: Iterable[str], overrides: Iterable[str]) -> None:
+    def __init__(self, overrides: Iterable[str]) -> None:
         self.overrides = frozenset(o.encode() for o in overrides)
         # Called at a known offset: the name, optional generics, the parenthesis.
         self._call = re.compile(rb"[A-Za-z_]\w*[ \t]*(?:<[^>()]*>)?[ \t]*\(")

@@ -37,7 +37,7 @@ import ahocorasick_rs
 from .classify import CONSTANT, Classifier, dynamic_prefix
 from .config import RefsConfig
 from .listing import Listing, list_files
-from .names import ALIAS, CALL, ID, OVERRIDE_CALLS, SDK_CALLS, NameTable, build_names, case_variants
+from .names import ALIAS, CALL, ID, OVERRIDE_CALLS, NameTable, build_names, case_variants
 from .names import CONSTANT as ROLE_CONSTANT
 from .objects import FlagObject
 
@@ -120,7 +120,7 @@ class _Matcher:
         self.names = table.names
         self.delimiters = frozenset(config.delimiters.encode())
         self.whole_word = config.whole_word
-        self.classifier = Classifier((*SDK_CALLS, *config.sdk_calls), OVERRIDE_CALLS)
+        self.classifier = Classifier(OVERRIDE_CALLS)
         self.overlapping = any(b not in _WORD for n in self.names for b in n.text)
         kind = (
             ahocorasick_rs.MATCHKIND_STANDARD
