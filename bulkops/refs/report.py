@@ -181,17 +181,19 @@ def render_table(report: RefsReport, *, context: bool = False) -> str:
 
 
 def _hit_dict(files: Sequence[str], hit: Hit, hint: str) -> dict[str, Any]:
+    # Unpacked once: attribute access on a named tuple costs more than building the dict.
+    file, line, column, name, role, _, kind, call, constant, text, before, after = hit
     return {
-        "file": files[hit.file],
-        "line": hit.line,
-        "column": hit.column,
-        "kind": hit.kind,
-        "call": hit.call or None,
-        "constant": hit.constant or None,
-        "via": _via(hit) or None,
-        "text": hit.text,
-        "context_before": list(hit.before),
-        "context_after": list(hit.after),
+        "file": files[file],
+        "line": line,
+        "column": column,
+        "kind": kind,
+        "call": call or None,
+        "constant": constant or None,
+        "via": name if role != "id" else None,
+        "text": text,
+        "context_before": list(before),
+        "context_after": list(after),
         "hint": hint,
     }
 

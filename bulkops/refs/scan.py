@@ -27,7 +27,7 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -113,13 +113,21 @@ class Scan:
     constants: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
+_Entry = tuple[str, tuple[int, ...], bytes, str, bool]
+
+
 class _Matcher:
     """One repository's automaton, its names and how to classify what it finds."""
 
     def __init__(self, table: NameTable, config: RefsConfig) -> None:
         self.names = table.names
+        # Per pattern: (role, targets, bytes, text, must sit between delimiters).
+        self.entries: list[_Entry] = [
+            (n.role, n.targets, n.text, n.text.decode("utf-8", "replace"),
+             n.role == ID and not config.whole_word)
+            for n in table.names
+        ]  # fmt: skip
         self.delimiters = frozenset(config.delimiters.encode())
-        self.whole_word = config.whole_word
         self.classifier = Classifier(OVERRIDE_CALLS)
         self.overlapping = any(b not in _WORD for n in self.names for b in n.text)
         kind = (
@@ -231,46 +239,47 @@ def _scan_file(
     root_index, rel = work.files[index]
     path = rel or work.roots[root_index]
     matcher = work.matchers[root_index]
-    names = matcher.names
-    candidates: list[tuple[int, int, str, tuple[int, ...], bytes]] = []
-    size_ = len(data)
-    delimiters = matcher.delimiters
-    whole_word = matcher.whole_word
-    for i, start, end in found:
-        name = names[i]
-        before = data[start - 1] if start else 0x0A
-        after = data[end] if end < size_ else 0x0A
-        if name.role == ID and not whole_word:
-            if before not in delimiters or after not in delimiters:
-                continue
-        elif before in _WORD or after in _WORD:
-            continue
-        candidates.append((start, end, name.role, name.targets, name.text))
+    entries = matcher.entries
+    candidates: Iterable[tuple[int, int, _Entry]]
     if matcher.patterns:
+        found_all = [(s, e, entries[i]) for i, s, e in found]
         for pattern in matcher.patterns:
             if pattern.paths and not _matches_paths(rel, pattern.paths):
                 continue
             for offset, text in pattern.names(data):
                 targets = matcher.lookup.get(text)
                 if targets:
-                    candidates.append((offset, offset + len(text), ALIAS, targets, text))
+                    entry = (ALIAS, targets, text, text.decode("utf-8", "replace"), False)
+                    found_all.append((offset, offset + len(text), entry))
         # A regex alias may find what the automaton found: keep each place once.
-        candidates = sorted({(c[0], c[1]): c for c in candidates}.values(), key=lambda c: c[0])
-    if not candidates:
-        return [], []
+        candidates = sorted({c[:2]: c for c in found_all}.values(), key=lambda c: c[0])
+    else:
+        candidates = [(s, e, entries[i]) for i, s, e in found]
+    size = len(data)
+    delimiters = matcher.delimiters
     hits: list[Hit] = []
     warnings: list[Warning] = []
     classifier = matcher.classifier
-    extension = os.path.splitext(rel or path)[1].lower()
+    extension = ""
     local = work.locals_
     context = work.context
     line_no, counted_to, begin, line_end = 1, 0, 0, -1
     line = b""
+    line_text = ""
+    ascii_line = True
     line_calls: list[tuple[int, bytes]] = []  # SDK call names on the line: (offset, name)
     line_hit = False
-    for start, end, role, targets, text in candidates:
+    for start, end, (role, targets, text, name, delimited) in candidates:
+        # The bounds: an id between delimiters, anything else as a whole word.
+        before = data[start - 1] if start else 0x0A
+        after = data[end] if end < size else 0x0A
+        if delimited:
+            if before not in delimiters or after not in delimiters:
+                continue
+        elif before in _WORD or after in _WORD:
+            continue
         if role == ROLE_CONSTANT:
-            owner = local.get(text.decode())
+            owner = local.get(name)
             if owner is not None and owner != index:
                 continue
         if start >= line_end:  # the first name on a new line
@@ -279,16 +288,20 @@ def _scan_file(
             line_no += data.count(b"\n", counted_to, start)
             counted_to = start
             begin, line_end = _line_bounds(data, start)
-            line = bytes(data[begin:line_end])
+            line = data[begin:line_end]
+            line_text, ascii_line = "", line.isascii()
             line_calls, line_hit = [], False
         if role == CALL:
             line_calls.append((start - begin, text))
             continue
-        line_hit = True
+        if not line_hit:
+            line_hit = True
+            line_text = _text(line)
+            extension = extension or (os.path.splitext(rel or path)[1].lower() or ".")
         offset = start - begin
-        column = offset + 1 if line.isascii() else len(line[:offset].decode("utf-8", "replace")) + 1
+        column = offset + 1 if ascii_line else len(line[:offset].decode("utf-8", "replace")) + 1
         kind, call, constant = classifier.kind(
-            line, start - begin, end - begin, role == ID, extension, line_calls
+            line, offset, end - begin, role == ID, extension, line_calls
         )
         above, below = _context(data, begin, line_end, context) if context else ((), ())
         hits.append(
@@ -296,13 +309,13 @@ def _scan_file(
                 index,
                 line_no,
                 column,
-                text.decode("utf-8", "replace"),
+                name,
                 role,
                 targets,
                 kind,
                 call,
                 constant,
-                _text(line),
+                line_text,
                 above,
                 below,
             )  # fmt: skip
