@@ -3,8 +3,9 @@
 ``refs`` in ``bench/results.json``: a tree of 10,000 files and 1,000,000 lines (smaller
 with ``--quick``) in six languages where each of 5,000 gate ids appears quoted (in SDK
 calls, and beside decoys such as ``"<id>_v2"`` and ``<id>x`` that must not count), timed
-in one run, warm cache, medians of 5: ``bulkops refs TREE --snapshot S --json -o F``
-(a fresh interpreter: start-up included), ``grep -r -n -F -w -f ids.txt TREE`` and
+in one run, warm cache, 5 rounds alternating the two, medians (of the times, the CPU
+seconds and the per-round ratio): ``bulkops refs TREE --snapshot S --json -o F`` (a fresh
+interpreter: start-up included) and ``grep -r -n -F -w -f ids.txt TREE``; then
 ``git grep -n -F -w -f ids.txt`` in a repository of the tree (once: it takes half a
 minute to minutes). Also: bulkops finds exactly the lines grep finds, its peak RSS
 (workers included), and its time on a tree referencing 500 ids when looking for those 500
@@ -14,12 +15,12 @@ and for 10,000 (flat: one automaton pass whatever the number of names).
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,16 +86,35 @@ def _snapshot(path: Path, ids: Sequence[str]) -> None:
     path.write_text(json.dumps(document))
 
 
-def _time(argv: Sequence[str], cwd: Path, rounds: int) -> tuple[float, list[float]]:
-    """The median wall time of ``rounds`` runs after one warm-up run."""
-    times = []
-    for round_ in range(rounds + 1):
-        started = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=False)  # fmt: skip
-        if round_:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times), [round(t, 3) for t in times]
+def _once(argv: Sequence[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and its children) of one run."""
+    probe = ("import resource, subprocess, sys, time\n"
+             "t = time.perf_counter()\n"
+             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+             "wall = time.perf_counter() - t\n"
+             "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+             "print(wall, u.ru_utime + u.ru_stime)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=cwd, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    wall, cpu = done.stdout.split()
+    return float(wall), float(cpu)
+
+
+def _paired(a: Sequence[str], b: Sequence[str], cwd: Path, rounds: int) -> dict[str, Any]:
+    """``rounds`` rounds of ``a`` then ``b`` after a warm-up of each: the medians of their
+    wall and CPU times and of the per-round wall ratio (each round's pair shares the
+    machine's load of that moment, so the ratio is steadier than a ratio of medians)."""
+    _once(a, cwd), _once(b, cwd)
+    rows = [(*_once(a, cwd), *_once(b, cwd)) for _ in range(rounds)]
+    return {
+        "a_s": statistics.median(r[0] for r in rows),
+        "a_cpu_s": statistics.median(r[1] for r in rows),
+        "b_s": statistics.median(r[2] for r in rows),
+        "b_cpu_s": statistics.median(r[3] for r in rows),
+        "ratio": statistics.median(r[0] / r[2] for r in rows),
+        "a_runs": [round(r[0], 3) for r in rows],
+        "b_runs": [round(r[2], 3) for r in rows],
+    }
 
 
 def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
@@ -113,18 +133,22 @@ def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
     mine = [*bulkops, "--snapshot", str(tmp / f"refs-{count}.json"), "--json", "-o", str(tmp / "refs.json")]  # fmt: skip
     out: dict[str, Any] = {"files": files, "lines": files * lines, "ids": count,
                            "quoted_lines": hit_lines}  # fmt: skip
-    say("refs: bulkops, grep -r -F -w and git grep, warm cache")
-    out["bulkops_s"], out["bulkops_runs"] = _time(mine, tmp, _ROUNDS)
+    say("refs: bulkops and grep -r -F -w, warm cache, in alternating rounds")
     grep = ["grep", "-r", "-n", "-F", "-w", "-f", "ids.txt", "refs-tree"]
-    out["grep_s"], out["grep_runs"] = _time(grep, tmp, _ROUNDS)
-    out["ratio_vs_grep"] = round(out["bulkops_s"] / out["grep_s"], 2)
+    pair = _paired(mine, grep, tmp, _ROUNDS)
+    out.update(bulkops_s=round(pair["a_s"], 3), bulkops_cpu_s=round(pair["a_cpu_s"], 3),
+               bulkops_runs=pair["a_runs"], grep_s=round(pair["b_s"], 3),
+               grep_cpu_s=round(pair["b_cpu_s"], 3), grep_runs=pair["b_runs"],
+               ratio_vs_grep=round(pair["ratio"], 2),
+               cpu_ratio_vs_grep=round(pair["a_cpu_s"] / pair["b_cpu_s"], 2),
+               loadavg=[round(x, 2) for x in os.getloadavg()])  # fmt: skip
     if shutil.which("git"):
         say("refs: git grep (a repository of the tree; it takes a while)")
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
         subprocess.run(["git", "init", "-q"], cwd=root, **quiet)  # type: ignore[call-overload]
         subprocess.run(["git", "add", "-A"], cwd=root, **quiet)  # type: ignore[call-overload]
         git = ["git", "grep", "-n", "-F", "-w", "-f", "../ids.txt"]
-        out["git_grep_s"], _ = _time(git, root, 1)
+        out["git_grep_s"] = round(_once(git, root)[0], 2)
     done = subprocess.run(grep, cwd=tmp, capture_output=True, check=False)
     grep_lines = {tuple(line.split(b":", 2)[:2]) for line in done.stdout.splitlines()}
     report = json.loads((tmp / "refs.json").read_text())
@@ -141,12 +165,13 @@ def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
     say("refs: the same tree scanned for 500 and for 10,000 ids")
     flat_root = tmp / "refs-flat"
     shutil.rmtree(flat_root, ignore_errors=True)
-    generate_tree(flat_root, files // 2, lines, ids[:500])
-    for n in (500, 10_000):
-        flat = [sys.executable, "-m", "bulkops", "refs", "refs-flat", "--snapshot",
-                str(tmp / f"refs-{n}.json"), "--json", "-o", str(tmp / "f.json")]  # fmt: skip
-        out[f"ids_{n}_s"], _ = _time(flat, tmp, _FLAT_ROUNDS)
-    out["ratio_10000_vs_500_ids"] = round(out["ids_10000_s"] / out["ids_500_s"], 2)
+    generate_tree(flat_root, files, lines, ids[:500])
+    few, many = ([sys.executable, "-m", "bulkops", "refs", "refs-flat", "--snapshot",
+                  str(tmp / f"refs-{n}.json"), "--json", "-o", str(tmp / "f.json")]
+                 for n in (500, 10_000))  # fmt: skip
+    flat = _paired(many, few, tmp, _FLAT_ROUNDS)
+    out["ids_500_s"], out["ids_10000_s"] = round(flat["b_s"], 3), round(flat["a_s"], 3)
+    out["ratio_10000_vs_500_ids"] = round(flat["ratio"], 2)
     shutil.rmtree(flat_root, ignore_errors=True)
     return out
 
