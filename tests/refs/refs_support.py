@@ -58,6 +58,7 @@ FILES: dict[str, bytes] = {
         b'fun on() = Statsig.checkGate("checkout_one_click")\r\n'
     ),
     "ruby/app.rb": b"def pay?(user)\n  Statsig.check_gate(user, 'pay')\nend\n",
+    "ruby/promo.rb": b'def promo?(user, kind)\n  Statsig.check_gate(user, "promo_#{kind}")\nend\n',
     "ios/Flags.swift": b'let layer = Statsig.getLayer("PromoLayer2024")\nlet l = Statsig.getLayer("promo_layer")\n',
     "legacy/latin1.py": '# caf\xe9 cr\xe8me\nstatsig.check_gate(user, "old_banner")  # \xe9t\xe9\n'.encode(
         "latin-1"

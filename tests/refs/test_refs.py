@@ -114,12 +114,14 @@ def test_crlf_and_latin1_lines_are_read_on_bytes(tree: Path):
 
 def test_names_built_at_run_time_are_warned_about_and_tied_to_their_prefix(tree: Path):
     """`check_gate(user, f"checkout_{…}")` is a warning naming its fixed start, and the
-    gates that start so are marked as maybe in code."""
+    objects whose ids start so are marked as maybe in code; so is Ruby's `"promo_#{…}"`
+    in a file that names no id at all."""
     report = _report(tree)
-    [warning] = report.scan.warnings
-    assert (warning.call, warning.prefix, warning.line) == ("check_gate", "checkout_", 10)
+    warnings = [(report.scan.files[w.file], w.call, w.prefix, w.line) for w in report.scan.warnings]
+    assert warnings == [("repo/app/checkout.py", "check_gate", "checkout_", 10),
+                        ("repo/ruby/promo.rb", "check_gate", "promo_", 2)]  # fmt: skip
     maybe = {o.object.id for o in report.objects if o.maybe}
-    assert maybe == {"checkout_one_click"}
+    assert maybe == {"checkout_one_click", "promo_layer"}
 
 
 def test_clean_up_hints_follow_the_stale_reason():
