@@ -8,7 +8,6 @@ cuts long lines of code at :data:`TABLE_TEXT` characters, never a reference).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections import Counter
@@ -244,6 +243,8 @@ CSV_COLUMNS = ("kind", "id", "file", "line", "column", "hit", "call", "via", "hi
 
 def render_csv(report: RefsReport) -> str:
     """One row per reference (objects in code nowhere are not rows: see the table or JSON)."""
+    import csv
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
