@@ -464,7 +464,8 @@ async def _code_references(ctx: JobContext, trees: Sequence[str], rows: Sequence
     objects = [FlagObject("gates", r.id, r.status, r.type_reason) for r in live]
     roots = [Path(t) for t in trees]
     configs = [load_config(root if root.is_dir() else root.parent) for root in roots]
-    # A scan reads files and matches them on every core: not on the event loop.
+    # A scan reads and matches files for a while: not on the event loop. (From a thread
+    # it stays in one process: forking a process that runs threads is not safe.)
     found = await anyio.to_thread.run_sync(lambda: scan(roots, objects, configs))
     report = build_report(found)
     for row, refs in zip(live, report.objects, strict=True):
