@@ -3,7 +3,7 @@
 ``refs`` in ``bench/results.json``: a tree of 10,000 files and 1,000,000 lines (smaller
 with ``--quick``) in six languages where each of 5,000 gate ids appears quoted (in SDK
 calls, and beside decoys such as ``"<id>_v2"`` and ``<id>x`` that must not count), timed
-in one run, warm cache, 5 rounds alternating the two, medians (of the times, the CPU
+in one run, warm cache, 5 rounds (3 quick) alternating the two, medians (of the times, the CPU
 seconds and the per-round ratio): ``bulkops refs TREE --snapshot S`` (a fresh interpreter:
 start-up included; its table to /dev/null) and ``grep -r -n -F -w -f ids.txt TREE`` (its
 lines to /dev/null); then
@@ -42,8 +42,6 @@ _FILLER = (
     "    def render(self, template_name, context=None, status=200, content_type='text/html'):",
 )
 _EXTENSIONS = (".py", ".ts", ".go", ".kt", ".rb", ".swift")
-_ROUNDS = 5
-_FLAT_ROUNDS = 3
 # Peak RSS of a command and its descendants (the scan's forked workers), in KB.
 _RSS = ("import resource, subprocess, sys\n"
         "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
@@ -120,7 +118,7 @@ def _paired(a: Sequence[str], b: Sequence[str], cwd: Path, rounds: int) -> dict[
 
 def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
     """Generate the tree, time the three scanners, compare lines, RSS and flatness."""
-    files, lines, count = (1000, 100, 500) if cfg.quick else (10_000, 100, 5000)
+    files, lines, count = cfg.refs_files, 100, cfg.refs_ids
     rng = random.Random(1)
     ids = _ids(10_000, rng)
     root = tmp / "refs-tree"
@@ -138,7 +136,7 @@ def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
                            "quoted_lines": hit_lines}  # fmt: skip
     say("refs: bulkops and grep -r -F -w, warm cache, in alternating rounds")
     grep = ["grep", "-r", "-n", "-F", "-w", "-f", "ids.txt", "refs-tree"]
-    pair = _paired(mine, grep, tmp, _ROUNDS)
+    pair = _paired(mine, grep, tmp, cfg.refs_rounds)
     out.update(bulkops_s=round(pair["a_s"], 3), bulkops_cpu_s=round(pair["a_cpu_s"], 3),
                bulkops_runs=pair["a_runs"], grep_s=round(pair["b_s"], 3),
                grep_cpu_s=round(pair["b_cpu_s"], 3), grep_runs=pair["b_runs"],
@@ -175,7 +173,7 @@ def run(cfg: BenchConfig, tmp: Path, say: Say) -> dict[str, Any]:
     generate_tree(flat_root, files, lines, ids[:500])
     few, many = ([sys.executable, "-m", "bulkops", "refs", "refs-flat", "--snapshot",
                   str(tmp / f"refs-{n}.json")] for n in (500, 10_000))  # fmt: skip
-    flat = _paired(many, few, tmp, _FLAT_ROUNDS)
+    flat = _paired(many, few, tmp, max(2, cfg.refs_rounds - 2))
     out["ids_500_s"], out["ids_10000_s"] = round(flat["b_s"], 3), round(flat["a_s"], 3)
     out["ratio_10000_vs_500_ids"] = round(flat["ratio"], 2)
     shutil.rmtree(flat_root, ignore_errors=True)
