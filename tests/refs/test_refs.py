@@ -277,3 +277,20 @@ def test_several_paths_and_a_single_file_are_scanned_together(tree: Path):
     assert places == {("repo/go/main.go", 4), ("repo/go/main.go", 6), ("repo/ruby/app.rb", 2),
                       ("repo/web/Checkout.tsx", 2), ("repo/web/Checkout.tsx", 4),
                       ("repo/web/Checkout.tsx", 5)}  # fmt: skip
+
+
+def test_a_long_minified_line_is_read_whole_and_a_fifo_is_counted(tmp_path: Path):
+    """A 300 KB one-line bundle is scanned to its end (no line cap); a named pipe is
+    skipped as not a regular file, counted, never opened (it would block)."""
+    import os
+
+    root = tmp_path / "dist"
+    root.mkdir()
+    (root / "bundle.min.js").write_text("var a=1;" * 40_000 + 'x=checkGate("pay_v2");\n')
+    os.mkfifo(root / "pipe")
+    found = scan([root], OBJECTS, [load_config(root)])
+    [hit] = found.hits
+    assert (hit.name, hit.line, hit.column, hit.kind) == ("pay_v2", 1, 320_014, "sdk_call")
+    assert [(p.rsplit("/", 1)[-1], why) for p, why in found.skipped] == [
+        ("pipe", "not a regular file")
+    ]
