@@ -20,7 +20,14 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..refs import KINDS, FlagObject, build_report, load_config, read_snapshot, scan
-from ..refs.report import RefsReport, render_csv, render_json, render_sarif, render_table
+from ..refs.report import (
+    ObjectRefs,
+    RefsReport,
+    render_csv,
+    render_json,
+    render_sarif,
+    render_table,
+)
 from .exit_codes import ExitCode
 
 __all__ = ["refs_arguments", "refs_command", "run_refs"]
@@ -106,20 +113,28 @@ def run_refs(args: argparse.Namespace, objects: Sequence[FlagObject]) -> int:
         from ..files import write_private
 
         write_private(args.output, text, durable=False)
-        print(report.summary() if not args.archived else _dead_summary(report), file=sys.stderr)
+        verdict = f"{_verdict(report)}; " if args.archived else ""
+        print(verdict + report.summary(), file=sys.stderr)
     else:
         sys.stdout.write(text)
     if args.archived:
-        return ExitCode.FAILED if report.found() else ExitCode.OK
+        return ExitCode.FAILED if _dead(report) else ExitCode.OK
     return ExitCode.OK
 
 
-def _dead_summary(report: RefsReport) -> str:
-    found = report.found()
+def _dead(report: RefsReport) -> list[ObjectRefs]:
+    """Archived objects code references (a name built at run time is a warning only)."""
+    return [o for o in report.objects if o.hits]
+
+
+def _verdict(report: RefsReport) -> str:
+    found = _dead(report)
     if not found:
-        return "no code references an archived object; " + report.summary()
-    return (f"{len(found):,} archived objects are still referenced in code "
-            f"({sum(len(o.hits) for o in found):,} references); " + report.summary())  # fmt: skip
+        return "no code references an archived object"
+    references = sum(len(o.hits) for o in found)
+    return (
+        f"{len(found):,} archived objects are still referenced in code ({references:,} references)"
+    )
 
 
 def _render(report: RefsReport, args: argparse.Namespace) -> str:
@@ -129,9 +144,10 @@ def _render(report: RefsReport, args: argparse.Namespace) -> str:
         return render_csv(report)
     if args.sarif:
         return render_sarif(report, dead=args.archived)
-    text = render_table(report, context=args.context > 0)
+    # Archived objects found nowhere are as they should be: counted, not listed.
+    text = render_table(report, context=args.context > 0, missing=not args.archived)
     if args.archived:
-        text += _dead_summary(report) + "\n"
+        text += _verdict(report) + "\n"
     return text
 
 

@@ -141,9 +141,10 @@ def _cut(text: str) -> str:
     return text if len(text) <= TABLE_TEXT else text[: TABLE_TEXT - 1] + "…"
 
 
-def render_table(report: RefsReport, *, context: bool = False) -> str:
+def render_table(report: RefsReport, *, context: bool = False, missing: bool = True) -> str:
     """The people's rendering: per object in code its references; then the objects in
-    code nowhere, the warnings, and what was scanned and left out."""
+    code nowhere (listed when ``missing``, else counted), the warnings, and what was
+    scanned and left out."""
     out: list[str] = []
     for refs in report.found():
         obj = refs.object
@@ -163,9 +164,9 @@ def render_table(report: RefsReport, *, context: bool = False) -> str:
             f"starts {w.prefix!r}"
             for w in refs.maybe
         ]
-    missing = report.not_found()
-    if missing:
-        out.append(f"not in code ({len(missing):,}): " + ", ".join(o.object.label for o in missing))
+    nowhere = report.not_found()
+    if nowhere and missing:
+        out.append(f"not in code ({len(nowhere):,}): " + ", ".join(o.object.label for o in nowhere))
     if report.scan.warnings:
         out.append(f"warnings ({len(report.scan.warnings):,}): names built at run time in SDK "
                    "calls (the objects they name cannot be known):")  # fmt: skip
