@@ -134,7 +134,7 @@ def _walk(root: Path, rules: _Rules, listing: Listing) -> None:
             if candidate.is_file():
                 rules.add_file(directory, candidate)
         try:
-            entries = sorted(os.scandir(base), key=lambda e: e.name)
+            entries = list(os.scandir(base))  # order: the report sorts by path
         except OSError as exc:
             listing.skipped.append((directory or ".", f"unreadable directory: {exc.strerror}"))
             continue

@@ -494,6 +494,7 @@ def scan(
     if definitions:
         _constants_pass(result, work, definitions, locals_, configs, workers)
     files_ = result.files
+    result.skipped.sort()
     result.hits.sort(key=lambda h: (files_[h.file], h.line, h.column))
     result.warnings.sort(key=lambda w: (files_[w.file], w.line, w.column))
     return result
