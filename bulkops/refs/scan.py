@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterable, Sequence
@@ -46,6 +47,7 @@ BINARY_PROBE = 8192  # a NUL byte this early means binary (git and grep look at 
 _PARALLEL_FILES = 256  # fewer files are scanned in this process (a fork costs more)
 _CHUNK = 32  # files dealt to the processes in turn
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_NOT_WORD = re.compile(rb"[^A-Za-z0-9_\n]")
 
 
 class Hit(NamedTuple):
@@ -128,7 +130,7 @@ class _Matcher:
         ]  # fmt: skip
         self.delimiters = frozenset(config.delimiters.encode())
         self.classifier = Classifier(OVERRIDE_CALLS)
-        self.overlapping = any(b not in _WORD for n in self.names for b in n.text)
+        self.overlapping = bool(_NOT_WORD.search(b"\n".join(n.text for n in self.names)))
         kind = (
             ahocorasick_rs.MATCHKIND_STANDARD
             if self.overlapping
