@@ -17,9 +17,8 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from ..engine.runner import RunResult
-from ..engine.stopping import Stop
 from ..errors import (
     ApiAccessError,
     BulkOpsError,
@@ -29,6 +28,9 @@ from ..errors import (
     RefusedError,
     UsageError,
 )
+
+if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every start
+    from ..engine.runner import RunResult
 
 __all__ = ["ExitCode", "exit_code_for_error", "exit_code_for_run"]
 
@@ -59,6 +61,8 @@ def exit_code_for_run(result: RunResult, *, applied_before: int = 0) -> ExitCode
     """0 all applied or skipped; 130 interrupted; 4 the key was refused (401/403) before
     anything applied (``applied_before``: mutations the checkpoint had applied when the
     run started); 1 anything else."""
+    from ..engine.stopping import Stop
+
     if result.stop is Stop.INTERRUPTED:
         return ExitCode.INTERRUPTED
     if result.stop is Stop.UNAUTHORIZED and result.counts()["applied"] <= applied_before:

@@ -2,7 +2,10 @@
 
 :data:`COMMANDS` is the one place commands are registered: an explicit list of
 :class:`Command` entries (name, help, the function adding its arguments, its handler),
-checked for duplicates when this module is imported. A handler returns the exit code;
+checked for duplicates when this module is imported. Handlers and argument functions are
+named by module (:func:`lazy`), so ``bulkops X`` imports what X needs and nothing else:
+the parser adds the options of the command being run only (``bulkops refs`` starts
+without aiohttp, pydantic, rich or the emulator). A handler returns the exit code;
 :func:`main` turns a :class:`~bulkops.errors.BulkOpsError` into ``FAILED: …`` (and
 ``HINT: …``, and with ``-v`` ``DETAIL: …``) on stderr and its exit code, and Ctrl-C into 130 (the contract is
 :mod:`bulkops.cli.exit_codes`).
@@ -11,20 +14,17 @@ checked for duplicates when this module is imported. A handler returns the exit 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .. import __version__
 from ..errors import BulkOpsError, redact
-from . import engine
-from .demo import demo_arguments, demo_command
-from .emulator import emulator_arguments, emulator_command
 from .exit_codes import ExitCode, exit_code_for_error
-from .snapshot import snapshot_arguments, snapshot_command
 
-__all__ = ["COMMANDS", "Command", "build_parser", "main"]
+__all__ = ["COMMANDS", "Command", "build_parser", "lazy", "main"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,18 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
 
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name`` (relative to this package), imported on its first call."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        function = getattr(importlib.import_module(module, __package__), name)
+        return function(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"{module}.{name}, imported when first called."
+    return call
+
+
 def _table(*commands: Command) -> tuple[Command, ...]:
     names: set[str] = set()
     for command in commands:
@@ -57,57 +69,63 @@ COMMANDS: tuple[Command, ...] = _table(
     Command(
         "emulator",
         "serve a local Console API (the test double and demo stage)",
-        emulator_command,
-        emulator_arguments,
+        lazy(".emulator", "emulator_command"),
+        lazy(".emulator", "emulator_arguments"),
     ),
-    Command("jobs", "list jobs and their options", engine.jobs_command),
+    Command("jobs", "list jobs and their options", lazy(".engine", "jobs_command")),
     Command(
         "plan",
         "read-only: per-object diff, counts and ETA; -o writes a plan file",
-        engine.plan_command,
-        engine.plan_arguments,
+        lazy(".engine", "plan_command"),
+        lazy(".engine", "plan_arguments"),
     ),
     Command(
         "run",
         "plan and, with --apply, apply (dry run by default)",
-        engine.run_command,
-        engine.run_arguments,
+        lazy(".engine", "run_command"),
+        lazy(".engine", "run_arguments"),
     ),
     Command(
         "apply",
         "apply exactly a plan file (refused if edited)",
-        engine.apply_command,
-        engine.apply_arguments,
+        lazy(".engine", "apply_command"),
+        lazy(".engine", "apply_arguments"),
     ),
     Command(
         "resume",
         "continue a checkpoint: reconcile, skip what is done",
-        engine.resume_command,
-        engine.resume_arguments,
+        lazy(".engine", "resume_command"),
+        lazy(".engine", "resume_arguments"),
     ),
     Command(
         "status",
         "what a checkpoint says (read-only)",
-        engine.status_command,
-        engine.status_arguments,
+        lazy(".engine", "status_command"),
+        lazy(".engine", "status_arguments"),
     ),
     Command(
         "undo",
         "plan (and with --apply, run) the inverse of a checkpoint",
-        engine.undo_command,
-        engine.undo_arguments,
+        lazy(".engine", "undo_command"),
+        lazy(".engine", "undo_arguments"),
     ),
     Command(
         "snapshot",
         "read a whole project into a seed file (bulkops emulator --seed FILE)",
-        snapshot_command,
-        snapshot_arguments,
+        lazy(".snapshot", "snapshot_command"),
+        lazy(".snapshot", "snapshot_arguments"),
+    ),
+    Command(
+        "refs",
+        "where code references the project's gates, configs, experiments (or archived ones)",
+        lazy(".refs", "refs_command"),
+        lazy(".refs", "refs_arguments"),
     ),
     Command(
         "demo",
         "everything, end to end, on a local emulator (3 minutes)",
-        demo_command,
-        demo_arguments,
+        lazy(".demo", "demo_command"),
+        lazy(".demo", "demo_arguments"),
     ),
 )
 
@@ -119,8 +137,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every command of :data:`COMMANDS`, in its order."""
+def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser for every command of :data:`COMMANDS`, in its order.
+
+    Args:
+        only: The commands whose options are added (the others are listed with their
+            help, which needs no import); None adds every command's.
+    """
     parser = _Parser(
         prog="bulkops", description="Safe bulk operations for the Statsig Console API."
     )
@@ -130,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help)
-        if command.arguments is not None:
+        if command.arguments is not None and (only is None or command.name in only):
             command.arguments(p)
         p.set_defaults(func=command.handler)
     return parser
@@ -138,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bulkops`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = {c.name for c in COMMANDS}
+    # The command is the first argument that names one (global options come before it).
+    parser = build_parser([a for a in argv if a in names][:1])
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:

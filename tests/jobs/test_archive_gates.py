@@ -444,3 +444,69 @@ def test_kill_9_during_apply_then_resume_archives_each_gate_once(
     counts = applied_counts(writes(emulator))
     assert counts == Counter({("PUT", V1 + path): 1 for path in planned})
     assert [e for e in emulator.log() if e.get("fault") == "quota"] == []
+
+
+# -- code references (--code-refs, bulkops refs) -------------------------------------------
+
+APP = Path(__file__).resolve().parents[2] / "examples" / "app"
+# The stale demo gates examples/app checks, and the file each is checked in.
+APP_GATES = {
+    "shipping_email_digest": "src/checkout.py",
+    "web_ai_suggestions": "web/Search.tsx",
+    "settings_spellcheck": "android/Support.kt",
+}
+
+
+def test_code_refs_block_gates_code_still_checks(
+    env: dict[str, str], emulator: Emulator, tmp_path: Path
+) -> None:
+    """`--code-refs examples/app`: the stale gates the app checks are blocked with their
+    files named, a gate whose name the app builds at run time too; the rest are marked
+    not in code; `--include-referenced` archives them and says what it overrides."""
+    plan_file = tmp_path / "plan.json"
+    argv = ["plan", "archive-gates", "--stale", "--code-refs", str(APP), "-o", str(plan_file)]
+    run = run_cli(argv, env, tmp_path, "code")
+    assert run.code == 0, run.stderr()
+    out = run.stdout()
+    planned = {
+        m["object"].removeprefix("gate/") for m in json.loads(plan_file.read_text())["mutations"]
+    }
+    for gate, path in APP_GATES.items():
+        assert gate not in planned
+        line = next(line for line in out.splitlines() if f" {gate} " in line)
+        assert f"blocked: in code: {APP}/{path}:" in line, line
+    dynamic = next(line for line in out.splitlines() if " recs_gift_wrap_test " in line)
+    assert "blocked: in code:" in dynamic and "(a name built at run time)" in dynamic
+    assert "archive (not in code)" in out
+    assert " in code)" in out
+
+    forced = run_cli([*argv, "--include-referenced"], env, tmp_path, "forced")
+    assert forced.code == 0, forced.stderr()
+    plan = json.loads(plan_file.read_text())
+    assert set(APP_GATES) <= {m["object"].removeprefix("gate/") for m in plan["mutations"]}
+    assert f"archive (forced; in code: {APP}/src/checkout.py:" in forced.stdout()
+    assert writes(emulator) == []
+
+
+def test_refs_reads_the_project_through_the_api(
+    env: dict[str, str], emulator: Emulator, tmp_path: Path
+) -> None:
+    """`bulkops refs PATH` with the key in the environment reads the project's objects
+    and reports the app's references with their kinds and clean-up hints."""
+    out = tmp_path / "refs.json"
+    run = run_cli(
+        ["refs", str(APP), "--kind", "gates", "--json", "-o", str(out)], env, tmp_path, "r"
+    )
+    assert run.code == 0, run.stderr()
+    document = json.loads(out.read_text())
+    found = {o["id"]: o for o in document["objects"] if o["references"]}
+    assert set(found) == set(APP_GATES)
+    digest = found["shipping_email_digest"]
+    assert digest["hint"] == "true"  # probably launched: the check becomes true
+    kinds = {(r["file"].rsplit("/", 1)[-1], r["kind"]) for r in digest["references"]}
+    assert kinds == {("checkout.py", "constant"), ("checkout.py", "sdk_call"),
+                     ("test_checkout.py", "test_override")}  # fmt: skip
+    assert found["web_ai_suggestions"]["hint"] == "false"
+    [warning] = document["warnings"]
+    assert warning["prefix"] == "recs_gift_" and warning["call"] == "check_gate"
+    assert writes(emulator) == []

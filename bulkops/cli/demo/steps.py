@@ -39,6 +39,7 @@ from .stage import (
     TARGET_KEY_ENV,
     CliRun,
     DemoContext,
+    DemoFailed,
     Step,
     Tally,
     bulkops,
@@ -86,6 +87,45 @@ async def _plan_archive(ctx: DemoContext) -> None:
     ctx.say(
         f"\nNothing was written. [bold]{planned:,}[/bold] archive mutations are in "
         "[cyan]archive.plan[/cyan]; its hash is checked again before anything is applied."
+    )
+
+
+# The gates examples/app checks (stale in the demo seed): its code-references step
+# expects each blocked and named with its file.
+APP_GATES = {
+    "shipping_email_digest": "src/checkout.py",
+    "web_ai_suggestions": "web/Search.tsx",
+    "settings_spellcheck": "android/Support.kt",
+}
+
+
+async def _plan_with_code(ctx: DemoContext) -> None:
+    app = EXAMPLES / "app"
+    run = await bulkops(
+        ctx, "plan", "archive-gates", "--stale", "--code-refs", str(app),
+        "--time-scale", ctx.scale, "-o", "archive-code.plan", keep=40,
+    )  # fmt: skip
+    planned = read_plan(ctx.workdir / "archive-code.plan").mutations
+    archived = {m.object.removeprefix("gate/") for m in planned}
+    missing = [
+        gate for gate, path in APP_GATES.items()
+        if gate in archived or not re.search(rf"{gate}\b.*blocked: .*in code: \S*{re.escape(path)}", run.output)
+    ]  # fmt: skip
+    if missing:
+        raise DemoFailed(f"plan --code-refs did not block {', '.join(missing)} with its file")
+    ctx.tallies.append(
+        Tally(
+            "plan archive-gates --code-refs",
+            [run.window],
+            planned=len(planned),
+            skipped=len(APP_GATES),
+            note=f"{len(APP_GATES)} stale gates blocked: examples/app still checks them",
+        )
+    )
+    ctx.say(
+        f"\n{len(APP_GATES)} stale gates the API would let us archive are still checked in "
+        "[cyan]examples/app[/cyan]: archiving them would switch those checks to `false`. "
+        "The plan blocks them and names the files; `bulkops refs` lists every reference."
     )
 
 
@@ -492,6 +532,13 @@ STEPS: tuple[Step, ...] = (
         "those that other gates, configs or experiments still use, and writes a plan file "
         "with the per-object diff, the counts and an ETA computed from the quota.",
         _plan_archive,
+    ),
+    Step(
+        "Know the code: stale gates that code still checks",
+        "`--code-refs PATH` scans a source tree for the selected gates (between quotes, "
+        "through constants, in any language; binary and ignored files counted, never read "
+        "silently). A gate that code still checks is blocked, and the plan says where.",
+        _plan_with_code,
     ),
     Step(
         "Apply the plan, kill -9 it halfway, resume",
