@@ -8,6 +8,8 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
     2    bad usage or input (options, params, a plan, a file): nothing was sent
     3    refused: a lock held, a stale or edited plan, a corrupt checkpoint,
          a key of another project
+    5    changes are waiting for review: nothing failed, some writes opened
+         reviews (the rest applied or wait behind them); resume after approval
     130  interrupted (Ctrl-C, SIGTERM): the checkpoint is resumable
     ===  =====================================================================
 """
@@ -30,6 +32,7 @@ class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
     REFUSED = 3
+    REVIEW_PENDING = 5
     INTERRUPTED = 130
 
 
@@ -43,7 +46,10 @@ def exit_code_for_error(exc: BulkOpsError) -> ExitCode:
 
 
 def exit_code_for_run(result: RunResult) -> ExitCode:
-    """0 all applied or skipped; 130 interrupted; 1 anything else."""
+    """0 all applied or skipped; 5 only reviews are left to wait for; 130 interrupted;
+    1 anything else."""
     if result.stop is Stop.INTERRUPTED:
         return ExitCode.INTERRUPTED
-    return ExitCode.OK if result.ok else ExitCode.FAILED
+    if result.ok:
+        return ExitCode.OK
+    return ExitCode.REVIEW_PENDING if result.waiting_for_review else ExitCode.FAILED

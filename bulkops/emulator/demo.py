@@ -15,9 +15,9 @@
 - **target** (key ``console-demo-target``, read-only ``console-demo-target-readonly``):
   empty, with the same environments.
 
-Whatever the project settings, :data:`REVIEW_GATES` of the stale gates nothing references
-require review (``reviewSettings.requiredReview``): archiving them with the review header
-opens reviews, which the demo approves and commits.
+Whatever the project settings, :data:`REVIEW_GATES` of the stale gates in progress that
+nothing references require review (``reviewSettings.requiredReview``): archiving them
+with the review header opens reviews, which the demo approves and commits.
 
 Everything is drawn from ``random.Random(SEED)`` against the fixed clock ``BASE_MS``,
 so two builds are equal and a test can count what it expects. Objects are stored in
@@ -754,16 +754,21 @@ class _SourceBuilder:
                 )
 
     def require_review_on_some_stale_gates(self) -> None:
-        """The first :data:`REVIEW_GATES` live stale gates (by id) that nothing references,
-        that reference no gate and that the examples do not use, require review."""
+        """The last :data:`REVIEW_GATES` live stale gates (by id) that are in progress,
+        that nothing references, that reference no gate, that have no overrides and that
+        the examples do not use require review: archiving them opens reviews, copying
+        them as they are opens none."""
         from .common import referenced_ids
         from .handlers.gates import gate_references
 
         store = self.project.store("gates")
+        overridden = self.project.overrides["gates"]
         picked = [
             gate_id
-            for gate_id in sorted(self.live_gates)
+            for gate_id in sorted(self.live_gates, reverse=True)
             if store[gate_id]["type"] == "STALE"
+            and store[gate_id]["status"] == "In Progress"
+            and gate_id not in overridden
             and not gate_id.startswith("checkout_")
             and "payments" not in (store[gate_id].get("tags") or [])
             and not any(referenced_ids(store[gate_id]["rules"], "gate"))

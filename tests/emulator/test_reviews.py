@@ -144,12 +144,16 @@ async def test_commit_applies_an_approved_review_once(
     first = (await reviewing.data("PUT", "/gates/gate_one/archive", json={"archiveReason": "x"}))[
         "activeReview"
     ]["reviewID"]
-    second = (await reviewing.data("PUT", "/gates/gate_two/archive", json={}))["activeReview"]["reviewID"]
+    second = (await reviewing.data("PUT", "/gates/gate_two/archive", json={}))["activeReview"][
+        "reviewID"
+    ]
     with rejected(f"Review {first} is pending: only an approved review can be committed"):
         await reviewing.call("PUT", f"/gates/gate_one/reviews/{first}/commit")
     status, body = await admin("POST", f"/_emulator/reviews/{first}/approve")
     assert status == 200 and body["data"]["status"] == "accepted"
-    assert (await reviewing.data("GET", "/gates/gate_one"))["activeReview"]["reviewStatus"] == "accepted"
+    assert (await reviewing.data("GET", "/gates/gate_one"))["activeReview"][
+        "reviewStatus"
+    ] == "accepted"
     envelope = await reviewing.call("PUT", f"/gates/gate_one/reviews/{first}/commit")
     assert envelope == {"message": "Gate review committed successfully"}
     gate = await reviewing.data("GET", "/gates/gate_one")
@@ -203,7 +207,10 @@ async def test_override_and_segment_changes_are_reviewed_whole(
     await reviewing.call("PATCH", "/segments/ids/id_list", {"ids": ["a", "b"]})
     [held] = await reviewing.data("GET", "/segments/ids/reviews")
     assert project.id_lists["ids"] == {} and held["type"] == "update_id_list"
-    for review_id, path in ((review["review_id"], "/gates/ovr"), (held["review_id"], "/segments/ids")):
+    for review_id, path in (
+        (review["review_id"], "/gates/ovr"),
+        (held["review_id"], "/segments/ids"),
+    ):
         await admin("POST", f"/_emulator/reviews/{review_id}/approve")
         await reviewing.call("PUT", f"{path}/reviews/{review_id}/commit")
     assert (await reviewing.data("GET", "/gates/ovr/overrides"))["passingUserIDs"] == ["u1"]

@@ -173,7 +173,11 @@ def _teams_requiring(proj: Project) -> set[str]:
 def open_review(proj: Project, kind: str, obj_id: str) -> Review | None:
     """The review still holding a change of ``kind/obj_id`` (pending or approved), if any."""
     for review in reversed(proj.reviews.values()):
-        if review.kind == kind and review.object_id == obj_id and ReviewStatus.is_open(review.status):
+        if (
+            review.kind == kind
+            and review.object_id == obj_id
+            and ReviewStatus.is_open(review.status)
+        ):
             return review
     return None
 
@@ -184,7 +188,9 @@ def _scope(proj: Project, kind: str, obj_id: str) -> dict[str, Any]:
     obj = proj.store(kind).get(obj_id)
     ids = proj.id_lists.get(obj_id) if kind == "segments" else None
     return {
-        "object": None if obj is None else {k: clone(v) for k, v in obj.items() if k != "activeReview"},
+        "object": None
+        if obj is None
+        else {k: clone(v) for k, v in obj.items() if k != "activeReview"},
         "overrides": clone(proj.overrides.get(kind, {}).get(obj_id)),
         "id_list": None if ids is None else list(ids),
         "versions": list(proj.versions.get(kind, {}).get(obj_id, [])),
@@ -217,9 +223,7 @@ def _restore(proj: Project, kind: str, obj_id: str, scope: dict[str, Any]) -> No
         proj.versions.get(kind, {}).pop(obj_id, None)
 
 
-def _touched(
-    base: dict[str, Any], proposal: dict[str, Any], body: Any
-) -> frozenset[str] | None:
+def _touched(base: dict[str, Any], proposal: dict[str, Any], body: Any) -> frozenset[str] | None:
     """The environments the change from ``base`` to ``proposal`` touches (None: all)."""
     old, new = base["object"], proposal["object"]
     if old is None or new is None or base["id_list"] != proposal["id_list"]:
@@ -430,7 +434,9 @@ async def commit_review(kind: str, request: web.Request) -> web.Response:
     if review.status == ReviewStatus.REJECTED:
         api_error(400, f"Review {review.id} was rejected; it cannot be committed")
     if not ReviewStatus.committable(review.status):
-        api_error(400, f"Review {review.id} is {review.status}: only an approved review can be committed")
+        api_error(
+            400, f"Review {review.id} is {review.status}: only an approved review can be committed"
+        )
     proj = project(request)
     if not _same(_scope(proj, kind, review.object_id), review.base):
         api_error(
