@@ -177,8 +177,6 @@ def _say_waiting(ui: Ui, result: RunResult, checkpoint: Path) -> None:
 async def _planned(client: ConsoleClient, mutations: list[Mutation], ui: Ui) -> list[Mutation]:
     """The mutations, those that will open a review marked (when the review header is
     on), with what the plan step learnt about reviews printed."""
-    if not client.settings.respect_reviews:
-        return mutations
     found = await forecast(client, mutations)
     for line in found.notes:
         ui.out.print(escape(line), highlight=False)

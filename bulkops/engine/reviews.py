@@ -287,10 +287,12 @@ async def forecast(client: ConsoleClient, mutations: Sequence[Mutation]) -> Fore
     Reads ``/settings/reviews``, ``/environments``, the teams (when an object has one)
     and each object written (one by one, or as a list when there are many). A setting
     that cannot be read is assumed off and said so: a review the plan did not foresee
-    is still recognised from the answer when the run opens it.
+    is still recognised from the answer when the run opens it. Without the review
+    header (``client.settings.respect_reviews`` off) nothing opens a review, and
+    nothing is read.
     """
     targets = {m.key: review_target(m.path) for m in mutations}
-    if not any(targets.values()):
+    if not client.settings.respect_reviews or not any(targets.values()):
         return Forecast(list(mutations))
     notes: list[str] = []
     try:

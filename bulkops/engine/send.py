@@ -584,7 +584,7 @@ class Sender:
         try:
             verdict, reason = await settle(self.client, m)
             if reviews is not None and verdict is not Verdict.APPLIED:
-                mine, _held = await self.lookup.find(reviews, m)
+                mine, held = await self.lookup.find(reviews, m)
                 if mine is not None and mine.open:
                     verdict, review = Verdict.PENDING_REVIEW, mine
                     reason = f"its review {mine.id} is {mine.status}"
@@ -594,6 +594,15 @@ class Sender:
                     and mine.from_plan(self.notes.plan_id)
                 ):
                     verdict, review, reason = Verdict.REJECTED, mine, _rejected(mine)
+                elif held is not None and verdict is Verdict.NOT_APPLIED:
+                    # Perhaps ours, if the service dropped our description: not provably
+                    # not sent, so never sent again.
+                    verdict = Verdict.CONFLICT
+                    reason = (
+                        f"{reviews.kind}/{reviews.object_id} has a review in progress that is "
+                        f"not recognisably this change ({held.id}, {held.status}: "
+                        f"{held.description[:200]}); not sent again: check by hand"
+                    )
         except (Unauthorized, Forbidden) as exc:
             self.stopping.request(Stop.UNAUTHORIZED, str(exc))
             return None

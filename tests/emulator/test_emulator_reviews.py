@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from emulator_support import actions, rejected
 
@@ -29,19 +28,6 @@ def _reviewing(make_client: Callable[..., ConsoleClient]) -> ConsoleClient:
 def _direct(make_client: Callable[..., ConsoleClient]) -> ConsoleClient:
     """A client without the review header."""
     return make_client(respect_reviews=False)
-
-
-@pytest.fixture(name="admin")
-async def _admin(emulator_url: str) -> AsyncIterator[Admin]:
-    """The emulator's admin surface (no key), from loopback."""
-    origin = emulator_url.removesuffix("/console/v1")
-    async with aiohttp.ClientSession() as session:
-
-        async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-            async with session.request(method, origin + path, json=body) as resp:
-                return resp.status, await resp.json()
-
-        yield call
 
 
 async def _gate(client: ConsoleClient, name: str, **fields: Any) -> dict[str, Any]:
@@ -127,8 +113,8 @@ async def test_the_project_and_team_requirements_and_environments(
     held = await reviewing.data("PATCH", "/gates/plain", json=production)
     assert held["rules"][0]["environments"] == ["staging"] and held["activeReview"]
     project.settings["reviews"]["is_config_review_required"] = False
-    project.store("teams")["t1"] = {"id": "t1", "name": "Payments", "requireReviews": True}
-    await _gate(reviewing, "team gate", teamID="t1")
+    team = await reviewing.teams.create("Payments", requireReviews=True)
+    await _gate(reviewing, "team gate", teamID=team.id)
     held = await reviewing.data("PUT", "/gates/team_gate/disable")
     assert held["isEnabled"] is True and held["activeReview"]["reviewStatus"] == "pending"
 
