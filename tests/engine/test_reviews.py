@@ -64,14 +64,17 @@ async def _plan(client: ConsoleClient, *calls: tuple[str, str, Any], plan_id: st
     )
 
 
+def _journal(plan: Plan, path: Path) -> tuple[Journal, list[dict[str, Any]]]:
+    """The checkpoint at ``path``, created or (a later run) opened with its records."""
+    if path.exists():
+        return Journal.open(path)
+    return Journal.create(path, {"t": "plan", "plan": plan.to_json()}), []
+
+
 async def _run(
     plan: Plan, client: ConsoleClient, path: Path, *, note: str = "", **options: Any
 ) -> RunResult:
-    records: list[dict[str, Any]] = []
-    if path.exists():
-        journal, records = Journal.open(path)
-    else:
-        journal = Journal.create(path, {"t": "plan", "plan": plan.to_json()})
+    journal, records = _journal(plan, path)
     windows = (QuotaWindow(1000, 1),)
     try:
         return await run_plan(
