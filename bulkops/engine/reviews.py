@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 
@@ -57,8 +57,7 @@ __all__ = [
 
 # Objects of one kind read one by one up to this many; more are read as a list.
 _ONE_BY_ONE = 32
-# What the plan step keeps of each object (a list of 50,000 gates stays small).
-_REVIEW_FIELDS = ("reviewSettings", "teamID", "team", "activeReview")
+
 _READS_AT_ONCE = 8
 _MARKER = re.compile(r"\[bulkops (?P<key>.+?) change=(?P<change>[0-9a-f]+) plan=(?P<plan>\w+)\]")
 
@@ -241,25 +240,43 @@ async def _data(client: ConsoleClient, path: str) -> Any:
     return await client.data("GET", path)
 
 
-def _slim(obj: Any) -> dict[str, Any] | None:
-    return {k: obj.get(k) for k in _REVIEW_FIELDS} if isinstance(obj, Mapping) else None
+class _Facts(NamedTuple):
+    """What the plan step keeps of an object (50,000 of them stay small)."""
+
+    required: bool  # the object itself requires review
+    teams: tuple[str, ...]  # its team's id and name
+    active: Review | None  # its activeReview
+
+    @classmethod
+    def of(cls, obj: Any) -> _Facts | None:
+        if not isinstance(obj, Mapping):
+            return None
+        return cls(
+            object_requires_review(obj, project=False),
+            tuple(str(v) for v in (obj.get("teamID"), obj.get("team")) if v),
+            review_of(obj),
+        )
+
+    def requires_review(self, *, project: bool, teams: set[str]) -> bool:
+        """Whether changes need review: the project, the object or its team requires it."""
+        return project or self.required or not teams.isdisjoint(self.teams)
 
 
 async def _objects(
     client: ConsoleClient, targets: Iterable[ReviewTarget]
-) -> dict[ReviewTarget, dict[str, Any] | None]:
+) -> dict[ReviewTarget, _Facts | None]:
     """What each target object says about reviews (None when it does not exist yet)."""
     by_kind: dict[str, list[ReviewTarget]] = {}
     for target in dict.fromkeys(targets):
         by_kind.setdefault(target.kind, []).append(target)
-    found: dict[ReviewTarget, dict[str, Any] | None] = {}
+    found: dict[ReviewTarget, _Facts | None] = {}
     for kind, wanted in by_kind.items():
         if len(wanted) > _ONE_BY_ONE:
             ids = {t.object_id for t in wanted}
             archived = True if kind in ("gates", "dynamic_configs") else None
             async for obj in client.collection(kind).items(includeArchived=archived):
                 if isinstance(obj, dict) and obj.get("id") in ids:
-                    found[ReviewTarget(kind, str(obj["id"]))] = _slim(obj)
+                    found[ReviewTarget(kind, str(obj["id"]))] = _Facts.of(obj)
             continue
         limit = anyio.Semaphore(_READS_AT_ONCE)
         async with anyio.create_task_group() as tg:
@@ -269,14 +286,14 @@ async def _objects(
 
 
 async def _read_into(
-    found: dict[ReviewTarget, dict[str, Any] | None],
+    found: dict[ReviewTarget, _Facts | None],
     client: ConsoleClient,
     target: ReviewTarget,
     limit: anyio.Semaphore,
 ) -> None:
     async with limit:
         try:
-            found[target] = _slim(await _data(client, target.path))
+            found[target] = _Facts.of(await _data(client, target.path))
         except NotFound:
             found[target] = None
 
@@ -310,24 +327,26 @@ async def forecast(client: ConsoleClient, mutations: Sequence[Mutation]) -> Fore
         notes.append(f"reviews: the environments could not be read ({exc.message})")
     objects = await _objects(client, (t for t in targets.values() if t is not None))
     teams: set[str] = set()
-    if not project and any(isinstance(o, Mapping) and o.get("teamID") for o in objects.values()):
+    if not project and any(o is not None and o.teams for o in objects.values()):
         async for team in client.teams.items():
             if team.get("requireReviews"):
                 teams.update(str(v) for v in (team.get("id"), team.get("name")) if v)
     out: list[Mutation] = []
     for m in mutations:
         target = targets[m.key]
-        obj = objects.get(target) if target is not None else None
+        facts = objects.get(target) if target is not None else None
         review = (
             target is not None
-            and object_requires_review(obj, project=project, teams=teams)
+            and (
+                project or (facts is not None and facts.requires_review(project=False, teams=teams))
+            )
             and needs_review(touched_environments(m), requiring)
         )
         out.append(m.model_copy(update={"review": True}) if review and not m.review else m)
     held = sorted(
-        f"{t.kind}/{t.object_id} ({active.id})"
-        for t, o in objects.items()
-        if (active := review_of(o)) is not None and active.open
+        f"{t.kind}/{t.object_id} ({f.active.id})"
+        for t, f in objects.items()
+        if f is not None and f.active is not None and f.active.open
     )
     if held:
         notes.append(
