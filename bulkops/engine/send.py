@@ -89,6 +89,7 @@ class _Attempts:
     status: int | None = None  # the last attempt's HTTP status
     message: str = ""  # the last attempt's error
     commit: str | None = None  # these attempts commit this review of the mutation
+    free: bool = False  # the object had no open review when it was last looked at
 
 
 @dataclass
@@ -167,11 +168,13 @@ class Sender:
             error = _conflict(m, data)
             return await self.record_outcome(m, Result.CONFLICT, attempts=st.attempts, error=error)
         target = self.target(m)
+        free = target is not None and m.read == target.path and review_of(data) is None
         if target is not None and (m.review or review_of(data) is not None):
             held = await self.under_review(m, target)
             if held is not None:
                 return held
-        return await self.send_loop(m, intent)
+            free = True
+        return await self.send_loop(m, intent, free=free)
 
     async def under_review(self, m: Mutation, target: ReviewTarget) -> State | None:
         """Before ``m`` is sent (its intent appended): the object's open review, if any,
@@ -196,12 +199,15 @@ class Sender:
             return await self.record_outcome(m, Result.CONFLICT, attempts=st.attempts, error=error)
         return None
 
-    async def send_loop(self, m: Mutation, intent: int | None = None) -> State:
+    async def send_loop(
+        self, m: Mutation, intent: int | None = None, *, free: bool = False
+    ) -> State:
         """Send ``m`` until it settles; ``intent``: the seq of the first attempt's intent
-        if it is already appended (see :meth:`reread_then_send`)."""
+        if it is already appended (see :meth:`reread_then_send`); ``free``: its object had
+        no open review just before."""
         st = self.states[m.key]
         # An attempt of an earlier run may have reached the server.
-        tries = _Attempts(m, st, attempt=st.attempts, doubted=st.attempts > 0)
+        tries = _Attempts(m, st, attempt=st.attempts, doubted=st.attempts > 0, free=free)
         while (state := await self.attempt(tries, intent)) is None:
             intent = None
         return state
@@ -260,7 +266,7 @@ class Sender:
         result, review = Result.APPLIED, None
         target = self.target(t.m) if t.commit is None else None
         if target is not None:
-            found = await self.opened_review(t.m, target, response)
+            found = await self.opened_review(t, target, response)
             if found is None:
                 # A 2xx, but whether it applied or opened a review is not known: a
                 # read settles it before anything is sent again.
@@ -284,15 +290,18 @@ class Sender:
         return state
 
     async def opened_review(
-        self, m: Mutation, target: ReviewTarget, response: ApiResponse
+        self, t: _Attempts, target: ReviewTarget, response: ApiResponse
     ) -> tuple[Result, Review | None] | None:
-        """Whether a 2xx to ``m`` opened a review: ``(pending_review, review)``, or
+        """Whether a 2xx to ``t.m`` opened a review: ``(pending_review, review)``, or
         ``(applied, None)``; None when that could not be learnt.
 
-        The answer's ``activeReview`` names the review (this request opened it: the
-        object was free before the send). A write the plan expected to need review,
-        or an answer whose message speaks of a review, is also looked up by its marker.
+        The answer's ``activeReview`` names the review when it carries this change's
+        marker, or when the object had no open review before the send (so this request
+        opened it, even if the service dropped the description). Otherwise, and for a
+        write the plan expected to need review or an answer whose message speaks of a
+        review, the review is looked up by its marker.
         """
+        m = t.m
         try:
             body: Any = response.json()
         except ValueError:
@@ -300,9 +309,9 @@ class Sender:
         data = body.get("data") if isinstance(body, dict) else None
         message = str(body.get("message") or "") if isinstance(body, dict) else ""
         shown = review_of(data)
-        if shown is not None and shown.open:
+        if shown is not None and shown.open and (t.free or shown.matches(m)):
             return Result.PENDING_REVIEW, shown
-        if not (m.review or "review" in message.lower()):
+        if shown is None and not (m.review or "review" in message.lower()):
             return Result.APPLIED, None
         try:
             mine, _held = await self.lookup.find(target, m)
@@ -311,6 +320,8 @@ class Sender:
                 EVENT_AMBIGUOUS, reason="the object's reviews could not be read", error=str(exc)
             )
             return None
+        if mine is None and shown is not None and shown.open:
+            return None  # a review this change cannot be told from: settled by a read
         if mine is None or mine.status == ReviewStatus.COMMITTED:
             return Result.APPLIED, None
         if mine.status == ReviewStatus.REJECTED:

@@ -5,6 +5,7 @@ is reported and never retried, for archive-gates, rewrite-rules and import-overr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -12,6 +13,7 @@ import signal
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,10 @@ def test_archive_100_gates_through_10_kills_one_review_each_committed_once(
         status = run_cli(["status", str(ck), "--json"], env, tmp_path, "status")
         summary = json.loads(status.stdout())
         assert summary["counts"]["pending_review"] == 100 and len(summary["reviews"]) == 100
+        oldest = reviews[0]
+        text = run_cli(["status", str(ck)], env, tmp_path, "status-text").stdout()
+        assert f"review {oldest['review_id']}  gate/{oldest['object_id']}" in text
+        assert "waiting for review (100):" in text and "s ago" in text
 
         emulator.decide([r["review_id"] for r in reviews], approve=True)
         kills, run = _kill_while_sending(
@@ -199,6 +205,20 @@ def _through_kills_and_reviews(
     assert {st.state for st in states.values()} == {"applied"}
 
 
+@contextlib.contextmanager
+def _job_through_reviews(seed: EmulatorState, tmp_path: Path, job: list[str]) -> Iterator[Emulator]:
+    """``bulkops run JOB --apply`` against an emulator requiring reviews, through kills and
+    reviews to the end (:func:`_through_kills_and_reviews`); the emulator, for more checks."""
+    ck = tmp_path / "ck"
+    first = ["run", *job, "--apply", "--yes", "--checkpoint", str(ck), "--quota", "10/1s"]
+    with serve_forked(
+        seed, tmp_path / "requests.log", time_scale=1, quota=["10/1s"], require_reviews=True
+    ) as emulator:
+        env = _env(emulator, tmp_path)
+        _through_kills_and_reviews(emulator, first, ck, env, tmp_path, job[0])
+        yield emulator
+
+
 def test_rewrite_rules_on_review_required_gates(seed: EmulatorState, tmp_path: Path) -> None:
     """Each rewrite opens one review (kills or not); approved and committed, the rules are
     rewritten once."""
@@ -207,14 +227,7 @@ def test_rewrite_rules_on_review_required_gates(seed: EmulatorState, tmp_path: P
         '[select]\nkinds = ["gates"]\nids = ["ruled_*"]\n\n'
         '[[rewrite]]\nop = "set-pass-percentage"\nrule = "Everyone"\nvalue = 40\n'
     )
-    ck = tmp_path / "ck"
-    first = ["run", "rewrite-rules", "--file", str(spec), "--apply", "--yes",
-             "--checkpoint", str(ck), "--quota", "10/1s"]  # fmt: skip
-    with serve_forked(
-        seed, tmp_path / "requests.log", time_scale=1, quota=["10/1s"], require_reviews=True
-    ) as emulator:
-        env = _env(emulator, tmp_path)
-        _through_kills_and_reviews(emulator, first, ck, env, tmp_path, "rw")
+    with _job_through_reviews(seed, tmp_path, ["rewrite-rules", "--file", str(spec)]) as emulator:
         assert len(emulator.reviews()) == 6
         for i in range(6):
             gate = _get(emulator, f"/gates/ruled_{i}")
@@ -228,14 +241,7 @@ def test_import_overrides_on_review_required_gates(seed: EmulatorState, tmp_path
     ]
     csv = tmp_path / "overrides.csv"
     csv.write_text("\n".join(rows) + "\n")
-    ck = tmp_path / "ck"
-    first = ["run", "import-overrides", "--file", str(csv), "--apply", "--yes",
-             "--checkpoint", str(ck), "--quota", "10/1s"]  # fmt: skip
-    with serve_forked(
-        seed, tmp_path / "requests.log", time_scale=1, quota=["10/1s"], require_reviews=True
-    ) as emulator:
-        env = _env(emulator, tmp_path)
-        _through_kills_and_reviews(emulator, first, ck, env, tmp_path, "ov")
+    with _job_through_reviews(seed, tmp_path, ["import-overrides", "--file", str(csv)]) as emulator:
         assert len(emulator.reviews()) == 8
         for i in range(8):
             overrides = _get(emulator, f"/gates/seed_gate_{i}/overrides")

@@ -12,7 +12,8 @@ from bulkops.api.client import ConsoleClient
 from bulkops.api.reviews import DESCRIPTION_HEADER, encode_description
 from bulkops.emulator import EmulatorState, Project
 from bulkops.emulator.handlers.reviews import require_reviews
-from bulkops.errors import BadRequest, NotFound
+from bulkops.emulator.state import QuotaWindow
+from bulkops.errors import BadRequest, NotFound, RateLimited
 
 Admin = Callable[..., Awaitable[tuple[int, Any]]]
 RULE = {"name": "All", "passPercentage": 100, "conditions": [{"type": "public"}]}
@@ -84,6 +85,20 @@ async def test_a_change_that_needs_review_opens_one_and_applies_nothing(
     assert (await reviewing.data("GET", f"/gates/old_gate/reviews/{review_id}")) == review
     assert project.store("gates")["old_gate"]["version"] == 1
     assert actions(project, "old_gate") == ["gate_create", "config_review_create"]
+
+
+async def test_a_mutation_turned_into_a_review_counts_against_the_quota(
+    reviewing: ConsoleClient, project: Project, state: EmulatorState
+) -> None:
+    """Opening a review is a mutation attempt like any other: with a quota of two, a
+    create and an archive turned into a review leave none for the next create."""
+    require_reviews(project)
+    state.quota = (QuotaWindow(2, 3600),)
+    await _gate(reviewing, "counted")
+    await reviewing.data("PUT", "/gates/counted/archive", json={})
+    assert project.reviews
+    with pytest.raises(RateLimited):
+        await _gate(reviewing, "one too many")
 
 
 async def test_without_the_header_or_without_a_requirement_changes_apply(
