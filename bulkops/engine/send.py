@@ -302,6 +302,11 @@ class Sender:
         review, the review is looked up by its marker.
         """
         m = t.m
+        content = response.content
+        # The hot path stays cheap: no JSON parse unless the answer mentions a review
+        # (an activeReview, or near its start, where the message is).
+        if not m.review and b"activeReview" not in content and b"eview" not in content[:400]:
+            return Result.APPLIED, None
         try:
             body: Any = response.json()
         except ValueError:

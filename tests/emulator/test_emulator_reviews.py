@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from unittest import mock
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from emulator_support import actions, rejected
 
 from bulkops.api.client import ConsoleClient
 from bulkops.api.reviews import DESCRIPTION_HEADER, encode_description
-from bulkops.emulator import EmulatorState, Project
-from bulkops.emulator.handlers.reviews import require_reviews
+from bulkops.emulator import EmulatorState, Project, create_app
+from bulkops.emulator.handlers.reviews import admin_decide, require_reviews
 from bulkops.emulator.state import QuotaWindow
 from bulkops.errors import BadRequest, NotFound, RateLimited
 
@@ -249,3 +252,21 @@ async def test_the_admin_surface(admin: Admin, reviewing: ConsoleClient, project
 async def _decided(admin: Admin, review_id: str) -> str:
     _, body = await admin("GET", "/_emulator/reviews")
     return next(r["status"] for r in body["data"] if r["review_id"] == review_id)
+
+
+async def test_the_admin_surface_answers_loopback_only(state: EmulatorState) -> None:
+    """A request from another host is refused with 403 before anything is looked up."""
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        ("10.1.2.3", 40000) if name == "peername" else default
+    )
+    request = make_mocked_request(
+        "POST",
+        "/_emulator/reviews/rv000001/approve",
+        match_info={"reviewID": "rv000001"},
+        app=create_app(state),
+        transport=transport,
+    )
+    with pytest.raises(web.HTTPException) as info:
+        await admin_decide(True, request)
+    assert info.value.status == 403
