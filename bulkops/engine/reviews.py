@@ -31,7 +31,9 @@ from typing import Any, NamedTuple
 import anyio
 
 from ..api.client import ConsoleClient
+from ..api.paths import id_from_name
 from ..api.reviews import (
+    REVIEWABLE_KINDS,
     ReviewStatus,
     ReviewTarget,
     environments_requiring_review,
@@ -257,9 +259,10 @@ class _Facts(NamedTuple):
             review_of(obj),
         )
 
-    def requires_review(self, *, project: bool, teams: set[str]) -> bool:
-        """Whether changes need review: the project, the object or its team requires it."""
-        return project or self.required or not teams.isdisjoint(self.teams)
+    def requires_review(self, *, teams: set[str]) -> bool:
+        """Whether changes need review because the object or its team (one of ``teams``,
+        the ids and names of the teams with ``requireReviews``) requires it."""
+        return self.required or not teams.isdisjoint(self.teams)
 
 
 async def _objects(
@@ -298,6 +301,23 @@ async def _read_into(
             found[target] = None
 
 
+def _created(mutations: Sequence[Mutation]) -> dict[ReviewTarget, _Facts]:
+    """What the creates of a plan say of the objects they make (a later write to one of
+    them, such as a launch after a create, is forecast from its create body)."""
+    found: dict[ReviewTarget, _Facts] = {}
+    for m in mutations:
+        kind = m.path.strip("/")
+        if m.method != "POST" or kind not in REVIEWABLE_KINDS or not isinstance(m.body, Mapping):
+            continue
+        name = m.body.get("id") or (
+            id_from_name(str(m.body["name"])) if m.body.get("name") else None
+        )
+        facts = _Facts.of(m.body)
+        if name and facts is not None:
+            found[ReviewTarget(kind, str(name))] = facts
+    return found
+
+
 async def forecast(client: ConsoleClient, mutations: Sequence[Mutation]) -> Forecast:
     """Mark the mutations that will open a review, from the settings as they are now.
 
@@ -326,6 +346,9 @@ async def forecast(client: ConsoleClient, mutations: Sequence[Mutation]) -> Fore
         requiring = frozenset({"production"})
         notes.append(f"reviews: the environments could not be read ({exc.message})")
     objects = await _objects(client, (t for t in targets.values() if t is not None))
+    for made, said in _created(mutations).items():
+        if objects.get(made) is None:  # made by this plan: its create body says
+            objects[made] = said
     teams: set[str] = set()
     if not project and any(o is not None and o.teams for o in objects.values()):
         async for team in client.teams.items():
@@ -335,12 +358,9 @@ async def forecast(client: ConsoleClient, mutations: Sequence[Mutation]) -> Fore
     for m in mutations:
         target = targets[m.key]
         facts = objects.get(target) if target is not None else None
+        required = project or (facts is not None and facts.requires_review(teams=teams))
         review = (
-            target is not None
-            and (
-                project or (facts is not None and facts.requires_review(project=False, teams=teams))
-            )
-            and needs_review(touched_environments(m), requiring)
+            target is not None and required and needs_review(touched_environments(m), requiring)
         )
         out.append(m.model_copy(update={"review": True}) if review and not m.review else m)
     held = sorted(

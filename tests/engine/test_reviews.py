@@ -119,6 +119,9 @@ async def test_the_plan_step_marks_what_will_need_review(
         ("POST", "/tags", {"name": "a tag", "description": "x"}),
     )
     assert [m.review for m in plan.mutations] == [True, False, False, True, False]
+    made = {"name": "made later", "reviewSettings": {"requiredReview": True}}
+    later = await _plan(client, ("POST", "/gates", made), ("PUT", "/gates/made_later/launch", None))
+    assert [m.review for m in later.mutations] == [False, True]  # from the create's body
     project.settings["reviews"]["is_config_review_required"] = True
     await client.call("PUT", "/gates/reviewed/launch")  # opens a review
     found = await forecast(client, list(plan.mutations[:2]))
