@@ -38,7 +38,8 @@ from ..engine.mutations import JobContext, Mutation
 from ..engine.plans import Plan, ProjectRef, check_keys, write_plan
 from ..engine.ratelimit import history_from_records
 from ..engine.reconcile import replay, undo_mutations
-from ..engine.runner import RunOptions, run_plan
+from ..engine.reviews import forecast
+from ..engine.runner import RunOptions, RunResult, run_plan
 from ..engine.states import FINAL_STATES, KeyState, State
 from ..engine.stopping import Stop
 from ..errors import RefusedError
@@ -46,7 +47,7 @@ from ..keyguard import KeyGuard
 from ..settings import ApiKeys, Settings
 from .exit_codes import ExitCode, exit_code_for_run
 from .job_loading import LoadedJob, Verifier, builtin_jobs, job_verifier, plan_verifier
-from .output import ProgressView, Ui, render_plan, render_summary
+from .output import ProgressView, Ui, format_duration, render_plan, render_summary
 from .reports import report_rows, status_summary, write_report
 from .run_setup import (
     EngineOptions,
@@ -126,6 +127,8 @@ async def _execute(
         budget_ratio=knobs["retry_budget"],
         handle_signals=ui.handle_signals,
         failpoints=Failpoints.from_env(),
+        checkpoint=str(checkpoint),
+        review_note=str(knobs.get("review_description") or ""),
     )
     try:
         result = await run_plan(
@@ -144,7 +147,9 @@ async def _execute(
     if opts.report is not None:
         written = write_report(opts.report, report_rows(plan, result.states))
         ui.err.print("report: " + ", ".join(str(p) for p in written), highlight=False)
-    if not result.ok:
+    if result.waiting_for_review:
+        _say_waiting(ui, result, checkpoint)
+    elif not result.ok:
         ui.err.print(
             f"checkpoint: {checkpoint}  (`bulkops status {checkpoint}`, "
             f"`bulkops resume {checkpoint}`)",
@@ -174,6 +179,28 @@ async def _execute(
         else:
             ui.out.print("verification: the target matches", highlight=False)
     return code
+
+
+def _say_waiting(ui: Ui, result: RunResult, checkpoint: Path) -> None:
+    """Tell the user what waits for review, and what to do (exit 5)."""
+    waiting = sum(1 for st in result.states.values() if st.state == State.PENDING_REVIEW)
+    behind = sum(1 for st in result.states.values() if st.state == State.PENDING)
+    ui.err.print(
+        f"{waiting} change(s) are waiting for review"
+        + (f" ({behind} more wait behind them)" if behind else "")
+        + ": once they are approved in the console, `bulkops resume "
+        f"{checkpoint}` commits them (`bulkops status {checkpoint}` lists them).",
+        highlight=False,
+    )
+
+
+async def _planned(client: ConsoleClient, mutations: list[Mutation], ui: Ui) -> list[Mutation]:
+    """The mutations, those that will open a review marked (when the review header is
+    on), with what the plan step learnt about reviews printed."""
+    found = await forecast(client, mutations)
+    for line in found.notes:
+        ui.out.print(escape(line), highlight=False)
+    return found.mutations
 
 
 async def _apply(
@@ -262,6 +289,7 @@ async def plan_job(
             mutations: list[Mutation] = [m async for m in job.module.plan(ctx, params)]
         finally:
             await others.aclose()
+        mutations = await _planned(client, mutations, ui)
         plan = Plan.build(
             job=job.name,
             params=options,
@@ -397,15 +425,31 @@ def status(checkpoint: Path, ui: Ui, *, as_json: bool) -> ExitCode:
         ui.out.print_json(json.dumps(summary))
         return ExitCode.OK
     c = summary["counts"]
+    reviews = (
+        f", waiting for review {c['pending_review']}, rejected {c['rejected']}"
+        if c["pending_review"] or c["rejected"]
+        else ""
+    )
     ui.out.print(
         f"checkpoint {escape(str(checkpoint))}\n"
         f"  job {escape(summary['job'])}, plan {summary['plan_hash'][:12]}, created {summary['created']}\n"
         f"  project {escape(summary['target_project'])}, {summary['mutations']} mutations, "
         f"{summary['runs']} run(s)\n"
         f"  applied {c['applied']}, skipped {c['skipped']}, failed {c['failed']}, "
-        f"conflict {c['conflict']}, unsettled {c['unsettled']}, not yet sent {c['pending']}",
+        f"conflict {c['conflict']}{reviews}, unsettled {c['unsettled']}, "
+        f"not yet sent {c['pending']}",
         highlight=False,
     )
+    if summary["reviews"]:
+        ui.out.print(f"  waiting for review ({len(summary['reviews'])}):", highlight=False)
+    for review in summary["reviews"][:50]:
+        age = review["age_seconds"]
+        ui.out.print(
+            f"    review {escape(str(review['review_id']))}  {escape(review['object'])}  "
+            f"({escape(review['key'])}), opened "
+            + ("at an unknown time" if age is None else f"{format_duration(age)} ago"),
+            highlight=False,
+        )
     if summary["ended_without_record"]:
         ui.out.print("  the last run ended without a record (killed?): resume reconciles it")
     for problem in summary["problems"][:20]:
@@ -413,12 +457,16 @@ def status(checkpoint: Path, ui: Ui, *, as_json: bool) -> ExitCode:
             f"  {escape(problem['state'])} {escape(problem['key'])}: {escape(str(problem['reason'] or ''))}",
             highlight=False,
         )
-    ui.out.print(
-        "  complete"
-        if summary["complete"]
-        else f"  resumable: `bulkops resume {escape(str(checkpoint))}`",
-        highlight=False,
-    )
+    if summary["complete"]:
+        ui.out.print("  complete", highlight=False)
+    elif summary["reviews"]:
+        ui.out.print(
+            f"  once approved in the console: `bulkops resume {escape(str(checkpoint))}` "
+            "commits them",
+            highlight=False,
+        )
+    else:
+        ui.out.print(f"  resumable: `bulkops resume {escape(str(checkpoint))}`", highlight=False)
     return ExitCode.OK
 
 
@@ -443,7 +491,7 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
             job="undo",
             params={"checkpoint": str(checkpoint), "plan_hash": plan.header.hash},
             projects=plan.header.projects,
-            mutations=mutations,
+            mutations=await _planned(client, mutations, ui),
             respect_reviews=settings.respect_reviews,
             guard=guard,
         )

@@ -10,6 +10,8 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
          a key of another project, a file path that is a symbolic link
     4    cannot reach or authenticate to the API (URL, network, TLS, a bad,
          read-only or wrong-type key): nothing was sent
+    5    changes are waiting for review: nothing failed, some writes opened
+         reviews (the rest applied or wait behind them); resume after approval
     130  interrupted (Ctrl-C, SIGTERM): the checkpoint is resumable
     ===  =====================================================================
 """
@@ -43,6 +45,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     REFUSED = 3
     API_ACCESS = 4
+    REVIEW_PENDING = 5
     INTERRUPTED = 130
 
 
@@ -58,13 +61,15 @@ def exit_code_for_error(exc: BulkOpsError) -> ExitCode:
 
 
 def exit_code_for_run(result: RunResult, *, applied_before: int = 0) -> ExitCode:
-    """0 all applied or skipped; 130 interrupted; 4 the key was refused (401/403) before
-    anything applied (``applied_before``: mutations the checkpoint had applied when the
-    run started); 1 anything else."""
+    """0 all applied or skipped; 5 only reviews are left to wait for; 130 interrupted;
+    4 the key was refused (401/403) before anything applied (``applied_before``:
+    mutations the checkpoint had applied when the run started); 1 anything else."""
     from ..engine.stopping import Stop
 
     if result.stop is Stop.INTERRUPTED:
         return ExitCode.INTERRUPTED
     if result.stop is Stop.UNAUTHORIZED and result.counts()["applied"] <= applied_before:
         return ExitCode.API_ACCESS
-    return ExitCode.OK if result.ok else ExitCode.FAILED
+    if result.ok:
+        return ExitCode.OK
+    return ExitCode.REVIEW_PENDING if result.waiting_for_review else ExitCode.FAILED

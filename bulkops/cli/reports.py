@@ -1,9 +1,10 @@
 """Per-item reports (JSON and CSV) and the checkpoint status summary.
 
 A report has one row per planned mutation: key, action, object, method, path, the
-final state, HTTP status, attempts and the reason when it did not apply. Files are
-created 0600 (bodies are not included: they may hold user ids). The status summary
-is what ``bulkops status CKPT`` prints, read without changing the checkpoint.
+final state, HTTP status, attempts, the reason when it did not apply and the review its
+write opened. Files are created 0600 (bodies are not included: they may hold user ids).
+The status summary is what ``bulkops status CKPT`` prints, read without changing the
+checkpoint: counts per state, and the reviews still waiting (id, object, age).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +35,7 @@ REPORT_FIELDS = (
     "attempts",
     "reason",
     "created_id",
+    "review_id",
 )
 
 
@@ -54,6 +57,7 @@ def report_rows(plan: Plan, states: Mapping[str, KeyState]) -> list[dict[str, An
                 "attempts": st.attempts,
                 "reason": reason,
                 "created_id": st.created_id,
+                "review_id": st.review_id,
             }
         )
     return rows
@@ -88,9 +92,14 @@ def write_report(path: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
 
 
 def status_summary(
-    plan: Plan, records: Sequence[Mapping[str, Any]], states: Mapping[str, KeyState]
+    plan: Plan,
+    records: Sequence[Mapping[str, Any]],
+    states: Mapping[str, KeyState],
+    *,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """What a checkpoint says: the plan, the runs, and how many mutations are in each state."""
+    """What a checkpoint says: the plan, the runs, how many mutations are in each state,
+    and the reviews still waiting (oldest first, with their age at ``now``)."""
     counts = Counter(st.state for st in states.values())
     runs = [r for r in records if r.get("t") == "run"]
     starts = [r for r in runs if r.get("event") == "start"]
@@ -104,8 +113,24 @@ def status_summary(
     problems = [
         {"key": k, "state": st.state, "reason": st.reason or st.error}
         for k, st in states.items()
-        if st.state in ("failed", "conflict", "in_doubt")
+        if st.state in ("failed", "conflict", "rejected", "in_doubt")
     ]
+    clock = time.time() if now is None else now
+    by_key = plan.by_key()
+    reviews = sorted(
+        (
+            {
+                "review_id": st.review_id,
+                "key": key,
+                "object": by_key[key].object if key in by_key else "",
+                "opened_at": st.review_at,
+                "age_seconds": None if st.review_at is None else max(0.0, clock - st.review_at),
+            }
+            for key, st in states.items()
+            if st.state == "pending_review"
+        ),
+        key=lambda r: (r["opened_at"] or 0.0, r["key"]),
+    )
     return {
         "job": plan.header.job,
         "plan_id": plan.header.plan_id,
@@ -119,9 +144,12 @@ def status_summary(
             "skipped": counts.get("skipped", 0),
             "failed": counts.get("failed", 0),
             "conflict": counts.get("conflict", 0),
+            "rejected": counts.get("rejected", 0),
+            "pending_review": counts.get("pending_review", 0),
             "unsettled": unsettled,
             "pending": pending,
         },
+        "reviews": reviews,
         "runs": len(starts),
         "last_run": dict(last_end) if last_end else None,
         "ended_without_record": open_run,

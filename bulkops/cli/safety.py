@@ -73,6 +73,9 @@ def confirm(ui: Ui, opts: EngineOptions, project: ProjectRef, plan: Plan, eta: f
     """
     counts = ", ".join(f"{n} {action}" for action, n in plan.counts().items())
     reviews = "on" if plan.header.respect_reviews and not opts.no_review_header else "OFF"
+    needing = sum(1 for m in plan.mutations if m.review)
+    if needing and reviews == "on":
+        reviews += f" ({needing} will open reviews)"
     ui.err.print(
         f"About to apply {len(plan.mutations)} mutations ({escape(counts)}) to project "
         f"[bold]{escape(project.name)}[/] ({escape(project.id)}); ETA ≈ {format_duration(eta)}; "

@@ -31,7 +31,14 @@ from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.jobs import JOBS, archive_gates, check_job_module
 from bulkops.jobs.archive_gates import Params
 from bulkops.settings import Settings
-from bulkops.testing import Emulator, applied_counts, fork_cli, run_cli, wait_cli
+from bulkops.testing import (
+    Emulator,
+    applied_counts,
+    fork_cli,
+    resume_through_reviews,
+    run_cli,
+    wait_cli,
+)
 
 V1 = "/console/v1"
 DAY_MS = 86_400_000
@@ -350,8 +357,13 @@ def _unstamped(gate: dict[str, Any]) -> dict[str, Any]:
 def test_dry_run_apply_rerun_and_undo(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
-    """Dry run sends nothing; apply archives the plan; a re-run plans 0; undo restores exactly."""
+    """Dry run sends nothing; apply archives the plan (the demo's gates that require review
+    open reviews: exit 5, then approved and committed by a resume); a re-run plans 0; undo
+    restores exactly (through review again for those gates)."""
     original = _all_gates(emulator)
+    reviewed = {
+        g for g, v in original.items() if (v.get("reviewSettings") or {}).get("requiredReview")
+    }
     plan_file, ck = tmp_path / "plan.json", tmp_path / "ck"
     started = time.monotonic()
     run = run_cli(["plan", "archive-gates", "--stale", "-o", str(plan_file)], env, tmp_path, "p")
@@ -370,11 +382,24 @@ def test_dry_run_apply_rerun_and_undo(
         for m in plan["mutations"]
     )
 
+    assert reviewed <= planned and sum(m["review"] for m in plan["mutations"]) == len(reviewed)
+    assert f"{len(planned)} archives, {len(reviewed)} of them will need review" in out
+
     argv = ["apply", str(plan_file), "--yes", "--checkpoint", str(ck), "--time-scale", "60"]
     run = run_cli(argv, env, tmp_path, "a")
+    assert run.code == 5, run.stdout() + run.stderr()
+    opened = emulator.reviews("pending")
+    assert sorted(r["object_id"] for r in opened) == sorted(reviewed)
+    run = resume_through_reviews(emulator, ck, env, tmp_path, "r")
     assert run.code == 0, run.stdout() + run.stderr()
     counts = applied_counts(writes(emulator))
-    assert counts == Counter({("PUT", f"{V1}/gates/{g}/archive"): 1 for g in planned})
+    assert counts == Counter(
+        {("PUT", f"{V1}/gates/{g}/archive"): 1 for g in planned - reviewed}
+        | {
+            ("PUT", f"{V1}/gates/{r['object_id']}/reviews/{r['review_id']}/commit"): 1
+            for r in opened
+        }
+    )
     after = _all_gates(emulator)
     assert {g for g, v in after.items() if v["status"] == "Archived"} == planned | {
         g for g, v in original.items() if v["status"] == "Archived"
@@ -388,6 +413,9 @@ def test_dry_run_apply_rerun_and_undo(
     assert len(writes(emulator)) == sent
 
     run = run_cli(["undo", str(ck), "--apply", "--yes", "--time-scale", "60"], env, tmp_path, "u")
+    assert run.code == 5, run.stdout() + run.stderr()
+    assert sorted(r["object_id"] for r in emulator.reviews("pending")) == sorted(reviewed)
+    run = resume_through_reviews(emulator, tmp_path / "ck.undo", env, tmp_path, "ur")
     assert run.code == 0, run.stdout() + run.stderr()
     restored = _all_gates(emulator)
     assert {g: _unstamped(v) for g, v in restored.items()} == {
