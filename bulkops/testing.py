@@ -13,7 +13,8 @@ milliseconds. Shipped in the package, as ``structlog.testing`` is.
   this process, before forking), :func:`serve_forked` serves a copy of the state from a
   forked child configured there (time scale, quotas, faults), and the child appends
   every request to a request log, the ground truth the tests check
-  (:func:`read_request_log`, :func:`applied_counts`).
+  (:func:`read_request_log`, :func:`applied_counts`); :meth:`Emulator.reviews` and
+  :meth:`Emulator.decide` play the people who approve or reject reviews.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from .api.client import ConsoleClient
+from .emulator.handlers.reviews import require_reviews as project_requires_reviews
 from .emulator.server import ForkedEmulator, fork_emulator, running_emulator
 from .emulator.state import EmulatorState, Faults
 from .engine.failpoints import FAILPOINT_ENV
@@ -51,6 +54,7 @@ __all__ = [
     "cli_env",
     "fork_cli",
     "read_request_log",
+    "resume_through_reviews",
     "run_cli",
     "seed_over_api",
     "serve_forked",
@@ -200,6 +204,26 @@ def cli_env(key: str, url: str, state_dir: Path, **extra: str) -> dict[str, str]
     return {API_KEY_ENV: key, API_URL_ENV: url, STATE_DIR_ENV: str(state_dir), **extra}
 
 
+def resume_through_reviews(
+    emulator: Emulator,
+    checkpoint: Path,
+    env: Mapping[str, str],
+    out_dir: Path,
+    tag: str,
+    *,
+    rounds: int = 10,
+) -> CliRun:
+    """Approve every pending review and ``bulkops resume`` the checkpoint, again while
+    it ends waiting for review (exit 5: a later change of an object waits for the
+    earlier one's review); the last run."""
+    for n in range(rounds):
+        emulator.decide([r["review_id"] for r in emulator.reviews("pending")], approve=True)
+        run = run_cli(["resume", str(checkpoint)], env, out_dir, f"{tag}{n}")
+        if run.code != 5:
+            return run
+    raise AssertionError(f"{checkpoint} still waits for review after {rounds} rounds")
+
+
 # -- the emulator ------------------------------------------------------------------------
 
 
@@ -231,6 +255,29 @@ class Emulator(ForkedEmulator):
         """Every request so far."""
         return read_request_log(self.log_path)
 
+    def reviews(self, *statuses: str) -> list[dict[str, Any]]:
+        """Every review of every project (in one of ``statuses``, if given), oldest first:
+        the API's review objects with ``project``, ``kind`` and ``object_id``."""
+        query = "?" + "&".join(f"status={s}" for s in statuses) if statuses else ""
+        found: list[dict[str, Any]] = self._admin("GET", f"/_emulator/reviews{query}")
+        return found
+
+    def decide(
+        self, review_ids: Sequence[str], *, approve: bool, reason: str | None = None
+    ) -> None:
+        """Approve or reject these reviews, as people do in the console."""
+        verb = "approve" if approve else "reject"
+        for review_id in review_ids:
+            self._admin("POST", f"/_emulator/reviews/{review_id}/{verb}", {"reason": reason})
+
+    def _admin(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.root + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)["data"]
+
 
 @contextlib.contextmanager
 def serve_forked(
@@ -247,6 +294,7 @@ def serve_forked(
     routes: Callable[[web.Application], None] | None = None,
     timeout: float = 30.0,
     host: str = "127.0.0.1",
+    require_reviews: bool = False,
 ) -> Iterator[Emulator]:
     """Serve a copy of ``state`` from a forked child until the block ends.
 
@@ -269,6 +317,7 @@ def serve_forked(
         timeout: Seconds the child may take to listen.
         host: The address it listens on (another than loopback stands in for a
             foreign host).
+        require_reviews: Every project requires reviews (``--require-reviews``).
 
     Raises:
         ValueError: a bad ``quota`` or ``faults``.
@@ -282,6 +331,9 @@ def serve_forked(
     def prepare(child: EmulatorState) -> None:
         if build is not None:
             build(child)
+        if require_reviews:
+            for project in child.projects.values():
+                project_requires_reviews(project)
         child.time_scale = time_scale
         for project in child.projects.values():
             project.quotas.clear()

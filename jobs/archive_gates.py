@@ -22,6 +22,12 @@ values (``--tag a --tag b``: tagged a or b). At least one selector is required:
 
 ``--limit N`` archives at most N gates in this run (the rest are left for the next).
 
+``--code-refs PATH`` (repeatable) scans source trees for the selected gates' ids
+(:mod:`bulkops.refs`: delimiters, aliases and ignore rules from the repository's
+``.bulkops/coderefs.toml``): a gate that code still checks is blocked, and the plan
+names where ("in code: src/checkout.py:41 (+3 more)"); gates found nowhere are marked
+"not in code". ``--include-referenced`` archives them anyway and says what it overrides.
+
 Safety: a gate that a live gate, dynamic config or experiment still references is not
 archived; the plan lists it as blocked and names who references it. A gate referenced
 only by gates this run archives is archived after them. ``--include-referenced``
@@ -39,6 +45,7 @@ import fnmatch
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -119,6 +126,10 @@ class Params(BaseModel):
     include_referenced: bool = Field(
         False, description="archive gates that are still referenced too (forceArchive)"
     )
+    code_refs: list[str] = Field(
+        default_factory=list,
+        description="source tree to scan (repeatable): a gate code still checks is blocked",
+    )
 
     @field_validator("stale_reason")
     @classmethod
@@ -130,6 +141,14 @@ class Params(BaseModel):
     def _non_empty(cls, values: list[str]) -> list[str]:
         if any(not v.strip() for v in values):
             raise ValueError("must not be empty")
+        return list(dict.fromkeys(values))
+
+    @field_validator("code_refs")
+    @classmethod
+    def _trees(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not Path(value).exists():
+                raise ValueError(f"{value}: no such file or directory")
         return list(dict.fromkeys(values))
 
     @model_validator(mode="after")
@@ -180,6 +199,7 @@ class GateRow:
     after: list[str] = field(default_factory=list)
     cycle: bool = False
     forced: bool = False
+    code: list[str] | None = None  # where code references it (None: code not scanned)
 
     def explain(self) -> str:
         """The action column: what happens, or why nothing does."""
@@ -187,15 +207,19 @@ class GateRow:
             return "skip: already archived"
         if self.action == "limit":
             return "skip: over --limit (left for a later run)"
-        refs = _join_referrers(self.referrers)
+        why = []
+        if self.referrers:
+            why.append(f"referenced by {_join_referrers(self.referrers)}")
+        if self.code:
+            more = f" (+{len(self.code) - 1} more)" if len(self.code) > 1 else ""
+            why.append(f"in code: {self.code[0]}{more}")
         if self.action == "blocked":
             cycle = " (a reference cycle)" if self.cycle else ""
-            return f"blocked: referenced by {refs}{cycle}"
-        if self.forced:
-            return f"archive (forced; referenced by {refs})"
-        if self.after:
-            return f"archive after gate {', '.join(self.after)}"
-        return "archive"
+            return f"blocked: {'; '.join(why)}{cycle}"
+        if self.forced or (self.code and why):
+            return f"archive (forced; {'; '.join(why)})"
+        text = f"archive after gate {', '.join(self.after)}" if self.after else "archive"
+        return f"{text} (not in code)" if self.code is not None else text
 
 
 @dataclass
@@ -411,11 +435,16 @@ async def select(ctx: JobContext, params: Params) -> Selection:
         strategy = "full-read"
     for row in rows:
         row.referrers = sorted(refs.get(row.id, ()))
+    if params.code_refs:
+        await _code_references(ctx, params.code_refs, rows)
     if params.include_referenced:
         order = [r.id for r in rows if r.action == "archive"]
         for row in rows:
             row.forced = row.action == "archive" and bool(row.referrers)
     else:
+        for row in rows:
+            if row.action == "archive" and row.code:
+                row.action = "blocked"
         order = _order(rows)
     if params.limit is not None and len(order) > params.limit:
         # The order puts referrers first, so a prefix never archives a gate before
@@ -426,6 +455,26 @@ async def select(ctx: JobContext, params: Params) -> Selection:
             if row.id in over:
                 row.action = "limit"
     return Selection(rows=rows, order=order, strategy=strategy, limit=params.limit)
+
+
+async def _code_references(ctx: JobContext, trees: Sequence[str], rows: Sequence[GateRow]) -> None:
+    """Set each live row's ``code``: where the trees reference it (a run-time name whose
+    fixed start begins its id counts: the check may be of this gate)."""
+    from bulkops.refs import FlagObject, build_report, load_config, scan
+
+    live = [r for r in rows if r.action == "archive"]
+    objects = [FlagObject("gates", r.id, r.status, r.type_reason) for r in live]
+    roots = [Path(t) for t in trees]
+    configs = [load_config(root if root.is_dir() else root.parent) for root in roots]
+    # A scan reads and matches files for a while: not on the event loop. (From a thread
+    # it stays in one process: forking a process that runs threads is not safe.)
+    found = await anyio.to_thread.run_sync(lambda: scan(roots, objects, configs))
+    report = build_report(found)
+    for row, refs in zip(live, report.objects, strict=True):
+        row.code = [report.where(h) for h in refs.hits] + [
+            f"{report.where(w)} (a name built at run time)" for w in refs.maybe
+        ]
+    ctx.note(f"code references: {report.summary()}")
 
 
 def _day(ms: int | None) -> str:
@@ -449,10 +498,12 @@ def report_lines(selection: Selection) -> list[str]:
     """The totals line of the selection (what is archived, blocked, already archived)."""
     lines = []
     archive = len(selection.order)
-    forced = sum(1 for r in selection.rows if r.forced)
+    forced = sum(1 for r in selection.rows if r.forced or (r.code and r.action == "archive"))
+    in_code = sum(1 for r in selection.rows if r.code and r.action == "blocked")
     parts = [
         f"{archive} to archive" + (f" ({forced} forced)" if forced else ""),
-        f"{selection.count('blocked')} blocked by references",
+        f"{selection.count('blocked')} blocked by references"
+        + (f" ({in_code} in code)" if in_code else ""),
         f"{selection.count('archived')} already archived",
     ]
     if selection.count("limit"):

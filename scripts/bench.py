@@ -20,6 +20,8 @@ docstring says what it measures, and a key of ``bench/results.json``):
     Mutation economy: what each job sends against what it changes; a re-run.
 ``memory``
     Peak RSS of planning over a large project.
+``refs``
+    Code references: bulkops refs beside grep and git grep on a generated tree.
 
 A new section is a module with ``SECTION = Section(name, run, targets[, render])``
 (:mod:`benchmark.section`) and a line in :data:`SECTIONS`. ``--quick`` runs a reduced
@@ -43,7 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmark import economy, memory, overhead, quota, resume
+from benchmark import economy, memory, overhead, quota, refs, resume
 from benchmark.section import FULL, QUICK, BenchConfig, Section, Target
 from rich import box
 from rich.console import Console
@@ -59,6 +61,7 @@ SECTIONS: tuple[Section, ...] = (
     resume.SECTION,
     economy.SECTION,
     memory.SECTION,
+    refs.SECTION,
 )
 """Every section, in the order they run and appear in ``bench/results.json``."""
 

@@ -18,7 +18,13 @@ processes and the emulator's request log as the ground truth:
    the client timeout; a run stopped by the retry budget is resumed. Same exactly-once
    checks; after-apply faults on non-idempotent writes settled by a read, never resent;
    every quota window recounted from the request log at the emulator's time scale.
-3. **model** (T14): ``tests/engine/test_model.py`` with ``BULKOPS_MODEL_EXAMPLES`` examples.
+3. **reviews**: the fault mix once more, in a project that requires reviews
+   (``--require-reviews``): writes open reviews instead of applying; each run that ends
+   waiting for review (exit 5) has every pending review approved, as a person would, and
+   is resumed until done. On top of the exactly-once checks (a change that went through
+   review counts as applied by its commit): every review opened is committed exactly
+   once, none is left open, and no change has two reviews (0 duplicate reviews).
+4. **model** (T14): ``tests/engine/test_model.py`` with ``BULKOPS_MODEL_EXAMPLES`` examples.
 
 Prints progress and a markdown summary (``--markdown FILE`` also writes it); exit 1 if
 any check failed.
@@ -46,6 +52,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from bulkops.api.paths import WRITE_METHODS
+from bulkops.api.reviews import review_target
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.app import quota_class
 from bulkops.emulator.seed import EMPTY_KEY, apply_seed
@@ -312,6 +319,11 @@ class JobResult:
     idempotent_resends: int = 0
     transient_failed: int = 0
     rerun: dict[str, int] = field(default_factory=dict)
+    review_rounds: int = 0
+    reviews_opened: int = 0
+    reviews_committed: int = 0
+    duplicate_reviews: int = 0
+    reviews_left_open: int = 0
     details: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -360,14 +372,16 @@ def check_job(
     ck: Path,
     *,
     faults: bool,
+    reviews: bool = False,
 ) -> None:
     """Exactly once per the request log, journal states, no resends (and, with faults,
-    after-apply faults settled by reads)."""
+    after-apply faults settled by reads; with reviews, writes that may open one count as
+    never to be resent, idempotent or not)."""
     mutations = plan["mutations"]
     result.mutations = len(mutations)
     planned = Counter((m["method"], V1 + _bare(m["path"])) for m in mutations)
     writes = [e for e in entries if e["method"] in WRITE_METHODS]
-    applied = Counter((e["method"], e["path"]) for e in writes if e.get("applied"))
+    applied = applied_through_reviews(writes, result)
     result.writes = len(writes)
     result.reads = sum(1 for e in entries if e["method"] == "GET")
     idempotent = {(m["method"], V1 + _bare(m["path"])) for m in mutations if m.get("idempotent")}
@@ -396,7 +410,8 @@ def check_job(
         unique = [
             m
             for m in mutations
-            if not m.get("idempotent") and planned[(m["method"], V1 + _bare(m["path"]))] == 1
+            if (not m.get("idempotent") or (reviews and review_target(m["path"]) is not None))
+            and planned[(m["method"], V1 + _bare(m["path"]))] == 1
         ]
         for m in unique:
             key = (m["method"], V1 + _bare(m["path"]))
@@ -418,6 +433,8 @@ def check_job(
         "rejected",
         "blind_resends",
         "unread_after_faults",
+        "duplicate_reviews",
+        "reviews_left_open",
     ):
         if getattr(result, name):
             result.problems.append(f"{name}: {getattr(result, name)}")
@@ -430,6 +447,45 @@ def check_job(
         bad = rerun_bad  # finished by the second run; exactly-once is checked over both
     if bad:
         result.problems.append(f"journal states not settled as applied/skipped: {bad}")
+
+
+def _review(entry: dict[str, Any]) -> tuple[str, str] | None:
+    review = entry.get("review")
+    if isinstance(review, dict) and review.get("id"):
+        return str(review.get("event")), str(review["id"])
+    return None
+
+
+def applied_through_reviews(
+    writes: Sequence[dict[str, Any]], result: JobResult
+) -> Counter[tuple[str, str]]:
+    """How often each ``(method, path)`` changed state: directly, or by the commit of the
+    review it opened (counted as the write that opened it). Counts the reviews opened and
+    committed, the changes that opened more than one review, and the reviews left open."""
+    applied = Counter((e["method"], e["path"]) for e in writes if e.get("applied"))
+    opened: dict[str, tuple[str, str]] = {}
+    committed: Counter[str] = Counter()
+    for e in writes:
+        found = _review(e)
+        if found is None:
+            continue
+        event, review_id = found
+        if event == "opened":
+            opened[review_id] = (e["method"], e["path"])
+        elif event == "committed":
+            committed[review_id] += 1
+            applied[(e["method"], e["path"])] -= 1
+            if review_id in opened:
+                applied[opened[review_id]] += 1
+    applied = +applied
+    per_change = Counter(opened.values())
+    result.reviews_opened += len(opened)
+    result.reviews_committed += sum(committed.values())
+    result.duplicate_reviews += sum(n - 1 for n in per_change.values() if n > 1)
+    result.duplicate_reviews += sum(n - 1 for n in committed.values() if n > 1)
+    result.reviews_left_open += sum(1 for r in opened if committed[r] == 0)
+    result.details += [f"{n} reviews for {k[0]} {k[1]}" for k, n in per_change.items() if n > 1]
+    return applied
 
 
 # -- running jobs -------------------------------------------------------------------------
@@ -446,6 +502,13 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     rate: float = 300.0  # writes per second, refined as the storm goes
     tag: int = 0
+    reviews: bool = False  # approve what waits for review (exit 5), then resume
+
+    def approve_reviews(self) -> int:
+        """Approve every pending review, as a person in the console would; how many."""
+        pending = [r["review_id"] for r in self.emulator.reviews("pending")]
+        self.emulator.decide(pending, approve=True)
+        return len(pending)
 
     def next_tag(self, prefix: str) -> str:
         self.tag += 1
@@ -481,7 +544,7 @@ def settled(ck: Path) -> bool:
     records = read_records(ck)
     keys = [m["key"] for m in records[0]["plan"]["mutations"]]
     return all(
-        st.state in ("applied", "skipped", "failed", "conflict")
+        st.state in ("applied", "skipped", "failed", "conflict", "rejected")
         for st in replay(records, keys).values()
     )
 
@@ -496,6 +559,8 @@ def rerun_failed(ctx: Context, job: Job, ck: Path) -> dict[str, int]:
         if ctx.timeout is not None and argv[0] == "resume":
             argv += ["--timeout", str(ctx.timeout)]
         run = run_cli(argv, ctx.env, ctx.work, ctx.next_tag(f"{job.name}-rerun{attempt}-"))
+        if ctx.reviews and run.code in (1, 5) and ctx.approve_reviews():
+            continue
         if run.code == 0 or (run.code == 1 and settled(rck)):
             break
         if run.code != 1:
@@ -579,8 +644,19 @@ def run_job(ctx: Context, job: Job, *, kills: int, faults: bool) -> tuple[JobRes
             continue
         if code == 0:
             break
+        if ctx.reviews and code in (1, 5) and ctx.approve_reviews():
+            # Waiting for review (exit 5, or 1 with an item failed besides): people
+            # approve, then a resume commits.
+            result.review_rounds += 1
+            if result.review_rounds > 50:
+                result.problems.append(f"not done after {result.review_rounds} review rounds")
+                break
+            continue
         if code == 1 and settled(ck):
             break  # complete, with items failed (e.g. attempts exhausted): see check_job
+        if code == 5:
+            result.problems.append("exit 5 (waiting for review) with no review pending")
+            break
         if code == 1:  # a run stopped by the retry budget: resumable
             result.stops += 1
             if result.stops > 50:
@@ -600,7 +676,7 @@ def run_job(ctx: Context, job: Job, *, kills: int, faults: bool) -> tuple[JobRes
     # A request hung by the emulator is logged when it ends, after its client gave up.
     time.sleep(1.2 if faults else 0.05)
     entries = [e for e in ctx.tail.poll() if begun <= e["time"] < ended]
-    check_job(result, plan, entries, ck, faults=faults)
+    check_job(result, plan, entries, ck, faults=faults, reviews=ctx.reviews)
     if job.replan_empty:
         again = plan_job(ctx, job, ctx.work / f"{job.name}.replan.json")
         result.replan = len(again["mutations"])
@@ -612,7 +688,13 @@ def run_job(ctx: Context, job: Job, *, kills: int, faults: bool) -> tuple[JobRes
 
 @contextlib.contextmanager
 def emulator_for(
-    state: EmulatorState, work: Path, *, time_scale: float, faults: str | None, seed: int
+    state: EmulatorState,
+    work: Path,
+    *,
+    time_scale: float,
+    faults: str | None,
+    seed: int,
+    reviews: bool = False,
 ) -> Iterator[Emulator]:
     with serve_forked(
         state,
@@ -621,6 +703,7 @@ def emulator_for(
         faults=faults,
         hang_seconds=1.0,
         fault_seed=seed,
+        require_reviews=reviews,
     ) as emulator:
         yield emulator
 
@@ -662,14 +745,26 @@ def _kill_shares(jobs: list[Job], kills: int) -> list[int]:
 
 
 def fault_mix(
-    state: EmulatorState, jobs: list[Job], work: Path, *, time_scale: float, seed: int
+    state: EmulatorState,
+    jobs: list[Job],
+    work: Path,
+    *,
+    time_scale: float,
+    seed: int,
+    reviews: bool = False,
 ) -> dict[str, Any]:
-    """Part 2: the same workload under the fault mix; resumed when the budget stops it."""
-    say(f"== fault mix {FAULTS} (time scale {time_scale:g}, client timeout 0.5 s, hang 1 s)")
+    """Part 2 (and, ``reviews``, part 3): the same workload under the fault mix; resumed
+    when the budget stops it (and, in a project requiring reviews, once its pending
+    reviews are approved)."""
+    what = " in a project that requires reviews" if reviews else ""
+    say(f"== fault mix {FAULTS}{what} (time scale {time_scale:g}, client timeout 0.5 s, hang 1 s)")
     results: list[JobResult] = []
-    with emulator_for(state, work, time_scale=time_scale, faults=FAULTS, seed=seed) as emulator:
+    with emulator_for(
+        state, work, time_scale=time_scale, faults=FAULTS, seed=seed, reviews=reviews
+    ) as emulator:
         ctx = Context(emulator, LogTail(emulator.log_path), work, _env(emulator, work), time_scale)
         ctx.timeout = 0.5
+        ctx.reviews = reviews
         for job in jobs:
             say(f"  {job.name}: planning and applying under faults")
             result, _ = run_job(ctx, job, kills=0, faults=True)
@@ -690,10 +785,16 @@ def fault_mix(
 def _line(r: JobResult) -> str:
     states = ", ".join(f"{k} {v}" for k, v in sorted(r.states.items()))
     status = "ok" if r.ok else "FAILED: " + "; ".join(r.problems[:5])
+    reviews = (
+        f"reviews {r.reviews_opened} opened, {r.reviews_committed} committed, "
+        f"{r.duplicate_reviews} duplicate, {r.review_rounds} approval rounds, "
+        if r.reviews_opened or r.review_rounds
+        else ""
+    )
     return (
         f"{r.job}: {r.mutations} mutations, {r.kills} kills, {r.runs} runs, {r.stops} budget "
-        f"stops, lost {r.lost}, duplicated {r.duplicated}, writes {r.writes}, reads {r.reads}, "
-        f"[{states}], {r.seconds:.1f} s — {status}"
+        f"stops, lost {r.lost}, duplicated {r.duplicated}, {reviews}writes {r.writes}, "
+        f"reads {r.reads}, [{states}], {r.seconds:.1f} s — {status}"
     )
 
 
@@ -775,11 +876,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['platform']}; wall time {report['seconds'] / 60:.1f} min.",
         "",
     ]
-    for part in ("kills", "faults"):
+    titles = {
+        "kills": "Kill storm (T1, T3)",
+        "faults": "Fault mix (T5)",
+        "reviews": "Fault mix with reviews required",
+    }
+    for part in ("kills", "faults", "reviews"):
         data = report.get(part)
         if not data:
             continue
-        title = "Kill storm (T1, T3)" if part == "kills" else "Fault mix (T5)"
+        title = titles[part]
         jobs: list[JobResult] = data["jobs"]
         lines += [
             f"#### {title}: {sum(j.mutations for j in jobs)} mutations, "
@@ -800,7 +906,20 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{'ok' if j.ok else 'FAILED: ' + '; '.join(j.problems[:3])} |"
             )
         lines.append("")
-        if part == "faults":
+        if part == "reviews":
+            lines += [
+                "| job | reviews opened | committed | duplicate reviews | left open "
+                "| approval rounds | lost |",
+                "|---|---|---|---|---|---|---|",
+                *(
+                    f"| {j.job} | {j.reviews_opened} | {j.reviews_committed} | "
+                    f"{j.duplicate_reviews} | {j.reviews_left_open} | {j.review_rounds} | "
+                    f"{j.lost} |"
+                    for j in jobs
+                ),
+                "",
+            ]
+        if part in ("faults", "reviews"):
             faults = ", ".join(f"{k} {v}" for k, v in data["faults"].items())
             blind = sum(j.blind_resends for j in jobs)
             unread = sum(j.unread_after_faults for j in jobs)
@@ -842,7 +961,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kill-scale", type=float, default=600.0, help="time scale, kill storm")
     parser.add_argument("--fault-scale", type=float, default=60.0, help="time scale, fault mix")
     parser.add_argument("--seed", type=int, default=20240601)
-    parser.add_argument("--skip", action="append", default=[], choices=["kills", "faults", "model"])
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["kills", "faults", "reviews", "model"]
+    )
     parser.add_argument("--markdown", type=Path, help="also write the markdown summary here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
@@ -868,7 +989,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"soak: work directory {work}; {sizes.total} mutations per part: {sizes}")
     ok = True
     try:
-        if "kills" not in args.skip or "faults" not in args.skip:
+        if {"kills", "faults", "reviews"} - set(args.skip):
             t = time.monotonic()
             state = build_state(sizes)
             say(f"seeded the emulator state in {time.monotonic() - t:.1f} s")
@@ -897,6 +1018,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             part = report["faults"]
             ok &= all(j.ok for j in part["jobs"]) and all(w["ok"] for w in part["windows"].values())
             ok &= part["quota_rejections"] == 0
+        if "reviews" not in args.skip:
+            d = work / "reviews"
+            d.mkdir()
+            jobs = write_inputs(sizes, d)
+            report["reviews"] = fault_mix(
+                state, jobs, d, time_scale=args.fault_scale, seed=args.seed + 1, reviews=True
+            )
+            report["reviews"]["time_scale"] = args.fault_scale
+            part = report["reviews"]
+            ok &= all(j.ok for j in part["jobs"]) and all(w["ok"] for w in part["windows"].values())
+            ok &= part["quota_rejections"] == 0
+            ok &= sum(j.reviews_opened for j in part["jobs"]) > 0
         if "model" not in args.skip:
             report["model"] = model_run(args.examples)
             ok &= report["model"]["ok"] and report["model"]["passing"] >= args.examples

@@ -103,6 +103,18 @@ SPEC_GAPS: dict[tuple[str, str], str] = {
     ("PATCH", "/console/v1/dynamic_configs/{id}/rules"): (
         "terraform: Update List of Dynamic Config Rules (MultiRuleUpdateDto)"
     ),
+    # Reviews (2026 docs.statsig.com API reference: List/Get Gate Review, Commit Gate /
+    # Dynamic Config / Experiment / Segment Review; console-api.md §19): newer than the
+    # spec snapshot.
+    **{
+        (method, f"/console/v1/{kind}/{{id}}/reviews{rest}"): f"docs: {what} ({kind})"
+        for kind in ("gates", "dynamic_configs", "experiments", "segments")
+        for method, rest, what in (
+            ("GET", "", "List Reviews"),
+            ("GET", "/{reviewID}", "Get Review"),
+            ("PUT", "/{reviewID}/commit", "Commit Review"),
+        )
+    },
 }
 
 # 2xx codes the emulator may send although the spec documents another one. The

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
 import pytest
 from conformance import check_exchanges, format_problems, load_spec
 from pydantic import SecretStr
@@ -144,3 +146,19 @@ async def _make_client(emulator_url: str) -> AsyncIterator[Callable[..., Console
 def _client(make_client: Callable[..., ConsoleClient]) -> ConsoleClient:
     """A read-write client on the empty project."""
     return make_client()
+
+
+@pytest.fixture(name="admin")
+async def _admin(
+    emulator_url: str,
+) -> AsyncIterator[Callable[..., Awaitable[tuple[int, Any]]]]:
+    """The emulator's review admin surface (no key), from loopback:
+    ``status, body = await admin("POST", "/_emulator/reviews/ID/approve", {"reason": …})``."""
+    origin = emulator_url.removesuffix("/console/v1")
+    async with aiohttp.ClientSession() as session:
+
+        async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            async with session.request(method, origin + path, json=body) as resp:
+                return resp.status, await resp.json()
+
+        yield call

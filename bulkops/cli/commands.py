@@ -38,7 +38,8 @@ from ..engine.mutations import JobContext, Mutation
 from ..engine.plans import Plan, ProjectRef, check_keys, write_plan
 from ..engine.ratelimit import history_from_records
 from ..engine.reconcile import replay, undo_mutations
-from ..engine.runner import RunOptions, run_plan
+from ..engine.reviews import forecast
+from ..engine.runner import RunOptions, RunResult, run_plan
 from ..engine.states import FINAL_STATES, OK_STATES, KeyState, State
 from ..engine.stopping import Stop
 from ..errors import NoSpaceError, RefusedError, UsageError
@@ -47,7 +48,7 @@ from ..settings import ApiKeys, Settings
 from .documents import counts_of, jobs_document, plan_document, run_document
 from .exit_codes import ExitCode, exit_code_for_run, exit_code_for_status
 from .job_loading import LoadedJob, Verifier, builtin_jobs, job_verifier, plan_verifier
-from .output import ProgressView, Ui, render_notes, render_plan, render_summary
+from .output import ProgressView, Ui, format_duration, render_notes, render_plan, render_summary
 from .reports import report_rows, status_summary, write_report
 from .run_setup import (
     EngineOptions,
@@ -194,6 +195,8 @@ async def _execute(
         budget_ratio=knobs["retry_budget"],
         handle_signals=ui.handle_signals,
         failpoints=Failpoints.from_env(),
+        checkpoint=str(checkpoint),
+        review_note=str(knobs.get("review_description") or ""),
     )
     try:
         result = await run_plan(
@@ -210,7 +213,9 @@ async def _execute(
         view.close()
     render_summary(ui.out, result, plan, problems=opts.show)
     written = _report(ui, opts, plan, result.states)
-    if not result.ok:
+    if result.waiting_for_review:
+        _say_waiting(ui, result, checkpoint)
+    elif not result.ok:
         ui.err.print(
             f"checkpoint: {checkpoint}  (`bulkops status {checkpoint}`, "
             f"`bulkops resume {checkpoint}`)",
@@ -253,6 +258,28 @@ async def _execute(
         differences=differences,
     )
     return code
+
+
+def _say_waiting(ui: Ui, result: RunResult, checkpoint: Path) -> None:
+    """Tell the user what waits for review, and what to do (exit 5)."""
+    waiting = sum(1 for st in result.states.values() if st.state == State.PENDING_REVIEW)
+    behind = sum(1 for st in result.states.values() if st.state == State.PENDING)
+    ui.err.print(
+        f"{waiting} change(s) are waiting for review"
+        + (f" ({behind} more wait behind them)" if behind else "")
+        + ": once they are approved in the console, `bulkops resume "
+        f"{checkpoint}` commits them (`bulkops status {checkpoint}` lists them).",
+        highlight=False,
+    )
+
+
+async def _planned(client: ConsoleClient, mutations: list[Mutation], ui: Ui) -> list[Mutation]:
+    """The mutations, those that will open a review marked (when the review header is
+    on), with what the plan step learnt about reviews printed."""
+    found = await forecast(client, mutations)
+    for line in found.notes:
+        ui.out.print(escape(line), highlight=False)
+    return found.mutations
 
 
 async def _apply(
@@ -346,6 +373,7 @@ async def plan_job(
             mutations: list[Mutation] = [m async for m in job.module.plan(ctx, params)]
         finally:
             await others.aclose()
+        mutations = await _planned(client, mutations, ui)
         plan = Plan.build(
             job=job.name,
             params=options,
@@ -516,9 +544,14 @@ def status(checkpoint: Path, ui: Ui, *, show: int = 20) -> ExitCode:
     summary["exit_code"] = int(code)
     _print_status(ui, checkpoint, summary, show)
     c = summary["counts"]
+    reviews = (
+        f", waiting for review {c['pending_review']}, rejected {c['rejected']}"
+        if c["pending_review"] or c["rejected"]
+        else ""
+    )
     ui.result(
         f"{summary['state'].replace('_', ' ')}: applied {c['applied']}, skipped "
-        f"{c['skipped']}, failed {c['failed']}, conflict {c['conflict']}, unsettled "
+        f"{c['skipped']}, failed {c['failed']}, conflict {c['conflict']}{reviews}, unsettled "
         f"{c['unsettled']}, not yet sent {c['pending']} (exit {int(code)})",
         summary,
     )
@@ -528,13 +561,19 @@ def status(checkpoint: Path, ui: Ui, *, show: int = 20) -> ExitCode:
 def _print_status(ui: Ui, checkpoint: Path, summary: Mapping[str, Any], show: int) -> None:
     c = summary["counts"]
     path = escape(str(checkpoint))
+    reviews = (
+        f", waiting for review {c['pending_review']}, rejected {c['rejected']}"
+        if c["pending_review"] or c["rejected"]
+        else ""
+    )
     ui.out.print(
         f"checkpoint {path}\n"
         f"  job {escape(summary['job'])}, plan {summary['plan_hash'][:12]}, created {summary['created']}\n"
         f"  project {escape(summary['target_project'])}, {summary['mutations']} mutations, "
         f"{summary['runs']} run(s)\n"
         f"  applied {c['applied']}, skipped {c['skipped']}, failed {c['failed']}, "
-        f"conflict {c['conflict']}, unsettled {c['unsettled']}, not yet sent {c['pending']}",
+        f"conflict {c['conflict']}{reviews}, unsettled {c['unsettled']}, "
+        f"not yet sent {c['pending']}",
         highlight=False,
     )
     damage, running = summary["damage"], summary["running"]
@@ -566,6 +605,16 @@ def _print_status(ui: Ui, checkpoint: Path, summary: Mapping[str, Any], show: in
             "resume is refused while it runs",
             highlight=False,
         )
+    if summary["reviews"]:
+        ui.out.print(f"  waiting for review ({len(summary['reviews'])}):", highlight=False)
+    for review in summary["reviews"][:show]:
+        age = review["age_seconds"]
+        ui.out.print(
+            f"    review {escape(str(review['review_id']))}  {escape(review['object'])}  "
+            f"({escape(review['key'])}), opened "
+            + ("at an unknown time" if age is None else f"{format_duration(age)} ago"),
+            highlight=False,
+        )
     if summary["ended_without_record"]:
         ui.out.print("  the last run ended without a record (killed?): resume reconciles it")
     for problem in summary["problems"][:show]:
@@ -578,6 +627,7 @@ def _print_status(ui: Ui, checkpoint: Path, summary: Mapping[str, Any], show: in
     state = summary["state"]
     what = {
         "incomplete": f"  resumable: `bulkops resume {path}`",
+        "reviews_pending": f"  once approved in the console: `bulkops resume {path}` commits them",
         "damaged": "  not resumable: the journal cannot prove what happened after the damage; "
         f"`bulkops undo {path} --from-damaged` plans the inverse of what the verified "
         "records applied",
@@ -648,7 +698,7 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
                 **({"damaged_at_line": damage.line} if damage is not None else {}),
             },
             projects=plan.header.projects,
-            mutations=mutations,
+            mutations=await _planned(client, mutations, ui),
             respect_reviews=settings.respect_reviews,
             guard=guard,
         )

@@ -14,7 +14,6 @@ runs at each TAB: bulkops takes about a second to start). Install::
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 import shtab
@@ -48,13 +47,9 @@ def completion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("shell", choices=SHELLS, help="the shell to complete in")
 
 
-def completion_command(
-    build: Callable[[], argparse.ArgumentParser],
-) -> Callable[[argparse.Namespace], int]:
-    """The handler: prints the script for ``args.shell`` of the parser ``build()`` makes."""
+def completion_command(args: argparse.Namespace) -> int:
+    """``bulkops completion SHELL``: print the script of every command's parser."""
+    from .main import build_parser
 
-    def run(args: argparse.Namespace) -> int:
-        print(completion_script(build(), args.shell), end="")
-        return ExitCode.OK
-
-    return run
+    print(completion_script(build_parser(completing=True), args.shell), end="")
+    return ExitCode.OK

@@ -12,6 +12,8 @@ changes only when a field is removed or changes meaning; fields may be added.
 * ``bulkops.status/1``: what a checkpoint says
   (:func:`bulkops.cli.reports.status_summary`);
 * ``bulkops.jobs/1``: every job and its options (:func:`jobs_document`);
+* ``bulkops.refs/1``: where code references the project's objects
+  (:func:`bulkops.refs.report.render_json`);
 * ``bulkops.error/1``: a command that failed before its own document (:func:`error_document`).
 """
 
@@ -45,7 +47,8 @@ RUN_SCHEMA = "bulkops.run/1"
 JOBS_SCHEMA = "bulkops.jobs/1"
 ERROR_SCHEMA = "bulkops.error/1"
 STATUS_SCHEMA = "bulkops.status/1"
-SCHEMAS = (PLAN_SCHEMA, RUN_SCHEMA, STATUS_SCHEMA, JOBS_SCHEMA, ERROR_SCHEMA)
+REFS_SCHEMA = "bulkops.refs/1"
+SCHEMAS = (PLAN_SCHEMA, RUN_SCHEMA, STATUS_SCHEMA, JOBS_SCHEMA, REFS_SCHEMA, ERROR_SCHEMA)
 
 _SCHEMA_DIR = Path(__file__).with_name("schemas")
 
@@ -117,6 +120,8 @@ def counts_of(states: Mapping[str, KeyState]) -> dict[str, int]:
         "skipped": found[State.SKIPPED],
         "failed": found[State.FAILED],
         "conflict": found[State.CONFLICT],
+        "rejected": found[State.REJECTED],
+        "pending_review": found[State.PENDING_REVIEW],
         "unsettled": found[State.IN_DOUBT],
         "pending": found[State.PENDING],
     }
@@ -139,7 +144,7 @@ def run_document(
     problems = [
         {"key": k, "state": str(st.state), "reason": st.reason or st.error}
         for k, st in states.items()
-        if st.state in (State.FAILED, State.CONFLICT, State.IN_DOUBT)
+        if st.state in (State.FAILED, State.CONFLICT, State.REJECTED, State.IN_DOUBT)
     ]
     return {
         "schema": RUN_SCHEMA,

@@ -57,6 +57,12 @@ def emulator_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault-seed", type=int, default=None, help="seed for reproducible faults")
     p.add_argument("--hang-seconds", type=float, default=None, help="how long a hang fault holds")
     p.add_argument("--request-log", type=Path, help="append one JSON line per request to FILE")
+    p.add_argument(
+        "--require-reviews",
+        action="store_true",
+        help="every project requires reviews (production too): changes sent with "
+        "x-respect-review-settings open reviews",
+    )
 
 
 def emulator_command(args: argparse.Namespace) -> int:
@@ -65,6 +71,7 @@ def emulator_command(args: argparse.Namespace) -> int:
     Raises:
         UsageError: a bad quota, fault spec, time scale or seed.
     """
+    from ..emulator.handlers.reviews import require_reviews
     from ..emulator.seed import apply_seed
     from ..emulator.server import serve
     from ..emulator.state import EmulatorState, Faults, QuotaWindow
@@ -98,6 +105,9 @@ def emulator_command(args: argparse.Namespace) -> int:
             projects += apply_seed(state, seed)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    if args.require_reviews:
+        for project in projects:
+            require_reviews(project)
 
     def ready(url: str) -> None:
         print(f"bulkops emulator listening on {url}", flush=True)
@@ -112,6 +122,12 @@ def emulator_command(args: argparse.Namespace) -> int:
             + ("" if state.quotas_enabled else " (quotas off)"),
             flush=True,
         )
+        if args.require_reviews:
+            print(
+                "  reviews required in every project: approve with "
+                f"POST {url.removesuffix('/console/v1')}/_emulator/reviews/ID/approve",
+                flush=True,
+            )
         print(f"  export STATSIG_API_URL={url}", flush=True)
 
     try:

@@ -29,7 +29,6 @@ from ..settings import key_env_names
 from . import commands
 from .invocation import (
     Invocation,
-    Parser,
     add_connection_options,
     add_output_options,
     invoke,
@@ -38,6 +37,7 @@ from .invocation import (
     refuse_key_arguments,
 )
 from .job_loading import LoadedJob, builtin_jobs, load_job, parse_params
+from .parsing import Parser
 from .run_setup import EngineOptions, checkpoint_params
 
 __all__ = [
@@ -68,6 +68,7 @@ _RESERVED = {
     "allow_insecure_http",
     "timeout",
     "no_review_header",
+    "review_description",
     "quota",
     "id_list_quota",
     "time_scale",
@@ -173,6 +174,13 @@ def _engine_options(p: argparse.ArgumentParser, *, writes: bool, suppress: bool)
         type=float,
         default=d,
         help="retries allowed per first attempt before the run stops (0.2)",
+    )
+    p.add_argument(
+        "--review-description",
+        default=d,
+        metavar="TEXT",
+        help="your words in the description of every review the run opens (recorded in "
+        "the checkpoint; the description always names the job, run and checkpoint)",
     )
 
 
@@ -294,6 +302,7 @@ def _options(args: argparse.Namespace) -> EngineOptions:
         max_mutations=get("max_mutations"),
         checkpoint=get("checkpoint"),
         report=get("report"),
+        review_description=get("review_description"),
         output=get("output"),
         show=get("show") or 50,
         apply=bool(get("apply", False)),

@@ -10,6 +10,8 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
          a key of another project, a file path that is a symbolic link
     4    cannot reach or authenticate to the API (URL, network, TLS, a bad,
          read-only or wrong-type key): nothing was sent
+    5    changes are waiting for review: nothing failed, some writes opened
+         reviews (the rest applied or wait behind them); resume after approval
     6    ``status``: the checkpoint has work left (resumable), or a run holds it
     7    stopped: no space left, or a file-size limit, while writing a file;
          the checkpoint is resumable once there is room
@@ -19,15 +21,15 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
     ===  =====================================================================
 
 ``status`` exits 0 when the checkpoint is complete with every mutation applied or
-skipped, 1 complete with failures or conflicts, 6 incomplete or running, 3 damaged.
+skipped, 1 complete with failures, conflicts or rejections, 5 only reviews are left to
+wait for, 6 incomplete or running, 3 damaged.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from ..engine.runner import RunResult
-from ..engine.stopping import Stop
 from ..errors import (
     ApiAccessError,
     BulkOpsError,
@@ -38,6 +40,9 @@ from ..errors import (
     RefusedError,
     UsageError,
 )
+
+if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every start
+    from ..engine.runner import RunResult
 
 __all__ = ["ExitCode", "exit_code_for_error", "exit_code_for_run", "exit_code_for_status"]
 
@@ -50,6 +55,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     REFUSED = 3
     API_ACCESS = 4
+    REVIEW_PENDING = 5
     INCOMPLETE = 6
     NO_SPACE = 7
     INTERRUPTED = 130
@@ -71,9 +77,12 @@ def exit_code_for_error(exc: BulkOpsError) -> ExitCode:
 
 
 def exit_code_for_run(result: RunResult, *, applied_before: int = 0) -> ExitCode:
-    """0 all applied or skipped; 130 interrupted (143 terminated); 4 the key was refused (401/403) before
-    anything applied (``applied_before``: mutations the checkpoint had applied when the
-    run started); 1 anything else."""
+    """0 all applied or skipped; 5 only reviews are left to wait for; 130 interrupted
+    (143 terminated); 7 no space left; 4 the key was refused (401/403) before anything
+    applied (``applied_before``: mutations the checkpoint had applied when the run
+    started); 1 anything else."""
+    from ..engine.stopping import Stop
+
     if result.stop is Stop.INTERRUPTED:
         return ExitCode.INTERRUPTED
     if result.stop is Stop.TERMINATED:
@@ -82,12 +91,15 @@ def exit_code_for_run(result: RunResult, *, applied_before: int = 0) -> ExitCode
         return ExitCode.NO_SPACE
     if result.stop is Stop.UNAUTHORIZED and result.counts()["applied"] <= applied_before:
         return ExitCode.API_ACCESS
-    return ExitCode.OK if result.ok else ExitCode.FAILED
+    if result.ok:
+        return ExitCode.OK
+    return ExitCode.REVIEW_PENDING if result.waiting_for_review else ExitCode.FAILED
 
 
 _STATUS_CODES = {
     "complete": ExitCode.OK,
     "complete_with_problems": ExitCode.FAILED,
+    "reviews_pending": ExitCode.REVIEW_PENDING,
     "incomplete": ExitCode.INCOMPLETE,
     "running": ExitCode.INCOMPLETE,
     "damaged": ExitCode.REFUSED,

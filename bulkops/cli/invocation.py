@@ -25,10 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 from ..errors import BulkOpsError, UsageError, redact
 from ..logging import configure_logging
@@ -37,7 +36,6 @@ from .output import Ui
 
 __all__ = [
     "Invocation",
-    "Parser",
     "add_connection_options",
     "add_output_options",
     "invoke",
@@ -57,39 +55,6 @@ class Invocation(NamedTuple):
 
     action: Action
     key_envs: Sequence[str] = (API_KEY_ENV,)
-
-
-class _StoreOnce(argparse._StoreAction):
-    """``store``, refusing an option given twice: which value would win is a guess
-    (``--report a.json --report b.json`` wrote only b.json)."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        given: set[str] = namespace.__dict__.setdefault("_given", set())
-        if self.dest in given:
-            parser.error(f"{option_string or self.dest} given twice (it takes one value)")
-        given.add(self.dest)
-        super().__call__(parser, namespace, values, option_string)
-
-
-class Parser(argparse.ArgumentParser):
-    """bulkops' argument parser: a usage error is ``FAILED: …`` and exit 2, and an
-    option that takes one value may be given once."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.register("action", None, _StoreOnce)
-        self.register("action", "store", _StoreOnce)
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print(f"FAILED: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def refuse_key_arguments(values: Sequence[str]) -> None:

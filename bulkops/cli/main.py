@@ -2,10 +2,14 @@
 
 :data:`COMMANDS` is the one place commands are registered: an explicit list of
 :class:`Command` entries (name, help, the function adding its arguments, its handler),
-checked for duplicates when this module is imported. A handler returns the exit code;
+checked for duplicates when this module is imported. Handlers and argument functions are
+named by module (:func:`lazy`), so ``bulkops X`` imports what X needs and nothing else:
+the parser adds the options of the command being run only (``bulkops refs`` starts
+without aiohttp, pydantic, rich or the emulator). A handler returns the exit code;
 :func:`main` turns a :class:`~bulkops.errors.BulkOpsError` into ``FAILED: …`` (and
-``HINT: …``, and with ``-v`` ``DETAIL: …``) on stderr and its exit code, Ctrl-C into 130,
-SIGTERM into 143, and a closed stdout (``| head``) into a quiet 141 (the contract is
+``HINT: …``, and with ``-v`` ``DETAIL: …``) on stderr and its exit code (and, with
+``--json``, a ``bulkops.error/1`` document on stdout), Ctrl-C into 130, SIGTERM into 143,
+and a closed stdout (``| head``) into a quiet 141 (the contract is
 :mod:`bulkops.cli.exit_codes`).
 """
 
@@ -13,26 +17,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from .. import __version__
 from ..errors import BulkOpsError, redact
-from . import engine
-from .completion import completion_arguments, completion_command
-from .demo import demo_arguments, demo_command
-from .documents import error_document
-from .emulator import emulator_arguments, emulator_command
 from .exit_codes import ExitCode, exit_code_for_error
-from .invocation import Parser
-from .snapshot import snapshot_arguments, snapshot_command
+from .parsing import Parser
 
-__all__ = ["COMMANDS", "Command", "build_parser", "main"]
+__all__ = ["COMMANDS", "Command", "build_parser", "lazy", "main"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,18 @@ class Command:
     completion: Callable[[argparse.ArgumentParser], None] | None = None
 
 
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name`` (relative to this package), imported on its first call."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        function = getattr(importlib.import_module(module, __package__), name)
+        return function(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"{module}.{name}, imported when first called."
+    return call
+
+
 def _table(*commands: Command) -> tuple[Command, ...]:
     names: set[str] = set()
     for command in commands:
@@ -68,72 +80,90 @@ COMMANDS: tuple[Command, ...] = _table(
     Command(
         "emulator",
         "serve a local Console API (the test double and demo stage)",
-        emulator_command,
-        emulator_arguments,
+        lazy(".emulator", "emulator_command"),
+        lazy(".emulator", "emulator_arguments"),
     ),
-    Command("jobs", "list jobs and their options", engine.jobs_command, engine.jobs_arguments),
+    Command(
+        "jobs",
+        "list jobs and their options",
+        lazy(".engine", "jobs_command"),
+        lazy(".engine", "jobs_arguments"),
+    ),
     Command(
         "plan",
         "read-only: per-object diff, counts and ETA; -o writes a plan file",
-        engine.plan_command,
-        engine.plan_arguments,
-        engine.plan_completion,
+        lazy(".engine", "plan_command"),
+        lazy(".engine", "plan_arguments"),
+        lazy(".engine", "plan_completion"),
     ),
     Command(
         "run",
         "plan and, with --apply, apply (dry run by default)",
-        engine.run_command,
-        engine.run_arguments,
-        engine.run_completion,
+        lazy(".engine", "run_command"),
+        lazy(".engine", "run_arguments"),
+        lazy(".engine", "run_completion"),
     ),
     Command(
         "apply",
         "apply exactly a plan file (refused if edited)",
-        engine.apply_command,
-        engine.apply_arguments,
+        lazy(".engine", "apply_command"),
+        lazy(".engine", "apply_arguments"),
     ),
     Command(
         "resume",
         "continue a checkpoint: reconcile, skip what is done",
-        engine.resume_command,
-        engine.resume_arguments,
+        lazy(".engine", "resume_command"),
+        lazy(".engine", "resume_arguments"),
     ),
     Command(
         "status",
         "what a checkpoint says (read-only)",
-        engine.status_command,
-        engine.status_arguments,
+        lazy(".engine", "status_command"),
+        lazy(".engine", "status_arguments"),
     ),
     Command(
         "undo",
         "plan (and with --apply, run) the inverse of a checkpoint",
-        engine.undo_command,
-        engine.undo_arguments,
+        lazy(".engine", "undo_command"),
+        lazy(".engine", "undo_arguments"),
     ),
     Command(
         "snapshot",
         "read a whole project into a seed file (bulkops emulator --seed FILE)",
-        snapshot_command,
-        snapshot_arguments,
+        lazy(".snapshot", "snapshot_command"),
+        lazy(".snapshot", "snapshot_arguments"),
+    ),
+    Command(
+        "refs",
+        "where code references the project's gates, configs, experiments (or archived ones)",
+        lazy(".refs", "refs_command"),
+        lazy(".refs", "refs_arguments"),
     ),
     Command(
         "demo",
         "everything, end to end, on a local emulator (3 minutes)",
-        demo_command,
-        demo_arguments,
+        lazy(".demo", "demo_command"),
+        lazy(".demo", "demo_arguments"),
     ),
     Command(
         "completion",
         "print a tab-completion script: bash, zsh or fish",
-        lambda args: completion_command(lambda: build_parser(completing=True))(args),
-        completion_arguments,
+        lazy(".completion", "completion_command"),
+        lazy(".completion", "completion_arguments"),
     ),
 )
 
 
-def build_parser(*, completing: bool = False) -> argparse.ArgumentParser:
-    """The argument parser for every command of :data:`COMMANDS`, in its order
-    (``completing``: as shell completion sees it, see :attr:`Command.completion`)."""
+def build_parser(
+    only: Collection[str] | None = None, *, completing: bool = False
+) -> argparse.ArgumentParser:
+    """The argument parser for every command of :data:`COMMANDS`, in its order.
+
+    Args:
+        only: The commands whose options are added (the others are listed with their
+            help, which needs no import); None adds every command's.
+        completing: As shell completion sees it (see :attr:`Command.completion`).
+    """
     parser = Parser(prog="bulkops", description="Safe bulk operations for the Statsig Console API.")
     parser.add_argument("--version", action="version", version=f"bulkops {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the traceback of an error")
@@ -142,7 +172,7 @@ def build_parser(*, completing: bool = False) -> argparse.ArgumentParser:
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help)
         arguments = command.completion if completing and command.completion else command.arguments
-        if arguments is not None:
+        if arguments is not None and (only is None or command.name in only):
             arguments(p)
         p.set_defaults(func=command.handler)
     return parser
@@ -171,7 +201,10 @@ def _quiet_broken_pipe() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bulkops`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = {c.name for c in COMMANDS}
+    # The command is the first argument that names one (global options come before it).
+    parser = build_parser([a for a in argv if a in names][:1])
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -187,7 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.detail and getattr(args, "verbose", False):
             print(f"DETAIL: {redact(exc.detail)}", file=sys.stderr)
         code = exit_code_for_error(exc)
-        if getattr(args, "json", False):  # stdout still carries one document
+        if getattr(args, "json", False) is True:  # stdout still carries one document
+            from .documents import error_document
+
             document = error_document(message, redact(exc.hint) if exc.hint else None, code)
             print(json.dumps(document), flush=True)
         return code

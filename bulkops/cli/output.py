@@ -53,7 +53,7 @@ __all__ = [
     "render_summary",
 ]
 
-_RESULTS = ("applied", "skipped", "failed", "conflict")
+_RESULTS = ("applied", "skipped", "failed", "conflict", "rejected")
 UNSETTLED = "no outcome recorded: it may or may not have been applied (a read settles it)"
 
 # Stand-ins for the characters bulkops prints, on a stream that cannot encode them.
@@ -202,8 +202,9 @@ def render_plan(
     show: int = 50,
     title: str = "Plan",
 ) -> str:
-    """Print the per-object diff (only what changes; the first ``show`` objects) and the
-    counts per action; return the summary line (mutations, objects, project, ETA)."""
+    """Print the per-object diff (only what changes; the first ``show`` objects), the
+    counts per action (and how many will need review); return the summary line
+    (mutations, objects, project, ETA)."""
     groups: dict[str, list[Mutation]] = {}
     for m in plan.mutations:
         groups.setdefault(m.object, []).append(m)
@@ -215,7 +216,8 @@ def render_plan(
                 highlight=False,
             )
             break
-        console.print(f"  [bold]{escape(obj)}[/]", highlight=False)
+        reviewed = " (needs review)" if any(m.review for m in mutations) else ""
+        console.print(f"  [bold]{escape(obj)}[/]{reviewed}", highlight=False)
         for m in mutations:
             if m.absent:
                 console.print(
@@ -228,13 +230,24 @@ def render_plan(
                 console.print(
                     f"    {escape(m.action)}: {escape(what)}: {escape(change)}", highlight=False
                 )
+    reviews = Counter(m.action for m in plan.mutations if m.review and not m.absent)
     table = Table(title="Mutations per action", show_edge=False)
     table.add_column("action")
     table.add_column("count", justify="right")
+    if reviews:
+        table.add_column("need review", justify="right")
     for action, count in plan.counts().items():
-        table.add_row(escape(action), str(count))
+        table.add_row(escape(action), str(count), *([str(reviews[action])] if reviews else []))
     if plan.mutations:
         console.print(table)
+    for action, count in reviews.items():
+        total = plan.counts().get(action, count)
+        console.print(
+            f"{total} {escape(action)}{'' if total == 1 else 's'}, {count} of them will need "
+            "review: each opens a review instead of applying; once approved in the console, "
+            "`bulkops resume` commits it.",
+            highlight=False,
+        )
     absent = sum(1 for m in plan.mutations if m.absent)
     nothing = f" ({absent} absent: nothing to do)" if absent else ""
     return (
@@ -361,14 +374,19 @@ class ProgressView:
 
     def _counts_text(self, short: bool = False) -> str:
         c = self.counts
+        review = c["pending_review"]
         if short:  # the live bar shares one terminal line with everything else
             return (
                 f"ok {c['applied']} skip {c['skipped']} fail {c['failed']} "
-                f"conflict {c['conflict']} 429 {self.n_throttled} retry {self.n_retries}"
+                f"conflict {c['conflict']}"
+                + (f" review {review}" if review else "")
+                + f" 429 {self.n_throttled} retry {self.n_retries}"
             )
         return (
             f"applied {c['applied']} skipped {c['skipped']} failed {c['failed']} "
-            f"conflicts {c['conflict']} 429s {self.n_throttled} retries {self.n_retries}"
+            f"conflicts {c['conflict']}"
+            + (f" waiting for review {review}" if review else "")
+            + f" 429s {self.n_throttled} retries {self.n_retries}"
         )
 
     def _update(self, force: bool = False) -> None:
@@ -399,10 +417,23 @@ def render_summary(console: Console, result: RunResult, plan: Plan, *, problems:
     table = Table(title="Summary", show_edge=False)
     table.add_column("state")
     table.add_column("count", justify="right")
-    for state in ("applied", "skipped", "failed", "conflict", "in_doubt", "pending"):
-        if counts.get(state) or state in _RESULTS:
-            label = {"in_doubt": "unsettled", "pending": "not yet sent"}.get(state, state)
-            table.add_row(label, str(counts.get(state, 0)))
+    labels = {
+        "in_doubt": "unsettled",
+        "pending": "not yet sent",
+        "pending_review": "waiting for review",
+    }
+    for state in (
+        "applied",
+        "skipped",
+        "failed",
+        "conflict",
+        "rejected",
+        "pending_review",
+        "in_doubt",
+        "pending",
+    ):
+        if counts.get(state) or state in _RESULTS[:4]:
+            table.add_row(labels.get(state, state), str(counts.get(state, 0)))
     table.add_row("429s", str(result.throttled))
     table.add_row("retries", str(result.retries))
     table.add_row("requests sent", str(result.sent))
@@ -411,7 +442,7 @@ def render_summary(console: Console, result: RunResult, plan: Plan, *, problems:
     shown = 0
     for m in plan.mutations:
         st = result.states[m.key]
-        if st.state in ("failed", "conflict", "in_doubt"):
+        if st.state in ("failed", "conflict", "rejected", "in_doubt"):
             if shown == 0:
                 console.print("[bold]Needs a look:[/]")
             if shown >= problems:
@@ -422,6 +453,16 @@ def render_summary(console: Console, result: RunResult, plan: Plan, *, problems:
             console.print(
                 f"  {escape(st.state)} {escape(m.key)}: {escape(reason)}", highlight=False
             )
+    waiting = [m for m in plan.mutations if result.states[m.key].state == "pending_review"]
+    if waiting:
+        console.print("[bold]Waiting for review:[/]")
+    for m in waiting[:problems]:
+        review_id = result.states[m.key].review_id or "?"
+        console.print(
+            f"  review {escape(review_id)}  {escape(m.object)}  ({escape(m.key)})", highlight=False
+        )
+    if len(waiting) > problems:
+        console.print(f"  … and {len(waiting) - problems} more (`bulkops status`)", highlight=False)
     if result.stop in (Stop.INTERRUPTED, Stop.TERMINATED):
         what = "Interrupted" if result.stop is Stop.INTERRUPTED else "Terminated"
         console.print(f"{what}: the checkpoint is consistent; resume to continue.")

@@ -1,9 +1,10 @@
 """Per-item reports (JSON and CSV) and the checkpoint status summary.
 
 A report has one row per planned mutation: key, action, object, method, path, the
-final state, HTTP status, attempts and the reason when it did not apply. Files are
-created 0600 (bodies are not included: they may hold user ids). The status summary
-is what ``bulkops status CKPT`` prints, read without changing the checkpoint.
+final state, HTTP status, attempts, the reason when it did not apply and the review its
+write opened. Files are created 0600 (bodies are not included: they may hold user ids).
+The status summary is what ``bulkops status CKPT`` prints, read without changing the
+checkpoint: counts per state, and the reviews still waiting (id, object, age).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,6 +41,7 @@ REPORT_FIELDS = (
     "attempts",
     "reason",
     "created_id",
+    "review_id",
 )
 
 
@@ -60,6 +63,7 @@ def report_rows(plan: Plan, states: Mapping[str, KeyState]) -> list[dict[str, An
                 "attempts": st.attempts,
                 "reason": reason,
                 "created_id": st.created_id,
+                "review_id": st.review_id,
             }
         )
     return rows
@@ -106,12 +110,14 @@ def status_summary(
     *,
     damage: Damage | None = None,
     running: Mapping[str, Any] | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint says: the plan, the runs, how many mutations are in each state,
-    and where it stands (``state``): ``running`` (``running`` holds the lock holder's
-    details), ``damaged`` (``damage``: records after it are not trusted; the counts are
-    those of the records before it), ``incomplete``, ``complete_with_problems`` or
-    ``complete``.
+    the reviews still waiting (oldest first, with their age at ``now``), and where it
+    stands (``state``): ``running`` (``running`` holds the lock holder's details),
+    ``damaged`` (``damage``: records after it are not trusted; the counts are those of
+    the records before it), ``incomplete``, ``reviews_pending`` (only reviews are left to
+    wait for), ``complete_with_problems`` or ``complete``.
     """
     counts = Counter(st.state for st in states.values())
     runs = [r for r in records if r.get("t") == "run"]
@@ -127,20 +133,43 @@ def status_summary(
     problems = [
         {"key": k, "state": st.state, "reason": st.reason or st.error or UNSETTLED}
         for k, st in states.items()
-        if st.state in ("failed", "conflict", "in_doubt")
+        if st.state in ("failed", "conflict", "rejected", "in_doubt")
     ]
+    clock = time.time() if now is None else now
+    by_key = plan.by_key()
+    reviews = sorted(
+        (
+            {
+                "review_id": st.review_id,
+                "key": key,
+                "object": by_key[key].object if key in by_key else "",
+                "opened_at": st.review_at,
+                "age_seconds": None if st.review_at is None else max(0.0, clock - st.review_at),
+            }
+            for key, st in states.items()
+            if st.state == "pending_review"
+        ),
+        key=lambda r: (r["opened_at"] or 0.0, r["key"]),
+    )
+    # As a run's exit 5: some wait for review, the rest applied, skipped or waiting
+    # behind them, and the last run ended (a killed one leaves work to resume).
+    only_reviews = (
+        bool(reviews)
+        and not open_run
+        and {st.state for st in states.values()} <= {*OK_STATES, "pending_review", "pending"}
+    )
     if damage is not None:
         state = "damaged"
     elif running is not None:
         state = "running"
+    elif only_reviews:
+        state = "reviews_pending"
     elif not done:
         state = "incomplete"
+    elif all(st.state in OK_STATES for st in states.values()):
+        state = "complete"
     else:
-        state = (
-            "complete"
-            if all(st.state in OK_STATES for st in states.values())
-            else ("complete_with_problems")
-        )
+        state = "complete_with_problems"
     return {
         "schema": STATUS_SCHEMA,
         "state": state,
@@ -156,9 +185,12 @@ def status_summary(
             "skipped": counts.get("skipped", 0),
             "failed": counts.get("failed", 0),
             "conflict": counts.get("conflict", 0),
+            "rejected": counts.get("rejected", 0),
+            "pending_review": counts.get("pending_review", 0),
             "unsettled": counts.get("in_doubt", 0),
             "pending": counts.get("pending", 0),
         },
+        "reviews": reviews,
         "runs": len(starts),
         "last_run": dict(last_end) if last_end else None,
         "ended_without_record": open_run,
@@ -172,7 +204,7 @@ def status_summary(
             "records_before": len(records),
         },
         "complete": done and damage is None,
-        "resumable": state == "incomplete",
+        "resumable": state in ("incomplete", "reviews_pending"),
         "applied": [k for k, st in states.items() if st.state == "applied"],
         "problems": problems[:100],
         "problems_total": len(problems),

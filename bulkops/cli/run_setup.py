@@ -12,7 +12,8 @@ user or decides whether a run may go ahead (that is :mod:`bulkops.cli.safety`).
   an :class:`~bulkops.errors.ApiAccessError` naming the URL and the setting or key
   variable to change (:func:`access_error`; exit 4).
 * **Run knobs**, recorded in the checkpoint so a resume keeps them: :func:`run_knobs`
-  (quota windows, time scale, writes in flight, retry budget), the quota limiter built
+  (quota windows, time scale, writes in flight, retry budget, the words for the reviews
+  a run opens), the quota limiter built
   from them (:func:`quota_limiter`, :func:`estimate`) and the project's send log
   (:func:`send_log`); a :class:`PlanRun` bundles what the runner is then given.
 * **The checkpoint**: its name (:func:`default_checkpoint`, :func:`undo_checkpoint`),
@@ -112,6 +113,7 @@ class EngineOptions:
     max_mutations: int | None = None
     checkpoint: Path | None = None
     report: Path | None = None
+    review_description: str | None = None
     output: Path | None = None
     show: int = 50
     apply: bool = False
@@ -296,8 +298,9 @@ def _windows(value: Any, default: tuple[QuotaWindow, ...]) -> tuple[QuotaWindow,
 
 
 def run_knobs(opts: EngineOptions, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The effective quota and concurrency knobs (recorded in the checkpoint): the
-    command line's, else those ``recorded`` by the checkpoint, else the defaults."""
+    """The effective quota and concurrency knobs, and the user's words for the reviews a
+    run opens (recorded in the checkpoint): the command line's, else those ``recorded``
+    by the checkpoint, else the defaults."""
     rec = recorded or {}
     quotas = _windows(_option(opts.quotas, rec, "quota", None), DEFAULT_QUOTA)
     id_quotas = _windows(
@@ -313,6 +316,7 @@ def run_knobs(opts: EngineOptions, recorded: Mapping[str, Any] | None = None) ->
         "retry_budget": float(
             _option(opts.retry_budget, rec, "retry_budget", DEFAULT_RETRY_BUDGET)
         ),
+        "review_description": str(_option(opts.review_description, rec, "review_description", "")),
     }
 
 

@@ -73,6 +73,9 @@ def confirm(ui: Ui, opts: EngineOptions, project: ProjectRef, plan: Plan, eta: f
     """
     counts = ", ".join(f"{n} {action}" for action, n in plan.counts().items())
     reviews = "on" if plan.header.respect_reviews and not opts.no_review_header else "OFF"
+    needing = sum(1 for m in plan.mutations if m.review)
+    if needing and reviews == "on":
+        reviews += f" ({needing} will open reviews)"
     about = (
         f"About to apply {len(plan.mutations)} mutations ({counts}) to project "
         f"{project.name} ({project.id}); ETA ≈ {format_duration(eta)}; review header {reviews}."

@@ -49,6 +49,7 @@ __all__ = [
     "ID_LIST_TYPES",
     "OVERRIDE_KINDS",
     "SnapshotStats",
+    "read_collection",
     "read_project",
     "rehearsal_key",
     "snapshot_arguments",
@@ -100,7 +101,8 @@ def _is_empty(value: Any) -> bool:
     return value in (None, [], "")
 
 
-async def _list(client: ConsoleClient, source: _Source) -> dict[str, dict[str, Any]]:
+async def read_collection(client: ConsoleClient, source: _Source) -> dict[str, dict[str, Any]]:
+    """Every object of one collection (all pages), by the field that keys it."""
     out: dict[str, dict[str, Any]] = {}
     async for item in client.paginate(source.path, params=dict(source.params or {})):
         if not isinstance(item, dict) or not item.get(source.key):
@@ -125,7 +127,9 @@ async def read_project(client: ConsoleClient) -> dict[str, Any]:
     environments = await client.data("GET", "/environments")
     if isinstance(environments, dict):
         environments = environments.get("environments")
-    collections = {kind: await _list(client, src) for kind, src in COLLECTION_SOURCES.items()}
+    collections = {
+        kind: await read_collection(client, src) for kind, src in COLLECTION_SOURCES.items()
+    }
 
     overrides: dict[str, dict[str, Any]] = {kind: {} for kind in OVERRIDE_KINDS}
     id_lists: dict[str, list[str]] = {}

@@ -10,10 +10,12 @@ Every request under ``/console/v1`` goes through one pipeline, in this order:
    most one of ``429``, ``429-retry-after``, ``500-before``, ``500-after``,
    ``reset-before``, ``reset-after``, ``hang-after``. The ``-after`` faults run the
    handler first, so the change is applied but the client does not learn it;
-4. the handler.
+4. the handler, behind the review rule (:func:`~.handlers.reviews.with_reviews`): a
+   mutation that needs review opens one instead of applying.
 
 Each request then writes one request-log line (``time, method, path, status,
-applied, fault, project``; ``status`` 0 for a dropped connection) and, when
+applied, fault, project``, and ``review`` when it opened or committed one; ``status``
+0 for a dropped connection) and, when
 ``state.capture`` is a list, one exchange record with the bodies and the
 matched route template (the conformance tests read those).
 """
@@ -33,7 +35,8 @@ from ..api.paths import WRITE_METHODS
 from ..engine.quota import quota_class_for
 from ..errors import redact
 from .handlers import ROUTES
-from .http import APPLIED, PREFIX, PROJECT, STATE, api_error
+from .handlers.reviews import with_reviews
+from .http import APPLIED, PREFIX, PROJECT, REVIEW, STATE, api_error
 from .state import EmulatorState
 
 __all__ = ["FAULT", "FAULT_RNG", "create_app", "quota_class", "retry_after_value"]
@@ -160,6 +163,7 @@ async def _guarded(request: web.Request, handler: Handler, st: EmulatorState) ->
     if not request.path.startswith(PREFIX):
         return await _run(request, handler)
     _auth(request, st)
+    handler = with_reviews(handler)
     klass = quota_class(request.method, request.path)
     if klass is not None and st.quotas_enabled:
         wait = st.quota_for(request[PROJECT], klass).attempt(st.clock())
@@ -224,6 +228,8 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
             "fault": request.get(FAULT),
             "project": getattr(request.get(PROJECT), "id", None),
         }
+        if REVIEW in request:
+            entry["review"] = request[REVIEW]
         st.log_request(entry)
         if st.capture is not None:
             route = request.match_info.route.resource

@@ -15,6 +15,10 @@
 - **target** (key ``console-demo-target``, read-only ``console-demo-target-readonly``):
   empty, with the same environments.
 
+Whatever the project settings, :data:`REVIEW_GATES` of the stale gates in progress that
+nothing references require review (``reviewSettings.requiredReview``): archiving them
+with the review header opens reviews, which the demo approves and commits.
+
 Everything is drawn from ``random.Random(SEED)`` against the fixed clock ``BASE_MS``,
 so two builds are equal and a test can count what it expects. Objects are stored in
 the API's response shapes (``ExternalGateDto``, ``DynamicConfigDto``, ``SegmentDto``,
@@ -41,6 +45,7 @@ __all__ = [
     "DEMO_TARGET_ID",
     "DEMO_TARGET_KEY",
     "DEMO_TARGET_READ_ONLY_KEY",
+    "REVIEW_GATES",
     "SEED",
     "demo_projects",
 ]
@@ -59,6 +64,8 @@ DAY_MS = 86_400_000
 
 N_GATES = 1200
 N_DYNAMIC_CONFIGS = 140
+# How many stale, unreferenced gates require review (the first ones by id).
+REVIEW_GATES = 5
 
 # (type, typeReason) -> how many gates; the rest of N_GATES are TEMPORARY.
 _STALE_REASONS = {
@@ -461,6 +468,7 @@ class _SourceBuilder:
         self.build_dynamic_configs()
         self.build_layers_and_experiments()
         self.build_holdout()
+        self.require_review_on_some_stale_gates()
         self.build_histories()
         return self.project
 
@@ -744,6 +752,30 @@ class _SourceBuilder:
                 rules.append(
                     self.rule(f"Requires {gate_id}", 100, [_cond("passes_gate", target=gate_id)])
                 )
+
+    def require_review_on_some_stale_gates(self) -> None:
+        """The last :data:`REVIEW_GATES` live stale gates (by id) that are in progress,
+        that nothing references, that reference no gate, that have no overrides and that
+        the examples do not use require review: archiving them opens reviews, copying
+        them as they are opens none."""
+        from .common import referenced_ids
+        from .handlers.gates import gate_references
+
+        store = self.project.store("gates")
+        overridden = self.project.overrides["gates"]
+        picked = [
+            gate_id
+            for gate_id in sorted(self.live_gates, reverse=True)
+            if store[gate_id]["type"] == "STALE"
+            and store[gate_id]["status"] == "In Progress"
+            and gate_id not in overridden
+            and not gate_id.startswith("checkout_")
+            and "payments" not in (store[gate_id].get("tags") or [])
+            and not any(referenced_ids(store[gate_id]["rules"], "gate"))
+            and not any(gate_references(self.project, gate_id, live_only=True))
+        ][:REVIEW_GATES]
+        for gate_id in picked:
+            store[gate_id]["reviewSettings"] = {"requiredReview": True, "allowedReviewers": None}
 
     def build_gate_overrides(self) -> None:
         rng = self.rng

@@ -22,6 +22,7 @@ __all__ = [
     "APPLIED",
     "PREFIX",
     "PROJECT",
+    "REVIEW",
     "STATE",
     "api_error",
     "audit",
@@ -42,6 +43,8 @@ STATE = web.AppKey("state", EmulatorState)
 # Per-request storage set by the app's middleware (typed keys: aiohttp warns on str keys).
 PROJECT = web.RequestKey("project", Project)
 APPLIED = web.RequestKey("applied", bool)
+# What a request did to a review (``{"event": "opened"|"committed"|…, "id": …}``), for the request log.
+REVIEW = web.RequestKey("review", dict[str, str])
 
 GENERIC_400 = "Invalid request. Please check the request input and try again."
 

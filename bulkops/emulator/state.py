@@ -45,6 +45,7 @@ __all__ = [
     "Project",
     "Quota",
     "QuotaWindow",
+    "Review",
     "new_base_id",
 ]
 
@@ -180,6 +181,51 @@ class Faults:
 
 
 @dataclass
+class Review:
+    """A review a mutation opened (:mod:`~bulkops.emulator.handlers.reviews`).
+
+    Attributes:
+        id: The ``review_id``.
+        kind, object_id: The object it changes.
+        type: The kind of change (``archive``, ``update_rules``, …).
+        description: What the author wrote (the mutation's ``x-review-description``).
+        status: ``pending``, ``accepted``, ``rejected`` or ``committed``.
+        created_ms: When it was opened.
+        base: The object's scope (object, overrides, id list) when it was opened; a
+            commit is refused once the object no longer shows it.
+        proposal: The scope once the change is applied.
+        entries: The audit-log entries of the change (logged again when committed).
+        reason: Why it was approved or rejected, if anyone said.
+    """
+
+    id: str
+    kind: str
+    object_id: str
+    type: str
+    description: str
+    created_ms: int
+    base: dict[str, Any]
+    proposal: dict[str, Any]
+    entries: list[dict[str, Any]]
+    status: str = "pending"
+    reason: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The review as the API shows it (snake_case; ``reason`` is our addition)."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.created_ms / 1000))
+        return {
+            "review_id": self.id,
+            "status": self.status,
+            "type": self.type,
+            "author": {"id": "console_api", "email": None},
+            "reviewers": [],
+            "description": self.description,
+            "created_at": f"{stamp}.{self.created_ms % 1000:03d}Z",
+            "reason": self.reason,
+        }
+
+
+@dataclass
 class KeyInfo:
     """A console key: which project it opens, and whether it may write."""
 
@@ -207,6 +253,7 @@ class Project:
     settings: dict[str, Any] = field(default_factory=dict)
     audit_log: list[dict[str, Any]] = field(default_factory=list)
     quotas: dict[str, Quota] = field(default_factory=dict)
+    reviews: dict[str, Review] = field(default_factory=dict)
     _audit_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def store(self, kind: str) -> dict[str, dict[str, Any]]:
@@ -311,6 +358,7 @@ class EmulatorState:
     capture: list[dict[str, Any]] | None = None
     clock: Callable[[], float] = time.monotonic
     wall_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    review_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def add_project(self, project: Project, keys: dict[str, KeyInfo] | None = None) -> Project:
         """Register a project and its keys."""

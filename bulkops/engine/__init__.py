@@ -22,7 +22,9 @@ Reading order for one mutation, from a job's ``plan()`` to the journal:
    :mod:`~bulkops.engine.reconcile`: replaying a checkpoint, and settling by a read
    what a crash or a lost response left open.
 
-Beside them: :mod:`~bulkops.engine.stopping` (stop reasons, Ctrl-C),
+Beside them: :mod:`~bulkops.engine.reviews` (which writes will open a review, what
+those reviews say, finding them again; the rule itself is :mod:`bulkops.api.reviews`),
+:mod:`~bulkops.engine.stopping` (stop reasons, Ctrl-C),
 :mod:`~bulkops.engine.progress` (log events, the progress observer),
 :mod:`~bulkops.engine.failpoints` (crash points for the crash tests),
 :mod:`~bulkops.engine.quota` (quota windows) and :mod:`~bulkops.engine.locks` (one run

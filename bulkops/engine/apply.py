@@ -7,26 +7,37 @@ whether a failed write may be sent again is :mod:`bulkops.api.retry`'s decision.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..api.client import ConsoleClient
+from ..api.reviews import DESCRIPTION_HEADER, encode_description
 from ..api.transport import ApiRequest, ApiResponse
 from .mutations import Mutation
 
 __all__ = ["build_request", "created_id", "send_mutation"]
 
 
-def build_request(client: ConsoleClient, mutation: Mutation) -> ApiRequest:
-    """The HTTP request for one attempt of ``mutation`` (headers hold the key: never log)."""
+def build_request(
+    client: ConsoleClient, mutation: Mutation, review_description: str | None = None
+) -> ApiRequest:
+    """The HTTP request for one attempt of ``mutation`` (headers hold the key: never log);
+    ``review_description`` describes the review it may open."""
     has_body = mutation.body is not None
-    return client.build_request(
+    request = client.build_request(
         mutation.method, mutation.path, json=mutation.body, has_body=has_body
     )
+    if review_description is None:
+        return request
+    headers = {**request.headers, DESCRIPTION_HEADER: encode_description(review_description)}
+    return dataclasses.replace(request, headers=headers)
 
 
-async def send_mutation(client: ConsoleClient, mutation: Mutation) -> ApiResponse:
+async def send_mutation(
+    client: ConsoleClient, mutation: Mutation, review_description: str | None = None
+) -> ApiResponse:
     """Send one attempt; returns the 2xx response or raises a typed ``ApiError``."""
-    return await client.send(build_request(client, mutation))
+    return await client.send(build_request(client, mutation, review_description))
 
 
 def created_id(mutation: Mutation, response: ApiResponse) -> str | None:

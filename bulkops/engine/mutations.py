@@ -357,6 +357,9 @@ class Mutation(BaseModel):
         display: ``(what, before, after)`` rows :meth:`diff` shows instead of the rows
             derived from ``after`` (a rule list reads better rule by rule); the undo
             shows them swapped.
+        review: The review settings read when planning say this write will open a
+            review (set by the engine's plan step, :mod:`bulkops.engine.reviews`; jobs
+            leave it alone). A hint: the run checks every answer for a review anyway.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -377,6 +380,7 @@ class Mutation(BaseModel):
     quota_class: str = MUTATION_CLASS
     idempotent: bool = False
     display: tuple[tuple[str, str, str], ...] = ()
+    review: bool = False
 
     @field_validator("method")
     @classmethod

@@ -380,6 +380,7 @@ def _mutation(data: Any) -> Mutation | None:
         or not (read is None or (type(read) is str and read.startswith("/")))
         or data["quota_class"] not in QUOTA_CLASSES
         or type(data["idempotent"]) is not bool
+        or type(data["review"]) is not bool
         or not key
         or "\n" in key
         or "\r" in key

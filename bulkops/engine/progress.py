@@ -22,6 +22,8 @@ __all__ = [
     "EVENT_CONFLICT",
     "EVENT_FAILED",
     "EVENT_PENDING",
+    "EVENT_PENDING_REVIEW",
+    "EVENT_REJECTED",
     "EVENT_RECONCILED",
     "EVENT_RETRY",
     "EVENT_RUN_END",
@@ -45,6 +47,8 @@ EVENT_AMBIGUOUS = "mutation.ambiguous"
 EVENT_RECONCILED = "mutation.reconciled"
 EVENT_RETRY = "mutation.retry"
 EVENT_PENDING = "mutation.pending"
+EVENT_PENDING_REVIEW = "mutation.pending_review"
+EVENT_REJECTED = "mutation.rejected"
 
 # The one line per mutation, by the state the run left it in.
 MUTATION_EVENTS: Mapping[State, str] = {
@@ -54,6 +58,8 @@ MUTATION_EVENTS: Mapping[State, str] = {
     State.CONFLICT: EVENT_CONFLICT,
     State.IN_DOUBT: EVENT_AMBIGUOUS,
     State.PENDING: EVENT_PENDING,
+    State.PENDING_REVIEW: EVENT_PENDING_REVIEW,
+    State.REJECTED: EVENT_REJECTED,
 }
 
 

@@ -10,6 +10,8 @@ The journal is a hint, the remote is the truth (reliability notes, section 2.6).
 
 A mutation that cannot be observed (``read`` is None) is settled only if it is
 idempotent (sending it again is safe); otherwise it is a conflict, "check by hand".
+A write that may have opened a review is settled by the object's reviews too
+(:mod:`bulkops.engine.reviews`): ``pending_review``, or ``rejected``.
 The states and results themselves, and how one leads to the other, are in
 :mod:`~bulkops.engine.states`.
 """
@@ -29,6 +31,7 @@ __all__ = [
     "Match",
     "Verdict",
     "judge",
+    "note_review",
     "observe",
     "replay",
     "settle",
@@ -51,6 +54,8 @@ class Verdict(enum.Enum):
     APPLIED = "applied"
     NOT_APPLIED = "not_applied"
     CONFLICT = "conflict"
+    PENDING_REVIEW = "pending_review"
+    REJECTED = "rejected"
 
     @property
     def result(self) -> Result:
@@ -95,10 +100,22 @@ async def settle(client: ConsoleClient, mutation: Mutation) -> tuple[Verdict, st
     )
 
 
+_EXPLAINED = frozenset({Verdict.CONFLICT, Verdict.REJECTED})
+
+
 def settle_verdict(st: KeyState, verdict: Verdict, reason: str | None, seq: int) -> None:
-    """Move ``st`` as the outcome of the verdict's name does; only a conflict keeps the
-    read's ``reason`` (an applied mutation needs no explanation)."""
-    st.settle(verdict.result, reason=reason if verdict is Verdict.CONFLICT else None, seq=seq)
+    """Move ``st`` as the outcome of the verdict's name does; only a conflict or a
+    rejection keeps the ``reason`` (an applied mutation needs no explanation)."""
+    st.settle(verdict.result, reason=reason if verdict in _EXPLAINED else None, seq=seq)
+
+
+def note_review(st: KeyState, record: Mapping[str, Any]) -> None:
+    """Keep the review a record names (``review_id``), and when it was opened."""
+    review_id = record.get("review_id")
+    if isinstance(review_id, str) and review_id != st.review_id:
+        st.review_id = review_id
+        at = record.get("at")
+        st.review_at = float(at) if isinstance(at, int | float) else None
 
 
 def replay(
@@ -107,8 +124,10 @@ def replay(
     """Fold journal records into one :class:`KeyState` per mutation key.
 
     ``intent`` makes a key ``in_doubt``; an ``outcome`` of applied/skipped/failed/
-    conflict makes it final, ``ambiguous`` keeps it in doubt, ``not_applied`` returns
-    it to pending; a ``reconciled`` verdict settles a doubt the same way.
+    conflict/rejected makes it final, ``ambiguous`` keeps it in doubt, ``not_applied``
+    returns it to pending, ``pending_review`` leaves it waiting for its review; a
+    ``reconciled`` verdict settles a doubt the same way. Records naming a review keep
+    its id.
     """
     states: dict[str, KeyState] = {k: KeyState() for k in keys or ()}
     for record in records:
@@ -130,10 +149,12 @@ def replay(
                 st.attempts = int(record.get("attempts") or 0)
             if record.get("created_id"):
                 st.created_id = str(record["created_id"])
+            note_review(st, record)
             result = _member(Result, record.get("result"))
             if result is not None:
                 st.settle(result, reason=record.get("error"), seq=seq)
         else:
+            note_review(st, record)
             verdict = _member(Verdict, record.get("verdict"))
             if verdict is not None:
                 settle_verdict(st, verdict, record.get("reason"), seq)
@@ -157,17 +178,33 @@ def undo_mutations(
     """The undo of every applied mutation, newest first, and what cannot be undone.
 
     ``plan_mutations`` is a :class:`~bulkops.engine.plans.Plan` or its mutations. When B
-    depended on A, the undo of A waits for the undo of B (dependencies reversed).
+    depended on A, the undo of A waits for the undo of B (dependencies reversed). A
+    change still waiting for its review has nothing to undo, and an undo cannot
+    withdraw a review: it is named among what cannot be undone.
 
     Returns:
-        The undo mutations, and ``(key, reason)`` for applied mutations without an undo.
+        The undo mutations, and ``(key, reason)`` for applied mutations without an undo
+        and for changes still under review.
     """
     mutations = list(getattr(plan_mutations, "mutations", plan_mutations))
+    waiting = [
+        (m.key, states[m.key].review_id)
+        for m in mutations
+        if m.key in states and states[m.key].state == State.PENDING_REVIEW
+    ]
     applied = [m for m in mutations if states.get(m.key, KeyState()).state == State.APPLIED]
     applied.sort(key=lambda m: states[m.key].settled_at, reverse=True)
     undo_keys: dict[str, list[str]] = {}
     out: list[Mutation] = []
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = [
+        (
+            key,
+            f"its review {review_id} is still open, so nothing was applied and an undo cannot "
+            "withdraw it: reject it in the console (or undo this checkpoint again once it "
+            "is committed)",
+        )
+        for key, review_id in waiting
+    ]
     for m in applied:
         if not m.inverse:
             skipped.append((m.key, f"{m.action} has no inverse"))

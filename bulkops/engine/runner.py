@@ -50,6 +50,7 @@ from .progress import (
 )
 from .ratelimit import DEFAULT_MAX_IN_FLIGHT, QuotaLimiter, SendLog
 from .reconcile import replay
+from .reviews import ReviewNotes
 from .schedule import Schedule
 from .send import Sender
 from .states import FINAL_STATES, OK_STATES, KeyState, Result, State
@@ -81,6 +82,8 @@ class RunOptions:
         handle_signals: Install SIGINT/SIGTERM handlers (the CLI does; tests usually not).
         failpoints: Crash points for the crash tests.
         run_id: Id of this run (bound in every log event).
+        checkpoint: The checkpoint's path, named in the reviews the run opens.
+        review_note: The user's words for those reviews (``--review-description``).
     """
 
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
@@ -90,6 +93,8 @@ class RunOptions:
     handle_signals: bool = False
     failpoints: Failpoints = field(default_factory=lambda: Failpoints(None))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    checkpoint: str = ""
+    review_note: str = ""
 
 
 @dataclass
@@ -108,7 +113,7 @@ class RunResult:
 
     def counts(self) -> Counter[str]:
         """Mutations per state (``applied``, ``skipped``, ``failed``, ``conflict``,
-        ``in_doubt``, ``pending``)."""
+        ``rejected``, ``pending_review``, ``in_doubt``, ``pending``)."""
         return Counter[str](st.state for st in self.states.values())
 
     @property
@@ -116,6 +121,18 @@ class RunResult:
         """Everything applied or skipped."""
         return self.stop is Stop.COMPLETE and all(
             st.state in OK_STATES for st in self.states.values()
+        )
+
+    @property
+    def waiting_for_review(self) -> bool:
+        """The run completed and only reviews stand between it and done: some
+        mutations wait for their review, the rest applied or skipped, or wait behind
+        them (a dependency or an earlier change of the same object under review)."""
+        states = {st.state for st in self.states.values()}
+        return (
+            self.stop is Stop.COMPLETE
+            and State.PENDING_REVIEW in states
+            and states <= {*OK_STATES, State.PENDING_REVIEW, State.PENDING}
         )
 
 
@@ -300,6 +317,13 @@ class _Run:
             budget=RetryBudget(options.budget_ratio, options.budget_minimum),
             failpoints=options.failpoints,
             on_send=send_times.note_send,
+            notes=ReviewNotes(
+                job=plan.header.job,
+                plan_id=plan.header.plan_id,
+                run_id=options.run_id,
+                checkpoint=options.checkpoint,
+                note=options.review_note,
+            ),
         )
         schedule = Schedule(plan.mutations, states)
         return cls(plan, options, writer, states, schedule, sender, stopping, send_times, observer)
@@ -414,10 +438,13 @@ class _Run:
             return  # the journal failed; its JournalError is what propagates
         stop = self.stopping.reason
         detail = self.stopping.detail
+        waiting = sum(1 for st in self.states.values() if st.state == State.PENDING_REVIEW)
         if stop is Stop.COMPLETE and any(
             st.state not in FINAL_STATES for st in self.states.values()
         ):
             detail = "some mutations are still unsettled"
+            if waiting:
+                detail = f"{waiting} change(s) waiting for review"
         event = {
             Stop.COMPLETE: "complete",
             Stop.INTERRUPTED: "interrupted",

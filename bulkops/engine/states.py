@@ -7,21 +7,25 @@ and ``bulkops status`` read exactly as plain strings, and comparisons with strin
 Each ``outcome`` record carries a :class:`Result`, and moves its key to the
 :class:`State` named by :attr:`Result.state`:
 
-============  ===========  =====================================================
-Result        State        meaning
-============  ===========  =====================================================
-applied       applied      the write took effect (final)
-skipped       skipped      the re-read already showed the after-state: nothing sent (final)
-failed        failed       refused for good, or a dependency did not apply (final)
-conflict      conflict     the object shows neither state: never overwritten (final)
-ambiguous     in_doubt     it may have been applied: a read settles it before any resend
-not_applied   pending      provably not applied: it may be sent (again)
-============  ===========  =====================================================
+==============  ==============  ================================================
+Result          State           meaning
+==============  ==============  ================================================
+applied         applied         the write took effect (final)
+skipped         skipped         the re-read already showed the after-state: nothing sent (final)
+failed          failed          refused for good, or a dependency did not apply (final)
+conflict        conflict        the object shows neither state: never overwritten (final)
+ambiguous       in_doubt        it may have been applied: a read settles it before any resend
+not_applied     pending         provably not applied: it may be sent (again)
+pending_review  pending_review  the write opened a review (``review_id``): never sent
+                                again while it is open; a resume commits it once approved
+rejected        rejected        its review was rejected (final, never retried)
+==============  ==============  ================================================
 
-An ``intent`` record alone makes its key ``in_doubt`` (the request may have gone out);
-a ``reconciled`` record's verdict (:class:`~bulkops.engine.reconcile.Verdict`: applied,
-not_applied or conflict) moves it as the outcome of the same name does. A key with no
-record is ``pending``.
+An ``intent`` record alone makes its key ``in_doubt`` (the request may have gone out;
+one with ``commit`` is the commit of the key's review); a ``reconciled`` record's
+verdict (:class:`~bulkops.engine.reconcile.Verdict`: applied, not_applied, conflict,
+pending_review or rejected) moves it as the outcome of the same name does. A key with
+no record is ``pending``.
 """
 
 from __future__ import annotations
@@ -41,10 +45,14 @@ class State(enum.StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     CONFLICT = "conflict"
+    PENDING_REVIEW = "pending_review"
+    REJECTED = "rejected"
 
 
 # States a resumed run does not touch again.
-FINAL_STATES = frozenset({State.APPLIED, State.SKIPPED, State.FAILED, State.CONFLICT})
+FINAL_STATES = frozenset(
+    {State.APPLIED, State.SKIPPED, State.FAILED, State.CONFLICT, State.REJECTED}
+)
 # States that satisfy a dependency (and make a run ``ok``).
 OK_STATES = frozenset({State.APPLIED, State.SKIPPED})
 
@@ -58,6 +66,8 @@ class Result(enum.StrEnum):
     CONFLICT = "conflict"
     AMBIGUOUS = "ambiguous"
     NOT_APPLIED = "not_applied"
+    PENDING_REVIEW = "pending_review"
+    REJECTED = "rejected"
 
     @property
     def state(self) -> State:
@@ -72,6 +82,8 @@ _STATE_AFTER = {
     Result.CONFLICT: State.CONFLICT,
     Result.AMBIGUOUS: State.IN_DOUBT,
     Result.NOT_APPLIED: State.PENDING,
+    Result.PENDING_REVIEW: State.PENDING_REVIEW,
+    Result.REJECTED: State.REJECTED,
 }
 
 
@@ -81,8 +93,9 @@ class KeyState:
 
     Attributes:
         state: ``pending`` (nothing sent, or provably not applied), ``in_doubt`` (an
-            intent or an ambiguous outcome not yet settled), or a final state:
-            ``applied``, ``skipped``, ``failed``, ``conflict``.
+            intent or an ambiguous outcome not yet settled), ``pending_review`` (waiting
+            for people), or a final state: ``applied``, ``skipped``, ``failed``,
+            ``conflict``, ``rejected``.
         attempts: Attempts made so far (the last outcome's count, else the last intent's
             number).
         status: The last HTTP status seen, if any.
@@ -90,6 +103,8 @@ class KeyState:
         created_id: The id the server assigned on a create, from its response.
         settled_at: Journal sequence number of the record that made it final.
         reason: Why it ended as it did.
+        review_id: The review its write opened, once known.
+        review_at: When that review was opened (Unix time of the record), for its age.
     """
 
     # Always a State; typed to admit plain strings too, so that code comparing it with
@@ -101,6 +116,8 @@ class KeyState:
     created_id: str | None = None
     settled_at: int = -1
     reason: str | None = None
+    review_id: str | None = None
+    review_at: float | None = None
 
     def settle(self, result: Result, *, reason: str | None, seq: int) -> None:
         """Move to the state ``result`` leaves it in; a final one keeps ``reason`` and

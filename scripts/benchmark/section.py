@@ -39,6 +39,9 @@ class BenchConfig:
         memory_gates: Gates of the project the archive plan reads.
         memory_rows: Override rows of the import plan.
         memory_targets: Targets those rows spread over.
+        refs_files: Files of the generated source tree (100 lines each).
+        refs_ids: Object ids looked for (each appears quoted in the tree).
+        refs_rounds: Alternating rounds of bulkops refs and grep (medians quoted).
         in_flight: The runner's in-flight cap (its default).
         profile: cProfile the runner-overhead run (``--profile``).
     """
@@ -53,6 +56,9 @@ class BenchConfig:
     kill_mutations: int
     memory_gates: int
     memory_rows: int
+    refs_files: int
+    refs_ids: int
+    refs_rounds: int
     memory_targets: int = 50
     in_flight: int = 4
     profile: bool = False
@@ -69,6 +75,9 @@ _SIZES: dict[str, tuple[Any, Any]] = {
     "kill_mutations": (1000, 200),
     "memory_gates": (50_000, 5_000),
     "memory_rows": (100_000, 10_000),
+    "refs_files": (10_000, 500),
+    "refs_ids": (5000, 500),
+    "refs_rounds": (5, 3),
 }
 FULL = BenchConfig(quick=False, **{name: full for name, (full, _) in _SIZES.items()})
 QUICK = BenchConfig(quick=True, **{name: quick for name, (_, quick) in _SIZES.items()})

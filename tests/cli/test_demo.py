@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from bulkops.api.paths import WRITE_METHODS
 from bulkops.cli.demo import STEPS, Tally, excerpt, run_demo, summary_table
+from bulkops.emulator.demo import REVIEW_GATES
 from bulkops.engine.plans import read_plan
 
 TIME_SCALE = 240.0  # the copy is then bound by the runner's speed, not the quota
@@ -40,7 +42,8 @@ def _settled(tally: Tally) -> dict[str, Any]:
 
 
 async def test_the_demo_runs_every_step_and_says_what_each_sent(tmp_path: Path) -> None:
-    """Plan, a killed and resumed apply, status, rewrite, import (a bad file refused), copy,
+    """Plan, a killed and resumed apply (reviews opened), status, the reviews approved and
+    committed, rewrite, import (a bad file refused), copy (through reviews in the target),
     undo and the closing table: each step's outcome holds in the emulator's request log."""
     out = io.StringIO()
     result = await run_demo(
@@ -63,20 +66,33 @@ async def test_the_demo_runs_every_step_and_says_what_each_sent(tmp_path: Path) 
     assert "$ bulkops plan archive-gates --stale --time-scale 240 -o archive.plan" in text
     assert "ETA ≈" in text and "more lines" in text
 
-    # 2. Killed with SIGKILL halfway, resumed: every gate archived exactly once.
+    # 2. Killed with SIGKILL halfway, resumed: every gate archived exactly once, the five
+    # that require review through their review (opened once, approved, committed once).
     intents, outcomes = result.saved["killed"]
     assert 0 < outcomes <= intents < len(planned.mutations)
     assert "kill -9" in text and "killed by signal 9 (SIGKILL)" in text
     assert "unsettled" in text and "resuming archive.ckpt" in text
     archive = _settled(_tally(tallies, "apply, kill -9, resume"))
-    assert archive["runs"] == 2 and archive["mutations"] == len(planned.mutations)
+    assert archive["runs"] == 3 and archive["mutations"] == len(planned.mutations)
+    reviewed = {m.object.removeprefix("gate/") for m in planned.mutations if m.review}
+    assert len(reviewed) == REVIEW_GATES and "\nexit 5\n" in text
+    source = [e for e in log if e["project"] == "demo-source"]
     archived = Counter(
-        e["path"]
-        for e in log
-        if e["applied"] and e["project"] == "demo-source" and e["path"].endswith("/archive")
+        e["path"].split("/")[4]
+        for e in source
+        if e["applied"] and re.search(r"/gates/[^/]+/(archive|reviews/[^/]+/commit)$", e["path"])
     )
-    assert set(archived) == {f"/console/v1{m.path}" for m in planned.mutations}
+    assert set(archived) == {m.object.removeprefix("gate/") for m in planned.mutations}
     assert set(archived.values()) == {1}
+    opened = Counter(
+        e["path"].split("/")[4] for e in source if e.get("review", {}).get("event") == "opened"
+    )
+    committed = Counter(
+        e["path"].split("/")[4] for e in source if e.get("review", {}).get("event") == "committed"
+    )
+    assert opened == committed == Counter(dict.fromkeys(reviewed, 1))
+    commits = _tally(tallies, "approve, resume: commits")
+    assert commits.log["writes"] == commits.log["changed"] == REVIEW_GATES
 
     # 3-5. The rewrite, the import, and the bad file refused with its line numbers.
     rewrite = _settled(_tally(tallies, "run rewrite-rules"))
@@ -86,10 +102,13 @@ async def test_the_demo_runs_every_step_and_says_what_each_sent(tmp_path: Path) 
     assert "line 2:" in text and "line 11:" in text and "\nexit 2\n" in text
     assert not (result.workdir / "overrides-bad.ckpt").exists()
 
-    # 6. The copy wrote only to the target, and its read-back verification passed.
+    # 6. The copy wrote only to the target (the copies of the archived gates that require
+    # review through reviews there), and its read-back verification passed.
     copy = _settled(_tally(tallies, "run copy-project"))
     to_target = [e for e in log if e["method"] in WRITE_METHODS and e["project"] == "demo-target"]
-    assert len(to_target) == copy["mutations"]
+    target_commits = [e for e in to_target if e.get("review", {}).get("event") == "committed"]
+    assert len(target_commits) == REVIEW_GATES
+    assert len(to_target) == copy["mutations"] + len(target_commits)
     assert "verification: the target matches" in text
 
     # 7. The undo of the rewrite: one inverse per rewritten object, rules back as before.
@@ -100,7 +119,7 @@ async def test_the_demo_runs_every_step_and_says_what_each_sent(tmp_path: Path) 
     # 8. The closing table adds up to the whole log.
     assert "What each step sent, skipped and refused" in text
     assert sum(t.log["writes"] for t in tallies) == sum(
-        1 for e in log if e["method"] in WRITE_METHODS
+        1 for e in log if e["method"] in WRITE_METHODS and e["path"].startswith("/console/v1")
     )
     assert not any(e["status"] == 429 for e in log)
     assert f"Demo finished in {result.seconds:.1f} s" in text

@@ -140,6 +140,19 @@ def test_port_0_prints_the_url_serves_and_stops_cleanly_on_sigint(start):
     assert "Traceback" not in err + out
 
 
+def test_require_reviews_turns_the_project_and_production_requirement_on(start):
+    """--require-reviews: every project requires reviews, production too, and the output
+    says where to approve them."""
+    emulator = start("--seed", "empty", "--require-reviews")
+    status, body = emulator.get("/settings/reviews")
+    assert status == 200 and body["data"]["is_config_review_required"] is True
+    _, body = emulator.get("/environments")
+    production = [e for e in body["data"]["environments"] if e["isProduction"]]
+    assert production and all(e["requiresReview"] for e in production)
+    code, out, _err = emulator.interrupt()
+    assert code == 0 and "/_emulator/reviews/ID/approve" in out
+
+
 def test_request_log_file_is_private_with_one_json_line_per_request(start, tmp_path):
     """--request-log FILE is created 0600 and gets one JSON line per request."""
     log = tmp_path / "requests.jsonl"

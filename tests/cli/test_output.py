@@ -110,6 +110,14 @@ def test_every_command_prints_one_json_document_that_its_schema_validates(
     json_run("run", ["run", "apply-calls", "--file", other, "--apply", "--yes", "--report",
                      str(tmp_path / "r.csv")])  # fmt: skip
     json_run("jobs", ["jobs"])
+    code_tree = tmp_path / "src"
+    code_tree.mkdir()
+    (code_tree / "app.py").write_text('if statsig.check_gate(user, "seed_gate_0"):\n    pass\n')
+    snapshot = tmp_path / "snap.json"
+    snapshot.write_text(json.dumps({"format": "bulkops-snapshot/1", "collections": {
+        "gates": {"seed_gate_0": {"id": "seed_gate_0", "status": "Launched"},
+                  "seed_gate_1": {"id": "seed_gate_1", "status": "Archived"}}}}))  # fmt: skip
+    json_run("refs", ["refs", str(code_tree), "--snapshot", str(snapshot), "--no-git"])
     json_run("error", ["status", str(plan)], code=2)
     assert {d["schema"] for d in docs.values()} == set(SCHEMAS)
     assert docs["plan"]["command"] == "plan" and docs["dry"]["command"] == "run"
@@ -123,6 +131,7 @@ def test_every_command_prints_one_json_document_that_its_schema_validates(
     assert docs["undo"]["counts"]["applied"] == 2
     assert docs["run"]["reports"] == [str(tmp_path / "r.csv")]
     assert "archive-gates" in {j["name"] for j in docs["jobs"]["jobs"]}
+    assert [(o["id"], o["in_code"]) for o in docs["refs"]["objects"]] == [("seed_gate_0", True)]
     assert docs["error"]["exit_code"] == 2 and "is a bulkops plan file" in docs["error"]["error"]
 
 

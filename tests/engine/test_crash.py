@@ -380,3 +380,32 @@ def test_a_restart_right_after_a_kill_does_not_burst(seed: EmulatorState, tmp_pa
         puts = [e["time"] for e in emulator.log() if e["method"] == "PUT"]
     for i, t in enumerate(puts):
         assert sum(1 for u in puts[: i + 1] if u > t - 1.0) <= 20
+
+
+@pytest.mark.parametrize("step", FAILPOINT_STEPS)
+def test_a_crash_at_each_step_of_opening_and_committing_a_review(
+    seed: EmulatorState, tmp_path: Path, step: str
+) -> None:
+    """An archive that opens a review, killed at ``step``; resumed: one review (never
+    two). Approved, its commit killed at ``step`` (commits have no pre-write read):
+    resumed, committed once, the gate archived once and never directly."""
+    gate = f"seed_gate_{200 + FAILPOINT_STEPS.index(step)}"
+    ck = tmp_path / "ck"
+    argv = ["run", "archive-gates", "--id", gate, "--apply", "--yes", "--checkpoint", str(ck),
+            "--max-in-flight", "1"]  # fmt: skip
+    with serve_forked(seed, tmp_path / "requests.log", require_reviews=True) as emulator:
+        env = _env(emulator, tmp_path)
+        _crash(env, tmp_path, argv, f"{step}:1", "open")
+        run = run_cli(["resume", str(ck)], env, tmp_path, "open-resume")
+        assert run.code == 5, run.stderr()
+        [review] = emulator.reviews()
+        assert review["object_id"] == gate and review["status"] == "pending"
+        emulator.decide([review["review_id"]], approve=True)
+        crashed = run_cli(["resume", str(ck)], {**env, FAILPOINT_ENV: f"{step}:1"}, tmp_path, "c")
+        assert crashed.code == (0 if step == "before-read" else 137), crashed.stderr()
+        run = run_cli(["resume", str(ck)], env, tmp_path, "commit-resume")
+        assert run.code == 0, run.stderr()
+        counts = applied_counts(emulator.log())
+        commit = f"{V1}/gates/{gate}/reviews/{review['review_id']}/commit"
+        assert counts == Counter({("PUT", commit): 1})
+        assert [r["status"] for r in emulator.reviews()] == ["committed"]

@@ -373,7 +373,10 @@ async def test_a_write_applied_before_a_run_of_429s_is_recorded_applied(
     plan = await _plan(client, ("PUT", "/gates/lost/disable", None))
     assert plan.mutations[0].idempotent  # resent by value after the lost answer, not read
     budget = {"budget_ratio": 0.0, "budget_minimum": 1} if "budget" in ends else {}
-    settings = Settings(api_key=SecretStr("console-emulator-empty"), base_url=emulator_url)
+    # Without the review header: a gate write that may open a review is read, not resent.
+    settings = Settings(
+        api_key=SecretStr("console-emulator-empty"), base_url=emulator_url, respect_reviews=False
+    )
     async with ConsoleClient(settings, transport=_LostThenThrottled()) as flaky:
         result = await _run(plan, flaky, _journal(tmp_path, plan), max_in_flight=1, **budget)
     if budget:

@@ -11,7 +11,8 @@ from bulkops.engine.states import FINAL_STATES, OK_STATES, KeyState, Result, Sta
 
 
 def test_each_result_leaves_its_mutation_in_the_documented_state() -> None:
-    """ambiguous means in doubt, not_applied means pending; the rest keep their name."""
+    """ambiguous means in doubt, not_applied means pending; the rest keep their name.
+    A review still open is not final (a resume follows it); a rejected one is."""
     assert {r.value: r.state.value for r in Result} == {
         "applied": "applied",
         "skipped": "skipped",
@@ -19,13 +20,17 @@ def test_each_result_leaves_its_mutation_in_the_documented_state() -> None:
         "conflict": "conflict",
         "ambiguous": "in_doubt",
         "not_applied": "pending",
+        "pending_review": "pending_review",
+        "rejected": "rejected",
     }
     assert {v.value: v.result.state.value for v in Verdict} == {
         "applied": "applied",
         "not_applied": "pending",
         "conflict": "conflict",
+        "pending_review": "pending_review",
+        "rejected": "rejected",
     }
-    assert FINAL_STATES == {"applied", "skipped", "failed", "conflict"}
+    assert FINAL_STATES == {"applied", "skipped", "failed", "conflict", "rejected"}
     assert OK_STATES == {"applied", "skipped"}
 
 
@@ -66,3 +71,32 @@ def test_replay_reads_the_journal_into_states() -> None:
         5,
     )
     assert all(type(st.state) is State for st in states.values())
+
+
+def test_replay_keeps_the_review_a_write_opened_and_its_fate() -> None:
+    """An outcome naming a review leaves it pending_review with the id and its time; a
+    commit's intent puts it in doubt (still with the id); a rejection is final with its
+    reason."""
+    records = [
+        {"seq": 1, "t": "intent", "key": "a", "attempt": 1},
+        {"seq": 2, "t": "outcome", "key": "a", "result": "pending_review", "attempts": 1,
+         "review_id": "rv1", "at": 100.0},
+        {"seq": 3, "t": "intent", "key": "b", "attempt": 1},
+        {"seq": 4, "t": "outcome", "key": "b", "result": "pending_review", "attempts": 1,
+         "review_id": "rv2", "at": 101.0},
+        {"seq": 5, "t": "intent", "key": "a", "attempt": 2, "commit": "rv1"},
+        {"seq": 6, "t": "reconciled", "key": "b", "verdict": "rejected", "review_id": "rv2",
+         "reason": "review rv2 was rejected: not now", "at": 200.0},
+    ]  # fmt: skip
+    states = replay(records)
+    assert (states["a"].state, states["a"].review_id, states["a"].review_at) == (
+        "in_doubt",
+        "rv1",
+        100.0,
+    )
+    assert (states["b"].state, states["b"].reason, states["b"].review_id) == (
+        "rejected",
+        "review rv2 was rejected: not now",
+        "rv2",
+    )
+    assert states["b"].review_at == 101.0  # when it was opened, not when it was rejected

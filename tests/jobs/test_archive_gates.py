@@ -31,7 +31,14 @@ from bulkops.engine.mutations import JobContext, Mutation
 from bulkops.jobs import JOBS, archive_gates, check_job_module
 from bulkops.jobs.archive_gates import Params
 from bulkops.settings import Settings
-from bulkops.testing import Emulator, applied_counts, fork_cli, run_cli, wait_cli
+from bulkops.testing import (
+    Emulator,
+    applied_counts,
+    fork_cli,
+    resume_through_reviews,
+    run_cli,
+    wait_cli,
+)
 
 V1 = "/console/v1"
 DAY_MS = 86_400_000
@@ -350,8 +357,13 @@ def _unstamped(gate: dict[str, Any]) -> dict[str, Any]:
 def test_dry_run_apply_rerun_and_undo(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
-    """Dry run sends nothing; apply archives the plan; a re-run plans 0; undo restores exactly."""
+    """Dry run sends nothing; apply archives the plan (the demo's gates that require review
+    open reviews: exit 5, then approved and committed by a resume); a re-run plans 0; undo
+    restores exactly (through review again for those gates)."""
     original = _all_gates(emulator)
+    reviewed = {
+        g for g, v in original.items() if (v.get("reviewSettings") or {}).get("requiredReview")
+    }
     plan_file, ck = tmp_path / "plan.json", tmp_path / "ck"
     started = time.monotonic()
     run = run_cli(["plan", "archive-gates", "--stale", "-o", str(plan_file)], env, tmp_path, "p")
@@ -370,11 +382,24 @@ def test_dry_run_apply_rerun_and_undo(
         for m in plan["mutations"]
     )
 
+    assert reviewed <= planned and sum(m["review"] for m in plan["mutations"]) == len(reviewed)
+    assert f"{len(planned)} archives, {len(reviewed)} of them will need review" in out
+
     argv = ["apply", str(plan_file), "--yes", "--checkpoint", str(ck), "--time-scale", "60"]
     run = run_cli(argv, env, tmp_path, "a")
+    assert run.code == 5, run.stdout() + run.stderr()
+    opened = emulator.reviews("pending")
+    assert sorted(r["object_id"] for r in opened) == sorted(reviewed)
+    run = resume_through_reviews(emulator, ck, env, tmp_path, "r")
     assert run.code == 0, run.stdout() + run.stderr()
     counts = applied_counts(writes(emulator))
-    assert counts == Counter({("PUT", f"{V1}/gates/{g}/archive"): 1 for g in planned})
+    assert counts == Counter(
+        {("PUT", f"{V1}/gates/{g}/archive"): 1 for g in planned - reviewed}
+        | {
+            ("PUT", f"{V1}/gates/{r['object_id']}/reviews/{r['review_id']}/commit"): 1
+            for r in opened
+        }
+    )
     after = _all_gates(emulator)
     assert {g for g, v in after.items() if v["status"] == "Archived"} == planned | {
         g for g, v in original.items() if v["status"] == "Archived"
@@ -388,6 +413,9 @@ def test_dry_run_apply_rerun_and_undo(
     assert len(writes(emulator)) == sent
 
     run = run_cli(["undo", str(ck), "--apply", "--yes", "--time-scale", "60"], env, tmp_path, "u")
+    assert run.code == 5, run.stdout() + run.stderr()
+    assert sorted(r["object_id"] for r in emulator.reviews("pending")) == sorted(reviewed)
+    run = resume_through_reviews(emulator, tmp_path / "ck.undo", env, tmp_path, "ur")
     assert run.code == 0, run.stdout() + run.stderr()
     restored = _all_gates(emulator)
     assert {g: _unstamped(v) for g, v in restored.items()} == {
@@ -444,3 +472,69 @@ def test_kill_9_during_apply_then_resume_archives_each_gate_once(
     counts = applied_counts(writes(emulator))
     assert counts == Counter({("PUT", V1 + path): 1 for path in planned})
     assert [e for e in emulator.log() if e.get("fault") == "quota"] == []
+
+
+# -- code references (--code-refs, bulkops refs) -------------------------------------------
+
+APP = Path(__file__).resolve().parents[2] / "examples" / "app"
+# The stale demo gates examples/app checks, and the file each is checked in.
+APP_GATES = {
+    "shipping_email_digest": "src/checkout.py",
+    "web_ai_suggestions": "web/Search.tsx",
+    "settings_spellcheck": "android/Support.kt",
+}
+
+
+def test_code_refs_block_gates_code_still_checks(
+    env: dict[str, str], emulator: Emulator, tmp_path: Path
+) -> None:
+    """`--code-refs examples/app`: the stale gates the app checks are blocked with their
+    files named, a gate whose name the app builds at run time too; the rest are marked
+    not in code; `--include-referenced` archives them and says what it overrides."""
+    plan_file = tmp_path / "plan.json"
+    argv = ["plan", "archive-gates", "--stale", "--code-refs", str(APP), "-o", str(plan_file)]
+    run = run_cli(argv, env, tmp_path, "code")
+    assert run.code == 0, run.stderr()
+    out = run.stdout()
+    planned = {
+        m["object"].removeprefix("gate/") for m in json.loads(plan_file.read_text())["mutations"]
+    }
+    for gate, path in APP_GATES.items():
+        assert gate not in planned
+        line = next(line for line in out.splitlines() if f" {gate} " in line)
+        assert f"blocked: in code: {APP}/{path}:" in line, line
+    dynamic = next(line for line in out.splitlines() if " recs_gift_wrap_test " in line)
+    assert "blocked: in code:" in dynamic and "(a name built at run time)" in dynamic
+    assert "archive (not in code)" in out
+    assert " in code)" in out
+
+    forced = run_cli([*argv, "--include-referenced"], env, tmp_path, "forced")
+    assert forced.code == 0, forced.stderr()
+    plan = json.loads(plan_file.read_text())
+    assert set(APP_GATES) <= {m["object"].removeprefix("gate/") for m in plan["mutations"]}
+    assert f"archive (forced; in code: {APP}/src/checkout.py:" in forced.stdout()
+    assert writes(emulator) == []
+
+
+def test_refs_reads_the_project_through_the_api(
+    env: dict[str, str], emulator: Emulator, tmp_path: Path
+) -> None:
+    """`bulkops refs PATH` with the key in the environment reads the project's objects
+    and reports the app's references with their kinds and clean-up hints."""
+    out = tmp_path / "refs.json"
+    run = run_cli(
+        ["refs", str(APP), "--kind", "gates", "--json", "-o", str(out)], env, tmp_path, "r"
+    )
+    assert run.code == 0, run.stderr()
+    document = json.loads(out.read_text())
+    found = {o["id"]: o for o in document["objects"] if o["references"]}
+    assert set(found) == set(APP_GATES)
+    digest = found["shipping_email_digest"]
+    assert digest["hint"] == "true"  # probably launched: the check becomes true
+    kinds = {(r["file"].rsplit("/", 1)[-1], r["kind"]) for r in digest["references"]}
+    assert kinds == {("checkout.py", "constant"), ("checkout.py", "sdk_call"),
+                     ("test_checkout.py", "test_override")}  # fmt: skip
+    assert found["web_ai_suggestions"]["hint"] == "false"
+    [warning] = document["warnings"]
+    assert warning["prefix"] == "recs_gift_" and warning["call"] == "check_gate"
+    assert writes(emulator) == []

@@ -5,9 +5,10 @@ seed from ``python -m bulkops emulator`` at a time scale, and run titled steps a
 it: the census of the source project (:mod:`bulkops.cli.census`), then the real
 ``bulkops`` command line in child processes, as a user would run it (keys in the
 environment, ``--yes`` since no one is at a terminal): plan, apply killed with SIGKILL
-halfway and resumed, status, a rule rewrite, an override import (and a bad file
-refused), a project copy with its verification, an undo, and a closing table built from
-the checkpoints and the emulator's request log. Nothing leaves the machine.
+halfway and resumed, status, the reviews of the gates that require review approved and
+committed, a rule rewrite, an override import (and a bad file refused), a project copy
+with its verification, an undo, and a closing table built from the checkpoints and the
+emulator's request log. Nothing leaves the machine.
 
 * :mod:`.stage`: the emulator process, ``bulkops`` run as a user would, the output shown;
 * :mod:`.steps`: the steps in order, and the closing table;

@@ -33,7 +33,7 @@ from rich.text import Text
 
 from ... import files
 from ...api.client import ConsoleClient
-from ...api.paths import WRITE_METHODS
+from ...api.paths import API_PREFIX, WRITE_METHODS
 from ...engine.locks import STATE_DIR_ENV
 from ...errors import BulkOpsError, UsageError
 from ...settings import API_KEY_ENV, API_URL_ENV
@@ -85,8 +85,14 @@ class EmulatorProcess:
     request_log: Path
 
     def entries(self, windows: Sequence[tuple[float, float]] = ()) -> list[dict[str, Any]]:
-        """The request log (a torn last line skipped), only inside ``windows`` if given."""
-        entries = read_request_log(self.request_log)
+        """The request log's API requests (a torn last line skipped), only inside
+        ``windows`` if given. The admin surface, where the demo plays the reviewer, is
+        not the tool's traffic and is left out."""
+        entries = [
+            e
+            for e in read_request_log(self.request_log)
+            if str(e.get("path", "")).startswith(API_PREFIX)
+        ]
         if windows:
             entries = [e for e in entries if any(a <= e.get("time", 0) <= b for a, b in windows)]
         return entries

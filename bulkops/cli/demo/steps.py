@@ -3,7 +3,8 @@
 Each :class:`~bulkops.cli.demo.stage.Step` runs the real command line against the
 emulator as a user would and checks its outcome against the emulator's request log:
 the census of the source project, a plan, an apply killed with SIGKILL halfway and
-resumed, status, a rule rewrite, an override import (and a bad file refused), a project
+resumed (the gates that require review open reviews), status, the reviews approved
+and committed, a rule rewrite, an override import (and a bad file refused), a project
 copy with its verification, an undo, and the closing table (:func:`summary_table`)
 built from the checkpoints and the request log.
 """
@@ -39,6 +40,7 @@ from .stage import (
     TARGET_KEY_ENV,
     CliRun,
     DemoContext,
+    DemoFailed,
     Step,
     Tally,
     bulkops,
@@ -54,6 +56,31 @@ __all__ = ["STEPS", "checkpoint_status", "summary_table"]
 _POLL = 0.01  # seconds between looks at a growing checkpoint
 _INTENT = b'"t":"intent"'
 _OUTCOME = b'"t":"outcome"'
+
+
+_COMMIT = re.compile(r"/(?P<kind>[a-z_]+)/(?P<id>[^/]+)/reviews/(?P<review>[^/]+)/commit$")
+_ARCHIVE = re.compile(r"/gates/(?P<id>[^/]+)/archive$")
+
+
+async def _pending_reviews(ctx: DemoContext, project: str) -> list[dict[str, Any]]:
+    """The reviews of ``project`` waiting for a person, from the emulator's admin surface."""
+    root = ctx.base_url.removesuffix("/console/v1")
+    found = await ctx.source.data("GET", f"{root}/_emulator/reviews?status=pending")
+    return [r for r in found or [] if r.get("project") == project]
+
+
+async def _approve(ctx: DemoContext, reviews: Sequence[dict[str, Any]], reason: str) -> None:
+    """Approve ``reviews``, as a reviewer does in the console (here: the emulator's
+    admin surface, which stands in for the console)."""
+    root = ctx.base_url.removesuffix("/console/v1")
+    for review in reviews:
+        await ctx.source.call(
+            "POST", f"{root}/_emulator/reviews/{review['review_id']}/approve", {"reason": reason}
+        )
+        ctx.say(
+            f"  [green]approved[/green] review {escape(str(review['review_id']))} "
+            f"({escape(str(review['kind']))}/{escape(str(review['object_id']))})"
+        )
 
 
 async def _tour_source(ctx: DemoContext) -> None:
@@ -86,6 +113,45 @@ async def _plan_archive(ctx: DemoContext) -> None:
     ctx.say(
         f"\nNothing was written. [bold]{planned:,}[/bold] archive mutations are in "
         "[cyan]archive.plan[/cyan]; its hash is checked again before anything is applied."
+    )
+
+
+# The gates examples/app checks (stale in the demo seed): its code-references step
+# expects each blocked and named with its file.
+APP_GATES = {
+    "shipping_email_digest": "src/checkout.py",
+    "web_ai_suggestions": "web/Search.tsx",
+    "settings_spellcheck": "android/Support.kt",
+}
+
+
+async def _plan_with_code(ctx: DemoContext) -> None:
+    app = EXAMPLES / "app"
+    run = await bulkops(
+        ctx, "plan", "archive-gates", "--stale", "--code-refs", str(app),
+        "--time-scale", ctx.scale, "-o", "archive-code.plan", keep=40,
+    )  # fmt: skip
+    planned = read_plan(ctx.workdir / "archive-code.plan").mutations
+    archived = {m.object.removeprefix("gate/") for m in planned}
+    missing = [
+        gate for gate, path in APP_GATES.items()
+        if gate in archived or not re.search(rf"{gate}\b.*blocked: .*in code: \S*{re.escape(path)}", run.output)
+    ]  # fmt: skip
+    if missing:
+        raise DemoFailed(f"plan --code-refs did not block {', '.join(missing)} with its file")
+    ctx.tallies.append(
+        Tally(
+            "plan archive-gates --code-refs",
+            [run.window],
+            planned=len(planned),
+            skipped=len(APP_GATES),
+            note=f"{len(APP_GATES)} stale gates blocked: examples/app still checks them",
+        )
+    )
+    ctx.say(
+        f"\n{len(APP_GATES)} stale gates the API would let us archive are still checked in "
+        "[cyan]examples/app[/cyan]: archiving them would switch those checks to `false`. "
+        "The plan blocks them and names the files; `bulkops refs` lists every reference."
     )
 
 
@@ -177,19 +243,22 @@ async def _apply_kill_resume(ctx: DemoContext) -> None:
         "\n`resume` reads each unsettled gate back to learn whether its archive landed, "
         "skips every mutation already applied and sends only the rest, under the same quota."
     )
-    resumed = await bulkops(ctx, "resume", "archive.ckpt", "--time-scale", ctx.scale)
+    resumed = await bulkops(ctx, "resume", "archive.ckpt", "--time-scale", ctx.scale, expect=(0, 5))
     # One window for the whole episode: a request the killed process had in flight
     # reaches the server after the kill, between the two processes' own windows.
     windows = [(applied.window[0], resumed.window[1])]
     tally = Tally("apply, kill -9, resume", windows, checkpoint=checkpoint)
     ctx.tallies.append(tally)
-    # The ground truth: which gates the emulator archived, and how often.
+    # The ground truth: which gates the emulator archived, or put under review, and how often.
     planned = int(ctx.saved["archive_planned"])
     archived = Counter(
-        e["path"]
+        found["id"]
         for e in ctx.emulator.entries(windows)
-        if e.get("applied") and re.search(r"/gates/[^/]+/archive$", str(e.get("path")))
+        if (e.get("applied") or (e.get("review") or {}).get("event") == "opened")
+        and (found := _ARCHIVE.search(str(e.get("path"))))
     )
+    reviews = await _pending_reviews(ctx, "demo-source")
+    ctx.saved["archive_reviews"] = reviews
     sent_before = len(ctx.emulator.writes([(applied.window[0], resumed.window[0])]))
     sent_after = len(ctx.emulator.writes([resumed.window]))
     twice = sum(1 for n in archived.values() if n > 1)
@@ -208,20 +277,58 @@ async def _apply_kill_resume(ctx: DemoContext) -> None:
             else ""
         )
     ctx.check(
-        len(archived) == planned and twice == 0,
+        len(archived) == planned and twice == 0 and resumed.code == (5 if reviews else 0),
         f"The emulator's request log: {sent_before:,} archive requests before the kill"
         f"{landed}, {sent_after:,} after the resume; each of the {planned:,} gates archived "
-        "exactly once. Nothing lost, nothing sent twice.",
-        f"the emulator archived {len(archived):,} of {planned:,} gates, {twice:,} of them "
-        "more than once",
+        f"exactly once, or (the {len(reviews)} that require review) put under review once. "
+        "Nothing lost, nothing sent twice.",
+        f"the emulator archived or put under review {len(archived):,} of {planned:,} gates, "
+        f"{twice:,} of them more than once",
     )
+    if reviews:
+        ctx.say(
+            f"\n[bold]{len(reviews)}[/bold] of these gates require review "
+            "(`reviewSettings.requiredReview`). bulkops sends `x-respect-review-settings: true`, "
+            "so their archives opened reviews instead of applying: the run ends with "
+            '[bold]exit 5[/bold], "waiting for review", and never sends them again.'
+        )
 
 
 async def _status(ctx: DemoContext) -> None:
     await bulkops(ctx, "status", "archive.ckpt")
     ctx.say(
         "\nThe checkpoint stays: `bulkops undo archive.ckpt` would unarchive exactly these "
-        "gates (we undo the next step instead)."
+        "gates (we undo a later step instead). The reviews it lists wait for a person."
+    )
+
+
+async def _approve_and_resume(ctx: DemoContext) -> None:
+    reviews: list[dict[str, Any]] = ctx.saved.get("archive_reviews") or []
+    if not reviews:
+        ctx.say("No review is waiting: nothing to approve.")
+        return
+    ctx.say(
+        "A reviewer approves them in the console; here the emulator's admin surface "
+        "(`POST /_emulator/reviews/ID/approve`, loopback only) stands in for it:"
+    )
+    await _approve(ctx, reviews, "stale, unused: fine to archive")
+    ctx.say(
+        "\n`resume` finds them approved and commits each one: an intent naming the review, "
+        "fsynced, then `PUT /gates/ID/reviews/REVIEW/commit` under the same quota."
+    )
+    run = await bulkops(ctx, "resume", "archive.ckpt", "--time-scale", ctx.scale)
+    ctx.tallies.append(Tally("approve, resume: commits", [run.window]))
+    commits = Counter(
+        (found["id"], found["review"])
+        for e in ctx.emulator.entries([run.window])
+        if e.get("applied") and (found := _COMMIT.search(str(e.get("path"))))
+    )
+    wanted = {(str(r["object_id"]), str(r["review_id"])) for r in reviews}
+    ctx.check(
+        set(commits) == wanted and set(commits.values()) == {1},
+        f"The emulator committed each of the {len(wanted)} reviews exactly once; every "
+        "planned gate is now archived, once.",
+        f"commits seen: {dict(commits)}; expected one each of {sorted(wanted)}",
     )
 
 
@@ -364,8 +471,10 @@ async def _copy(ctx: DemoContext) -> None:
         "--time-scale",
         ctx.scale,
         keep=4,
+        expect=(0, 5),
     )
     dropped = sum(1 for line in run.output.splitlines() if "dropped (--accept-loss)" in line)
+    verified = run.output
     ctx.tallies.append(
         Tally(
             "run copy-project",
@@ -376,8 +485,19 @@ async def _copy(ctx: DemoContext) -> None:
             else "",
         )
     )
+    if run.code == 5:
+        reviews = await _pending_reviews(ctx, "demo-target")
+        ctx.say(
+            f"\nThe copies of the {len(reviews)} gates that require review require it in the "
+            "target too: archiving them there opened reviews. Approved, the resume commits "
+            "them and verifies the copy."
+        )
+        await _approve(ctx, reviews, "copy of an archived gate")
+        resumed = await bulkops(ctx, "resume", "copy.ckpt", "--time-scale", ctx.scale, keep=4)
+        ctx.tallies.append(Tally("approve, resume the copy", [resumed.window]))
+        verified = resumed.output
     ctx.check(
-        "verification: the target matches" in run.output,
+        "verification: the target matches" in verified,
         "The copy read the target back: it matches the source.",
         "the copy's verification did not report a match",
     )
@@ -428,7 +548,8 @@ async def _summary(ctx: DemoContext) -> None:
         for entry in ctx.emulator.entries(tally.windows):
             write = entry.get("method") in WRITE_METHODS
             tally.log["writes" if write else "reads"] += 1
-            tally.log["changed"] += bool(entry.get("applied"))
+            # A write that opened a review did what it should: it is "changed" too.
+            tally.log["changed"] += bool(entry.get("applied") or entry.get("review"))
             tally.log["throttled"] += entry.get("status") == 429
     ctx.console.print()
     ctx.console.print(summary_table(ctx.tallies))
@@ -441,8 +562,8 @@ async def _summary(ctx: DemoContext) -> None:
     throttled = sum(t.log["throttled"] for t in ctx.tallies)
     ctx.check(
         writes == changed and throttled == 0,
-        f"In all, {writes:,} write requests and every one of them changed something: "
-        "no wasted request, no 429 from the quota.",
+        f"In all, {writes:,} write requests and every one of them changed something or "
+        "opened a review: no wasted request, no 429 from the quota.",
         f"{writes:,} write requests, {changed:,} changed something, {throttled:,} got a 429",
     )
 
@@ -452,8 +573,8 @@ def summary_table(tallies: Sequence[Tally]) -> Table:
     table = Table(
         title="What each step sent, skipped and refused",
         caption="sent and changed: write requests in the emulator's log, and those that "
-        "changed something; applied and skipped: from the checkpoint; refused: bad input, "
-        "failed or conflicting mutations",
+        "changed something (or opened a review); applied and skipped: from the checkpoint; "
+        "refused: bad input, failed, conflicting or rejected mutations",
         caption_justify="left",
         title_justify="left",
         title_style="bold",
@@ -466,7 +587,7 @@ def summary_table(tallies: Sequence[Tally]) -> Table:
         counts = (t.status or {}).get("counts") or {}
         planned = (t.status or {}).get("mutations", t.planned)
         applied = counts.get("applied") if t.status else None
-        failed = int(counts.get("failed", 0)) + int(counts.get("conflict", 0))
+        failed = sum(int(counts.get(k, 0)) for k in ("failed", "conflict", "rejected"))
         table.add_row(
             escape(t.label),
             "·" if planned is None else f"{planned:,}",
@@ -496,6 +617,13 @@ STEPS: tuple[Step, ...] = (
         _plan_archive,
     ),
     Step(
+        "Know the code: stale gates that code still checks",
+        "`--code-refs PATH` scans a source tree for the selected gates (between quotes, "
+        "through constants, in any language; binary and ignored files counted, never read "
+        "silently). A gate that code still checks is blocked, and the plan says where.",
+        _plan_with_code,
+    ),
+    Step(
         "Apply the plan, kill -9 it halfway, resume",
         "`apply` executes exactly the plan file. Before each request it appends an intent to "
         "the checkpoint and fsyncs it. We watch the checkpoint grow and kill the process "
@@ -504,9 +632,16 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "Status",
-        "`status` reads a checkpoint and says what happened: counts per state, runs, and "
-        "whether anything is left to resume.",
+        "`status` reads a checkpoint and says what happened: counts per state, runs, the "
+        "reviews still waiting (id, object, age), and whether anything is left to resume.",
         _status,
+    ),
+    Step(
+        "Approve the reviews, resume: the commits",
+        "Changes that need review land only once people approve them. `resume` commits "
+        "each approved review once, journaled like any write; a rejected one would be "
+        "reported with its reason and never retried.",
+        _approve_and_resume,
     ),
     Step(
         "Rewrite rules from examples/rewrite.toml",

@@ -23,6 +23,7 @@ from . import (
     metadata,
     overrides,
     pulse,
+    reviews,
     segments,
     users,
     warehouse,
@@ -43,6 +44,7 @@ ROUTE_TABLES: tuple[Sequence[web.RouteDef], ...] = (
     metadata.routes,
     ingestions.routes,
     users.routes,
+    reviews.routes,
 )
 
 

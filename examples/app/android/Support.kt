@@ -1,0 +1,7 @@
+package com.example.support
+
+import com.statsig.androidsdk.Statsig
+
+fun smartDefaults(): Boolean {
+    return Statsig.checkGate("settings_spellcheck")
+}
