@@ -493,6 +493,7 @@ def test_code_refs_block_gates_code_still_checks(
     not in code; `--include-referenced` archives them and says what it overrides."""
     plan_file = tmp_path / "plan.json"
     argv = ["plan", "archive-gates", "--stale", "--code-refs", str(APP), "-o", str(plan_file)]
+    argv += ["--show", "1000"]  # every selected gate's row (the table is bounded by --show)
     run = run_cli(argv, env, tmp_path, "code")
     assert run.code == 0, run.stderr()
     out = run.stdout()
