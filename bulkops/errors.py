@@ -21,6 +21,7 @@
     ├── PlanError                  a job produced an invalid plan, or a plan file is unusable
     ├── RefusedError               refused for safety: lock held, stale plan, project mismatch
     └── JournalError               the checkpoint journal is unreadable or could not be written
+        └── NoSpaceError           no space left, or a file-size limit, while writing a file
 
 Messages never contain the API key: the server's 401 echoes the key, so every
 server message is passed through :func:`redact` before it is stored. ``detail`` holds
@@ -42,6 +43,7 @@ __all__ = [
     "Forbidden",
     "InputError",
     "JournalError",
+    "NoSpaceError",
     "NotFound",
     "PlanError",
     "RateLimited",
@@ -231,6 +233,12 @@ class RefusedError(BulkOpsError):
 
 class JournalError(BulkOpsError):
     """The checkpoint journal is corrupt or could not be written."""
+
+
+class NoSpaceError(JournalError):
+    """No space left on the device (or a quota, or a file-size limit) while writing a
+    file: the checkpoint, a plan, a report. A run stops there, resumable once there is
+    room (exit 7)."""
 
 
 _BY_STATUS: dict[int, type[ApiStatusError]] = {

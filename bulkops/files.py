@@ -29,12 +29,15 @@ import os
 import stat
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import RefusedError
+from .errors import NoSpaceError, RefusedError, UsageError
 
 __all__ = [
+    "NO_SPACE",
+    "check_output",
     "check_private",
     "create_private",
     "fsync",
@@ -46,8 +49,14 @@ __all__ = [
     "private_directory",
     "read_all",
     "write_all",
+    "no_space",
     "write_private",
+    "writing",
 ]
+
+# What a write meets on a full disk, over a disk quota, or past a file-size limit
+# (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the write fails with EFBIG instead).
+NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 _NEW = os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
 _PRIVATE = 0o600
@@ -257,3 +266,51 @@ def write_private(path: Path, data: str | bytes, *, durable: bool = True) -> Non
         raise
     if durable:
         fsync_directory(path.parent)
+
+
+def no_space(path: Path, strerror: str | None) -> NoSpaceError:
+    """The error of a write to ``path`` that found no room (see :data:`NO_SPACE`)."""
+    return NoSpaceError(
+        f"no space left while writing {path} ({strerror or 'no space'}); stopped",
+        hint="free some space (or raise the file-size limit), then run the command again; "
+        "a run's checkpoint resumes with `bulkops resume`",
+    )
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a full disk, a quota or a file-size limit met while writing ``path`` into
+    :class:`~bulkops.errors.NoSpaceError` naming it (other ``OSError``s pass)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise no_space(path, exc.strerror) from exc
+        raise
+
+
+def check_output(path: Path, option: str) -> None:
+    """Check, before anything is sent, that ``path`` (given as ``option``) can be
+    written: its directory exists (none is ever created for it) and is writable, and
+    it is not a directory itself.
+
+    Raises:
+        UsageError: naming the option, the path and what is wrong (exit 2).
+    """
+    directory = path.parent
+    problem = None
+    if path.is_dir():
+        problem = "it is a directory"
+    elif not directory.exists():
+        problem = f"the directory {directory} does not exist (bulkops does not create it)"
+    elif not directory.is_dir():
+        problem = f"{directory} is not a directory"
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        problem = f"the directory {directory} is not writable"
+    elif path.exists() and not path.is_symlink() and not os.access(path, os.W_OK):
+        problem = "the file is not writable"
+    if problem is not None:
+        raise UsageError(
+            f"{option} {path}: {problem}; nothing was sent",
+            hint="give a path in an existing, writable directory",
+        )

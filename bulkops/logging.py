@@ -5,10 +5,13 @@ Configured once by the CLI (:func:`configure_logging`). Library modules only do
 The chain is ``merge_contextvars`` → ``add_log_level`` → ISO UTC ``TimeStamper`` →
 exception text → **redaction** (every string, recursively, through
 :func:`bulkops.errors.redact` plus the exact secrets given) → the sinks: a console
-(ConsoleRenderer on a terminal, JSON otherwise; warnings and up unless verbose) and an
+(human lines from structlog's ConsoleRenderer, coloured only on a terminal without
+``NO_COLOR``, or JSON lines with ``--log-format json``; warnings and up unless verbose) and an
 optional ``--log-file`` that gets every event as one JSON line (created 0600, never
 through a symbolic link; an existing file keeps its mode: :func:`bulkops.files.open_append`).
-Redaction runs last before rendering, so no call site can skip it.
+Redaction runs last before rendering, so no call site can skip it. A log file that
+cannot be written (a full disk) is told once on stderr and dropped: logging never stops
+a run.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ class _Sinks:
         self,
         console: IO[str] | None,
         console_level: int,
-        pretty: bool,
+        human: bool,
+        colors: bool,
         log_file: IO[str] | None,
     ) -> None:
         self.console = console
@@ -68,17 +72,31 @@ class _Sinks:
         self._json = structlog.processors.JSONRenderer(sort_keys=False)
         self._pretty = (
             structlog.dev.ConsoleRenderer(
-                colors=True, exception_formatter=structlog.dev.plain_traceback
+                colors=colors, exception_formatter=structlog.dev.plain_traceback
             )
-            if pretty
+            if human
             else None
         )
+
+    def _to_file(self, line: str) -> None:
+        assert self.log_file is not None
+        try:
+            self.log_file.write(line + "\n")
+            self.log_file.flush()
+        except (OSError, ValueError) as exc:
+            # A log that cannot be written (the disk is full) must not stop a run:
+            # say so once, on stderr, and go on without it.
+            broken, self.log_file = self.log_file, None
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            name = getattr(broken, "name", "the log file")
+            sys.stderr.write(
+                f"warning: log file {name} could not be written ({why}); no more lines go to it\n"
+            )
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
         level = LEVELS.get(str(event_dict.get("level", "info")), 20)
         if self.log_file is not None:
-            self.log_file.write(str(self._json(logger, method, dict(event_dict))) + "\n")
-            self.log_file.flush()
+            self._to_file(str(self._json(logger, method, dict(event_dict))))
         if level >= self.console_level:
             # Resolved at write time: a live progress bar swaps sys.stderr for a proxy
             # that prints above the bar.
@@ -95,26 +113,29 @@ def configure_logging(
     verbose: bool = False,
     log_file: Path | None = None,
     secrets: Iterable[str] = (),
+    log_format: str = "human",
 ) -> Callable[[], None]:
     """Configure structlog for one command; returns a function that closes the log file.
 
     Args:
-        console: Where console events go (default: stderr). Pretty on a terminal,
-            JSON lines otherwise.
+        console: Where console events go (default: stderr): human lines (coloured on a
+            terminal, unless ``NO_COLOR`` is set), or JSON lines with ``log_format="json"``.
         verbose: Show info events on the console too (default: warnings and up).
         log_file: Append every event (info and up) as a JSON line; created 0600.
+        secrets: Exact values to redact besides key-looking tokens (the API key).
+        log_format: ``human`` or ``json``, for the console only (the file is JSON).
 
     Raises:
         RefusedError: ``log_file`` is a symbolic link.
         OSError: it cannot be opened.
-        secrets: Exact values to redact besides key-looking tokens (the API key).
     """
     stream = sys.stderr if console is None else console
     handle: IO[str] | None = None
     if log_file is not None:
         handle = os.fdopen(files.open_append(log_file, what="log file"), "a", encoding="utf-8")
-    pretty = bool(getattr(stream, "isatty", lambda: False)())
-    sinks = _Sinks(console, LEVELS["info" if verbose else "warning"], pretty, handle)
+    colors = bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+    level = LEVELS["info" if verbose else "warning"]
+    sinks = _Sinks(console, level, log_format != "json", colors, handle)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

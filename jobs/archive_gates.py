@@ -62,7 +62,9 @@ __all__ = [
     "Referrer",
     "Selection",
     "plan",
+    "REPORT_COLUMNS",
     "report_lines",
+    "report_rows",
     "select",
 ]
 
@@ -481,19 +483,20 @@ def _day(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
 
 
-def report_lines(selection: Selection) -> list[str]:
-    """One line per selected gate (id, status, stale reason, last modified, action) and totals."""
-    table = [
+REPORT_COLUMNS = ("gate", "status", "stale reason", "last modified", "action")
+
+
+def report_rows(selection: Selection) -> list[tuple[str, str, str, str, str]]:
+    """One row per selected gate: id, status, stale reason, last modified, action."""
+    return [
         (r.id, r.status, r.type_reason or "-", _day(r.last_modified), r.explain())
         for r in selection.rows
     ]
-    header = ("gate", "status", "stale reason", "last modified", "action")
-    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(4)]
+
+
+def report_lines(selection: Selection) -> list[str]:
+    """The totals line of the selection (what is archived, blocked, already archived)."""
     lines = []
-    if table:
-        for cells in [header, *table]:
-            lead = "  ".join(str(c).ljust(w) for c, w in zip(cells[:4], widths, strict=True))
-            lines.append(f"  {lead}  {cells[4]}")
     archive = len(selection.order)
     forced = sum(1 for r in selection.rows if r.forced or (r.code and r.action == "archive"))
     in_code = sum(1 for r in selection.rows if r.code and r.action == "blocked")
@@ -592,6 +595,9 @@ def _mutation(ctx: JobContext, row: GateRow, shared: _Shared) -> Mutation:
 async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     """Yield one archive per selected, unreferenced, live gate (referrers first)."""
     selection = await select(ctx, params)
+    rows = report_rows(selection)
+    if rows:
+        ctx.note_table("Selected gates", REPORT_COLUMNS, rows)
     for line in report_lines(selection):
         ctx.note(line)
     ctx.log.info(
@@ -602,7 +608,7 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
         already_archived=selection.count("archived"),
         references=selection.strategy,
     )
-    rows = {r.id: r for r in selection.rows}
+    by_id = {r.id: r for r in selection.rows}
     shared = _Shared(ctx, _archive_reason(ctx, params))
     for gate_id in selection.order:
-        yield _mutation(ctx, rows[gate_id], shared)
+        yield _mutation(ctx, by_id[gate_id], shared)

@@ -34,6 +34,8 @@ def test_the_wheel_holds_only_the_bulkops_package(wheel: Path) -> None:
     assert top == {"bulkops", wheel.name.split("-py3")[0] + ".dist-info"}, top
     assert "bulkops/jobs/__init__.py" in names
     assert "bulkops/jobs/copy_project/canonical.py" in names
+    schemas = {n.rsplit("/", 1)[1] for n in names if n.startswith("bulkops/cli/schemas/")}
+    assert schemas >= {"plan-1.json", "run-1.json", "status-1.json", "jobs-1.json"}, schemas
     assert not [n for n in names if n.startswith(("bulkops/bench", "scripts/", "tests/"))]
 
 

@@ -19,7 +19,6 @@ The argument parsing in front of them is :mod:`bulkops.cli.engine`.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
@@ -29,25 +28,27 @@ from typing import Any
 import structlog
 from pydantic import BaseModel
 from rich.markup import escape
+from rich.table import Table
 
 from ..api.client import ConsoleClient
 from ..engine.failpoints import Failpoints
-from ..engine.journal import Journal, read_records
-from ..engine.locks import default_state_dir
+from ..engine.journal import Journal, read_prefix, read_records
+from ..engine.locks import default_state_dir, lock_holder, lock_path_for_journal
 from ..engine.mutations import JobContext, Mutation
 from ..engine.plans import Plan, ProjectRef, check_keys, write_plan
 from ..engine.ratelimit import history_from_records
 from ..engine.reconcile import replay, undo_mutations
 from ..engine.reviews import forecast
 from ..engine.runner import RunOptions, RunResult, run_plan
-from ..engine.states import FINAL_STATES, KeyState, State
+from ..engine.states import FINAL_STATES, OK_STATES, KeyState, State
 from ..engine.stopping import Stop
-from ..errors import RefusedError
+from ..errors import NoSpaceError, RefusedError, UsageError
 from ..keyguard import KeyGuard
 from ..settings import ApiKeys, Settings
-from .exit_codes import ExitCode, exit_code_for_run
+from .documents import counts_of, jobs_document, plan_document, run_document
+from .exit_codes import ExitCode, exit_code_for_run, exit_code_for_status
 from .job_loading import LoadedJob, Verifier, builtin_jobs, job_verifier, plan_verifier
-from .output import ProgressView, Ui, format_duration, render_plan, render_summary
+from .output import ProgressView, Ui, format_duration, render_notes, render_plan, render_summary
 from .reports import report_rows, status_summary, write_report
 from .run_setup import (
     EngineOptions,
@@ -88,28 +89,95 @@ CheckpointCommand = Callable[[Path, ApiKeys, EngineOptions, Ui], Coroutine[Any, 
 """A command on a checkpoint with a key: :func:`resume` and :func:`undo`."""
 
 
-def list_jobs(ui: Ui, describe: Callable[[LoadedJob], list[str]]) -> ExitCode:
-    """Print every built-in job, its description's first line, and its options."""
+def list_jobs(ui: Ui, options: Callable[[LoadedJob], list[dict[str, Any]]]) -> ExitCode:
+    """Print every built-in job, its description's first line, and its options (a table
+    per job that wraps to the terminal's width)."""
+    jobs: list[dict[str, Any]] = []
     for job in builtin_jobs():
         first = job.description.splitlines()[0] if job.description else ""
+        found = options(job)
+        jobs.append({"name": job.name, "description": first, "options": found})
         ui.out.print(f"[bold]{escape(job.name)}[/]  {escape(first)}", highlight=False)
-        for line in describe(job):
-            ui.out.print(f"    {escape(line)}", highlight=False)
+        table = Table.grid(padding=(0, 2))
+        table.add_column(width=2)  # the indent
+        table.add_column(overflow="fold")
+        table.add_column(overflow="fold")
+        for option in found:
+            table.add_row("", escape(option["usage"]), escape(option["description"]))
+        ui.out.print(table)
     ui.out.print(
         escape(
             "Your own job: `bulkops run ./my_job.py [options]` (a module with Params and plan())."
         ),
         highlight=False,
     )
+    ui.result(f"{len(jobs)} jobs: " + ", ".join(j["name"] for j in jobs), jobs_document(jobs))
     return ExitCode.OK
 
 
 # -- running a plan ------------------------------------------------------------------------
 
 
+def _run_line(states: Mapping[str, KeyState], checkpoint: Path | None, code: int) -> str:
+    c = counts_of(states)
+    left = (
+        f", {c['unsettled']} unsettled, {c['pending']} not yet sent"
+        if (c["unsettled"] or c["pending"])
+        else ""
+    )
+    where = f"; checkpoint {checkpoint}" if checkpoint is not None else ""
+    return (
+        f"applied {c['applied']}, skipped {c['skipped']}, failed {c['failed']}, "
+        f"conflict {c['conflict']}{left}{where} (exit {int(code)})"
+    )
+
+
+def _tell_run(
+    ui: Ui,
+    command: str,
+    plan: Plan,
+    project: ProjectRef,
+    checkpoint: Path | None,
+    states: Mapping[str, KeyState],
+    code: int,
+    **more: Any,
+) -> None:
+    """A run's summary line, or its ``bulkops.run/1`` document (``more``: what
+    :func:`~bulkops.cli.documents.run_document` takes besides)."""
+    ui.result(
+        _run_line(states, checkpoint, code) if states else "nothing to do (exit 0)",
+        run_document(
+            command=command,
+            plan=plan,
+            project=project,
+            checkpoint=checkpoint,
+            states=states,
+            exit_code=code,
+            **more,
+        ),
+    )
+
+
+def _report(ui: Ui, opts: EngineOptions, plan: Plan, states: Mapping[str, KeyState]) -> list[Path]:
+    """Write ``--report`` if asked; a report that cannot be written (the disk that just
+    filled up) is told, and the run's outcome stands."""
+    if opts.report is None:
+        return []
+    try:
+        written = write_report(opts.report, report_rows(plan, states))
+    except (OSError, NoSpaceError) as exc:
+        why = exc.message if isinstance(exc, NoSpaceError) else exc.strerror
+        ui.err.print(f"report {opts.report} could not be written: {why}", highlight=False)
+        return []
+    ui.err.print("report: " + ", ".join(str(p) for p in written), highlight=False)
+    return written
+
+
 async def _execute(
     run: PlanRun,
     *,
+    command: str,
+    project: ProjectRef,
     opts: EngineOptions,
     ui: Ui,
     verify: Verifier | None = None,
@@ -143,10 +211,8 @@ async def _execute(
         )
     finally:
         view.close()
-    render_summary(ui.out, result, plan)
-    if opts.report is not None:
-        written = write_report(opts.report, report_rows(plan, result.states))
-        ui.err.print("report: " + ", ".join(str(p) for p in written), highlight=False)
+    render_summary(ui.out, result, plan, problems=opts.show)
+    written = _report(ui, opts, plan, result.states)
     if result.waiting_for_review:
         _say_waiting(ui, result, checkpoint)
     elif not result.ok:
@@ -169,15 +235,28 @@ async def _execute(
             f"`bulkops resume {checkpoint}`.",
             highlight=False,
         )
+    differences: list[str] | None = None
     if verify is not None and result.ok:
-        problems = await verify(plan, result, run.client)
-        for line in problems:
+        differences = await verify(plan, result, run.client)
+        for line in differences:
             ui.out.print(f"  differs: {escape(line)}", highlight=False)
-        if problems:
-            ui.err.print(f"verification: {len(problems)} difference(s) found", highlight=False)
+        if differences:
+            ui.err.print(f"verification: {len(differences)} difference(s) found", highlight=False)
             code = ExitCode.FAILED
         else:
             ui.out.print("verification: the target matches", highlight=False)
+    _tell_run(
+        ui,
+        command,
+        plan,
+        project,
+        checkpoint,
+        result.states,
+        code,
+        result=result,
+        reports=written,
+        differences=differences,
+    )
     return code
 
 
@@ -210,6 +289,7 @@ async def _apply(
     opts: EngineOptions,
     ui: Ui,
     *,
+    command: str,
     show_diff: bool,
     guard: KeyGuard,
     recorded: Mapping[str, Any] | None = None,
@@ -221,6 +301,7 @@ async def _apply(
     check_size(plan, opts)
     if not plan.mutations:
         ui.out.print("Nothing to do: the plan has no mutations.")
+        _tell_run(ui, command, plan, project, None, {}, ExitCode.OK)
         return ExitCode.OK
     state_dir = default_state_dir()
     checkpoint = opts.checkpoint or default_checkpoint(state_dir, plan)
@@ -238,7 +319,8 @@ async def _apply(
         limiter = quota_limiter(knobs, history)
         eta = limiter.eta(plan.quota_counts())
         if show_diff:
-            render_plan(ui.out, plan, eta=eta, project_name=project.name, show=opts.show)
+            line = render_plan(ui.out, plan, eta=eta, project_name=project.name, show=opts.show)
+            ui.out.print(escape(line), highlight=False)
         confirm(ui, opts, project, plan, eta)
         log.info(EVENT_CONFIRMED, project=project.id, mutations=len(plan.mutations))
         with checkpoint_lock(checkpoint, run_info):
@@ -248,7 +330,9 @@ async def _apply(
             ui.err.print(f"checkpoint: {checkpoint}", highlight=False)
             run = PlanRun(plan, client, checkpoint, journal, (), knobs, sendlog, limiter)
             try:
-                return await _execute(run, opts=opts, ui=ui, verify=verify)
+                return await _execute(
+                    run, command=command, project=project, opts=opts, ui=ui, verify=verify
+                )
             finally:
                 journal.close()
 
@@ -303,9 +387,12 @@ async def plan_job(
             EVENT_PLANNED, job=job.name, mutations=len(plan.mutations), plan_hash=plan.header.hash
         )
         eta = estimate(plan, run_knobs(opts), settings.base_url, project.id)
-        for line in ctx.notes:
-            ui.out.print(escape(guard.redact(line)), highlight=False)
-        render_plan(ui.out, plan, eta=eta, project_name=project.name, show=opts.show)
+        notes = [guard.redact(line) for line in ctx.notes]
+        tables = [
+            {**t, "rows": [[guard.redact(c) for c in row] for row in t["rows"]]} for t in ctx.tables
+        ]
+        render_notes(ui.out, notes, tables, show=opts.show)
+        line = render_plan(ui.out, plan, eta=eta, project_name=project.name, show=opts.show)
         if opts.output is not None:
             write_plan(opts.output, plan)
             ui.err.print(
@@ -314,15 +401,30 @@ async def plan_job(
             )
         if not run or not opts.apply:
             if run:
-                ui.out.print(
-                    f"Dry run: nothing was sent. Add --apply to apply these "
-                    f"{len(plan.mutations)} mutations.",
-                    highlight=False,
-                )
+                line += ". Dry run: nothing was sent; add --apply to apply it"
+            document = plan_document(
+                plan,
+                command="run" if run else "plan",
+                project=project,
+                eta=eta,
+                plan_file=opts.output,
+                notes=notes,
+                tables=tables,
+            )
+            ui.result(line, document)
             return ExitCode.OK
+        ui.out.print(escape(line), highlight=False)
         verify = job_verifier(job.module, params, keys)
         return await _apply(
-            plan, client, project, opts, ui, show_diff=False, guard=guard, verify=verify
+            plan,
+            client,
+            project,
+            opts,
+            ui,
+            command="run",
+            show_diff=False,
+            guard=guard,
+            verify=verify,
         )
 
 
@@ -339,7 +441,15 @@ async def apply_plan(plan: Plan, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
         if verify is not None:
             await _check_other_keys(keys, settings, plan.header.params)
         return await _apply(
-            plan, client, project, opts, ui, show_diff=True, guard=guard, verify=verify
+            plan,
+            client,
+            project,
+            opts,
+            ui,
+            command="apply",
+            show_diff=True,
+            guard=guard,
+            verify=verify,
         )
 
 
@@ -367,12 +477,16 @@ async def resume(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -
             states = replay(records, [m.key for m in plan.mutations])
             if all(st.state in FINAL_STATES for st in states.values()):
                 ui.out.print("Nothing to resume: every mutation is settled.")
-                _print_counts(ui, states)
-                return (
+                code = (
                     ExitCode.OK
-                    if all(st.state in ("applied", "skipped") for st in states.values())
+                    if all(st.state in OK_STATES for st in states.values())
                     else ExitCode.FAILED
                 )
+                target = ProjectRef(
+                    id=plan.target_project, name=plan.project_name(plan.target_project)
+                )
+                _tell_run(ui, "resume", plan, target, checkpoint, states, code)
+                return code
             respect = bool(recorded.get("respect_reviews", plan.header.respect_reviews))
             settings = target_settings(keys, opts, plan.header.params, respect_reviews=respect)
             knobs = run_knobs(opts, recorded)
@@ -400,38 +514,60 @@ async def resume(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -
                     )
                     applied = sum(1 for st in states.values() if st.state == State.APPLIED)
                     return await _execute(
-                        run, opts=opts, ui=ui, verify=verify, applied_before=applied
+                        run,
+                        command="resume",
+                        project=project,
+                        opts=opts,
+                        ui=ui,
+                        verify=verify,
+                        applied_before=applied,
                     )
         finally:
             journal.close()
 
 
-def _print_counts(ui: Ui, states: Mapping[str, KeyState]) -> None:
-    counts: dict[str, int] = {}
-    for st in states.values():
-        counts[st.state] = counts.get(st.state, 0) + 1
-    ui.out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
+def status(checkpoint: Path, ui: Ui, *, show: int = 20) -> ExitCode:
+    """``bulkops status CKPT [--json]``: what the checkpoint says, read-only.
 
-
-def status(checkpoint: Path, ui: Ui, *, as_json: bool) -> ExitCode:
-    """``bulkops status CKPT [--json]``: what the checkpoint says, read-only."""
+    A run holding the checkpoint's lock is told as running (pid, host, since); damage
+    before the end shows what the records before it say. The exit code tells where the
+    checkpoint stands (:func:`~bulkops.cli.exit_codes.exit_code_for_status`).
+    """
     require_checkpoint(checkpoint)
-    records = read_records(checkpoint)
+    records, damage = read_prefix(checkpoint)
     plan, _recorded = checkpoint_plan(records, f"checkpoint {checkpoint}")
     states = replay(records, [m.key for m in plan.mutations])
-    summary = status_summary(plan, records, states)
+    holder = lock_holder(lock_path_for_journal(checkpoint))
+    summary = status_summary(plan, records, states, damage=damage, running=holder)
     summary["checkpoint"] = str(checkpoint)
-    if as_json:
-        ui.out.print_json(json.dumps(summary))
-        return ExitCode.OK
+    code = exit_code_for_status(summary["state"])
+    summary["exit_code"] = int(code)
+    _print_status(ui, checkpoint, summary, show)
     c = summary["counts"]
     reviews = (
         f", waiting for review {c['pending_review']}, rejected {c['rejected']}"
         if c["pending_review"] or c["rejected"]
         else ""
     )
+    ui.result(
+        f"{summary['state'].replace('_', ' ')}: applied {c['applied']}, skipped "
+        f"{c['skipped']}, failed {c['failed']}, conflict {c['conflict']}{reviews}, unsettled "
+        f"{c['unsettled']}, not yet sent {c['pending']} (exit {int(code)})",
+        summary,
+    )
+    return code
+
+
+def _print_status(ui: Ui, checkpoint: Path, summary: Mapping[str, Any], show: int) -> None:
+    c = summary["counts"]
+    path = escape(str(checkpoint))
+    reviews = (
+        f", waiting for review {c['pending_review']}, rejected {c['rejected']}"
+        if c["pending_review"] or c["rejected"]
+        else ""
+    )
     ui.out.print(
-        f"checkpoint {escape(str(checkpoint))}\n"
+        f"checkpoint {path}\n"
         f"  job {escape(summary['job'])}, plan {summary['plan_hash'][:12]}, created {summary['created']}\n"
         f"  project {escape(summary['target_project'])}, {summary['mutations']} mutations, "
         f"{summary['runs']} run(s)\n"
@@ -440,9 +576,38 @@ def status(checkpoint: Path, ui: Ui, *, as_json: bool) -> ExitCode:
         f"not yet sent {c['pending']}",
         highlight=False,
     )
+    damage, running = summary["damage"], summary["running"]
+    if damage is not None:
+        ui.out.print(
+            f"  DAMAGED at line {damage['line']} (byte offset {damage['offset']}): "
+            f"{escape(damage['problem'])}; the counts above are those of the "
+            f"{damage['records_before']} verified records before it (later ones are not "
+            "trusted)",
+            highlight=False,
+        )
+        applied = summary["applied"]
+        if applied:
+            more = (
+                f" … and {len(applied) - show} more (--show N, or --json)"
+                if len(applied) > show
+                else ""
+            )
+            ui.out.print(
+                f"  applied before the damage ({len(applied)}): "
+                + escape(", ".join(applied[:show]))
+                + more,
+                highlight=False,
+            )
+    if running is not None:
+        ui.out.print(
+            f"  running: pid {running['pid'] or '?'} on {escape(str(running['host'] or '?'))} "
+            f"since {escape(str(running['since'] or '?'))} (a `bulkops {running['command']}`); "
+            "resume is refused while it runs",
+            highlight=False,
+        )
     if summary["reviews"]:
         ui.out.print(f"  waiting for review ({len(summary['reviews'])}):", highlight=False)
-    for review in summary["reviews"][:50]:
+    for review in summary["reviews"][:show]:
         age = review["age_seconds"]
         ui.out.print(
             f"    review {escape(str(review['review_id']))}  {escape(review['object'])}  "
@@ -452,34 +617,72 @@ def status(checkpoint: Path, ui: Ui, *, as_json: bool) -> ExitCode:
         )
     if summary["ended_without_record"]:
         ui.out.print("  the last run ended without a record (killed?): resume reconciles it")
-    for problem in summary["problems"][:20]:
+    for problem in summary["problems"][:show]:
         ui.out.print(
             f"  {escape(problem['state'])} {escape(problem['key'])}: {escape(str(problem['reason'] or ''))}",
             highlight=False,
         )
-    if summary["complete"]:
-        ui.out.print("  complete", highlight=False)
-    elif summary["reviews"]:
-        ui.out.print(
-            f"  once approved in the console: `bulkops resume {escape(str(checkpoint))}` "
-            "commits them",
-            highlight=False,
-        )
-    else:
-        ui.out.print(f"  resumable: `bulkops resume {escape(str(checkpoint))}`", highlight=False)
-    return ExitCode.OK
+    if summary["problems_total"] > show:
+        ui.out.print(f"  … and {summary['problems_total'] - show} more (see --report or --json)")
+    state = summary["state"]
+    what = {
+        "incomplete": f"  resumable: `bulkops resume {path}`",
+        "reviews_pending": f"  once approved in the console: `bulkops resume {path}` commits them",
+        "damaged": "  not resumable: the journal cannot prove what happened after the damage; "
+        f"`bulkops undo {path} --from-damaged` plans the inverse of what the verified "
+        "records applied",
+    }.get(state)
+    if what is not None:
+        ui.out.print(what, highlight=False)
 
 
 async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> ExitCode:
-    """``bulkops undo CKPT [--apply]``: plan the inverses of every applied mutation in
-    reverse order; dry-run unless ``--apply``; runs with its own checkpoint."""
+    """``bulkops undo CKPT [--apply] [--from-damaged]``: plan the inverses of every applied
+    mutation in reverse order; dry-run unless ``--apply``; runs with its own checkpoint.
+
+    With ``--from-damaged``, a checkpoint damaged before its end is undone as far as
+    its verified records go (those before the damage); mutations whose outcome they
+    do not hold are listed, to check by hand.
+    """
     require_checkpoint(checkpoint)
+    damage = None
     with checkpoint_lock(checkpoint, {"undo": True}):
-        records = read_records(checkpoint)
+        if opts.from_damaged:
+            records, damage = read_prefix(checkpoint)
+            if damage is None:
+                raise UsageError(
+                    f"--from-damaged: checkpoint {checkpoint} is not damaged; nothing was sent",
+                    hint=f"undo it without the option: `bulkops undo {checkpoint}`",
+                )
+        else:
+            records = read_records(checkpoint)
     guard = keys.guard()
     plan, recorded = checkpoint_plan(records, f"checkpoint {checkpoint}", guard)
     states = replay(records, [m.key for m in plan.mutations])
+    in_doubt = [k for k, st in states.items() if st.state == State.IN_DOUBT]
+    if damage is not None:
+        # A mutation the verified records leave unsettled (in doubt, or not yet sent)
+        # may have been applied past the damage: each is undone as if applied, and the
+        # undo's own read settles it (in the state it left: undone; in the state before
+        # it: skipped; anything else: a conflict, never overwritten).
+        unsettled = [k for k, st in states.items() if st.state not in FINAL_STATES]
+        last = len(records)
+        for index, key in enumerate(unsettled):
+            states[key] = replace(states[key], state=State.APPLIED, settled_at=last + index)
+        ui.err.print(
+            f"checkpoint {checkpoint} is damaged at line {damage.line} (byte offset "
+            f"{damage.offset}: {damage.problem}): undoing what the {len(records)} verified "
+            f"records before it applied, and the {len(unsettled)} mutation(s) they leave "
+            "unsettled (each is read first: one never applied is skipped); later records "
+            "are not trusted",
+            highlight=False,
+        )
     mutations, not_undoable = undo_mutations(plan, states)
+    if damage is None:
+        not_undoable += [
+            (k, "its outcome is not in the checkpoint: `bulkops resume` settles it first")
+            for k in in_doubt
+        ]
     respect = bool(recorded.get("respect_reviews", plan.header.respect_reviews))
     settings = target_settings(
         keys, opts, plan.header.params, respect_reviews=respect and not opts.no_review_header
@@ -489,26 +692,47 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
         check_project(plan, project)
         undo_plan = Plan.build(
             job="undo",
-            params={"checkpoint": str(checkpoint), "plan_hash": plan.header.hash},
+            params={
+                "checkpoint": str(checkpoint),
+                "plan_hash": plan.header.hash,
+                **({"damaged_at_line": damage.line} if damage is not None else {}),
+            },
             projects=plan.header.projects,
             mutations=await _planned(client, mutations, ui),
             respect_reviews=settings.respect_reviews,
             guard=guard,
         )
         eta = estimate(undo_plan, run_knobs(opts, recorded), settings.base_url, project.id)
-        render_plan(
+        line = render_plan(
             ui.out, undo_plan, eta=eta, project_name=project.name, show=opts.show, title="Undo plan"
         )
-        for key, reason in not_undoable:
+        for key, reason in not_undoable[: opts.show]:
             ui.out.print(f"  cannot undo {escape(key)}: {escape(reason)}", highlight=False)
+        if len(not_undoable) > opts.show:
+            ui.out.print(f"  … and {len(not_undoable) - opts.show} more that cannot be undone")
         if not opts.apply:
-            ui.out.print(
-                f"Dry run: nothing was sent. Add --apply to undo with these {len(mutations)} mutations.",
-                highlight=False,
+            ui.result(
+                f"{line}. Dry run: nothing was sent; add --apply to undo",
+                plan_document(
+                    undo_plan,
+                    command="undo",
+                    project=project,
+                    eta=eta,
+                    not_undoable=not_undoable,
+                ),
             )
             return ExitCode.OK
+        ui.out.print(escape(line), highlight=False)
         target = opts.checkpoint or undo_checkpoint(checkpoint)
         opts = replace(opts, checkpoint=target)
         return await _apply(
-            undo_plan, client, project, opts, ui, show_diff=False, guard=guard, recorded=recorded
+            undo_plan,
+            client,
+            project,
+            opts,
+            ui,
+            command="undo",
+            show_diff=False,
+            guard=guard,
+            recorded=recorded,
         )

@@ -24,17 +24,20 @@ from pydantic import BaseModel
 from ..engine.plans import read_plan
 from ..engine.quota import QuotaWindow
 from ..errors import UsageError
+from ..files import check_output
 from ..settings import key_env_names
 from . import commands
 from .invocation import (
     Invocation,
     add_connection_options,
+    add_output_options,
     invoke,
     positive_float,
     positive_int,
     refuse_key_arguments,
 )
-from .job_loading import LoadedJob, load_job, parse_params
+from .job_loading import LoadedJob, builtin_jobs, load_job, parse_params
+from .parsing import Parser
 from .run_setup import EngineOptions, checkpoint_params
 
 __all__ = [
@@ -42,13 +45,17 @@ __all__ = [
     "apply_arguments",
     "apply_command",
     "job_option_lines",
+    "job_options",
+    "jobs_arguments",
     "jobs_command",
     "plan_arguments",
     "plan_command",
+    "plan_completion",
     "resume_arguments",
     "resume_command",
     "run_arguments",
     "run_command",
+    "run_completion",
     "status_arguments",
     "status_command",
     "undo_arguments",
@@ -77,7 +84,27 @@ _RESERVED = {
     "log_file",
     "verbose",
     "json",
+    "quiet",
+    "log_format",
+    "from_damaged",
 }
+
+# Output files, checked before anything is read or sent: (attribute, option).
+_OUTPUTS = (
+    ("output", "-o"),
+    ("report", "--report"),
+    ("log_file", "--log-file"),
+    ("checkpoint", "--checkpoint"),
+)
+# Options that do something only when a run applies (``run`` and ``undo`` without
+# ``--apply`` are dry runs): given without it, they would be silently ignored.
+_APPLY_ONLY = (
+    ("checkpoint", "--checkpoint"),
+    ("report", "--report"),
+    ("yes", "--yes"),
+    ("max_mutations", "--max-mutations"),
+    ("retry_budget", "--retry-budget"),
+)
 
 
 def _quota(text: str) -> QuotaWindow:
@@ -93,6 +120,7 @@ def _engine_options(p: argparse.ArgumentParser, *, writes: bool, suppress: bool)
     d: Any = argparse.SUPPRESS if suppress else None
     off: Any = argparse.SUPPRESS if suppress else False
     add_connection_options(p, default=d)
+    add_output_options(p, suppress=suppress)
     p.add_argument(
         "--no-review-header",
         action="store_true",
@@ -122,7 +150,9 @@ def _engine_options(p: argparse.ArgumentParser, *, writes: bool, suppress: bool)
     )
     p.add_argument("-v", "--verbose", action="store_true", default=off)
     p.add_argument("--log-file", type=Path, default=d, help="append JSON log lines (0600)")
-    p.add_argument("--show", type=int, default=d, help="objects shown in a diff (50)")
+    p.add_argument(
+        "--show", type=positive_int, default=d, help="objects and rows shown in a table (50)"
+    )
     if not writes:
         return
     p.add_argument(
@@ -214,23 +244,41 @@ def add_job_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> 
         )
 
 
-def job_option_lines(job: LoadedJob) -> list[str]:
-    """``--name TYPE  description`` lines for ``bulkops jobs``."""
-    lines = []
+def job_options(job: LoadedJob) -> list[dict[str, Any]]:
+    """A job's options for ``bulkops jobs``: flag, type (``N``, ``X``, ``FILE``,
+    ``TEXT``, ``FLAG`` or ``CHOICE``), choices, repeatable, required, description, and
+    ``usage`` (``--name TYPE (repeatable) (required)``)."""
+    out = []
     for name, info in job.params_model.model_fields.items():
         kind, many = _unwrap(info.annotation)
         _, choices = _converter(kind)
         if choices:
-            type_name = "{" + ",".join(choices) + "}"
+            type_name, shown = "CHOICE", "{" + ",".join(choices) + "}"
         elif kind is bool:
-            type_name = "(flag)"
+            type_name, shown = "FLAG", "(flag)"
         else:
             type_name = {int: "N", float: "X", Path: "FILE"}.get(kind, "TEXT")
-        flags = "--" + name.replace("_", "-")
+            shown = type_name
+        flag = "--" + name.replace("_", "-")
         extra = " (repeatable)" if many else ""
         need = " (required)" if info.is_required() else ""
-        lines.append(f"{flags} {type_name}{extra}{need}  {info.description or ''}".rstrip())
-    return lines
+        out.append(
+            {
+                "flag": flag,
+                "type": type_name,
+                "choices": choices or [],
+                "repeatable": many,
+                "required": info.is_required(),
+                "description": info.description or "",
+                "usage": f"{flag} {shown}{extra}{need}",
+            }
+        )
+    return out
+
+
+def job_option_lines(job: LoadedJob) -> list[str]:
+    """``--name TYPE  description`` lines (the options of :func:`job_options`)."""
+    return [f"{o['usage']}  {o['description']}".rstrip() for o in job_options(job)]
 
 
 # -- the commands --------------------------------------------------------------------------
@@ -258,6 +306,7 @@ def _options(args: argparse.Namespace) -> EngineOptions:
         output=get("output"),
         show=get("show") or 50,
         apply=bool(get("apply", False)),
+        from_damaged=bool(get("from_damaged", False)),
     )
 
 
@@ -271,12 +320,42 @@ def _all_strings(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Before anything is read or sent: no option that would be ignored, and every
+    output file can be written (:func:`bulkops.files.check_output`).
+
+    Raises:
+        UsageError: naming the option.
+    """
+    if args.command in ("run", "undo") and not getattr(args, "apply", False):
+        given = [flag for name, flag in _APPLY_ONLY if getattr(args, name, None)]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: used only with --apply, and this is a dry run; "
+                "nothing was sent",
+                hint="add --apply to apply, or leave the option out",
+            )
+    if args.command == "resume" and getattr(args, "checkpoint", None) is not None:
+        raise UsageError(
+            "resume takes the checkpoint as its argument (`bulkops resume CKPT`), not "
+            "--checkpoint; nothing was sent"
+        )
+    for name, flag in _OUTPUTS:
+        path = getattr(args, name, None)
+        if path is not None:
+            check_output(Path(path), flag)
+
+
 def _invoke(args: argparse.Namespace, prepare: Callable[[], Invocation]) -> int:
     return invoke(
         _all_strings(args),
         prepare,
         verbose=bool(getattr(args, "verbose", False)),
         log_file=getattr(args, "log_file", None),
+        as_json=bool(getattr(args, "json", False)),
+        quiet=bool(getattr(args, "quiet", False)),
+        log_format=getattr(args, "log_format", "human"),
+        check=lambda: _check_options(args),
     )
 
 
@@ -285,17 +364,12 @@ def _job_args(args: argparse.Namespace, command: str) -> tuple[LoadedJob, BaseMo
     on ``args``. Key-looking job arguments are refused before the job is loaded."""
     refuse_key_arguments([args.job, *args.job_args])
     job = load_job(args.job)
-    inner = argparse.ArgumentParser(
+    inner = Parser(
         prog=f"bulkops {command} {args.job}",
         description=job.description.splitlines()[0] if job.description else None,
         epilog="Engine options may also come here (see `bulkops run --help`).",
     )
-    add_job_options(inner, job.params_model)
-    _engine_options(inner, writes=command == "run", suppress=True)
-    if command == "run":
-        inner.add_argument("--apply", action="store_true", default=argparse.SUPPRESS)
-    else:
-        inner.add_argument("-o", "--output", type=Path, default=argparse.SUPPRESS)
+    _after_the_job(inner, job, command)
     try:
         parsed = inner.parse_args(args.job_args)
     except SystemExit as exc:
@@ -306,10 +380,29 @@ def _job_args(args: argparse.Namespace, command: str) -> tuple[LoadedJob, BaseMo
         ) from None
     fields = set(job.params_model.model_fields)
     values = {k: v for k, v in vars(parsed).items() if k in fields}
+    before: set[str] = getattr(args, "_given", set())
     for k, v in vars(parsed).items():
-        if k not in fields:
-            setattr(args, k, v)
+        if k in fields or k == "_given":
+            continue
+        if k in before and k in getattr(parsed, "_given", set()):
+            raise UsageError(
+                f"--{k.replace('_', '-')} given twice, before and after the job's name "
+                "(it takes one value)"
+            )
+        if isinstance(v, list) and isinstance(getattr(args, k, None), list):
+            v = [*getattr(args, k), *v]  # repeatable: both places count
+        setattr(args, k, v)
     return job, parse_params(job, values)
+
+
+def _after_the_job(p: argparse.ArgumentParser, job: LoadedJob, command: str) -> None:
+    """What may follow a job's name: its own options, and the engine options again."""
+    add_job_options(p, job.params_model)
+    _engine_options(p, writes=command == "run", suppress=True)
+    if command == "run":
+        p.add_argument("--apply", action="store_true", default=argparse.SUPPRESS)
+    else:
+        p.add_argument("-o", "--output", type=Path, default=argparse.SUPPRESS)
 
 
 def _job_positionals(p: argparse.ArgumentParser) -> None:
@@ -317,15 +410,42 @@ def _job_positionals(p: argparse.ArgumentParser) -> None:
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's options")
 
 
+def _jobs_as_subcommands(p: argparse.ArgumentParser, command: str) -> None:
+    """For completion only: each built-in job as a sub-command with its own options and
+    the engine options that may follow its name."""
+    sub = p.add_subparsers(dest="job", metavar="JOB")
+    for job in builtin_jobs():
+        first = job.description.splitlines()[0] if job.description else job.name
+        jp = sub.add_parser(job.name, help=first.partition(": ")[2] or first)
+        _after_the_job(jp, job, command)
+
+
+def plan_completion(p: argparse.ArgumentParser) -> None:
+    """``plan``'s arguments as completion sees them: the jobs as sub-commands."""
+    _engine_options(p, writes=False, suppress=False)
+    p.add_argument("-o", "--output", type=Path, help="write the plan file (0600)")
+    _jobs_as_subcommands(p, "plan")
+
+
+def run_completion(p: argparse.ArgumentParser) -> None:
+    """``run``'s arguments as completion sees them: the jobs as sub-commands."""
+    _engine_options(p, writes=True, suppress=False)
+    p.add_argument("--apply", action="store_true", help="apply (default: dry run)")
+    _jobs_as_subcommands(p, "run")
+
+
 def _checkpoint_positional(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint_path", type=Path, metavar="CKPT")
 
 
+def jobs_arguments(p: argparse.ArgumentParser) -> None:
+    """``bulkops jobs [--json] [--quiet]``."""
+    add_output_options(p)
+
+
 def jobs_command(args: argparse.Namespace) -> int:
     """``bulkops jobs``."""
-    return _invoke(
-        args, lambda: Invocation(lambda ui, keys: commands.list_jobs(ui, job_option_lines))
-    )
+    return _invoke(args, lambda: Invocation(lambda ui, keys: commands.list_jobs(ui, job_options)))
 
 
 def plan_arguments(p: argparse.ArgumentParser) -> None:
@@ -409,7 +529,8 @@ def resume_command(args: argparse.Namespace) -> int:
 def status_arguments(p: argparse.ArgumentParser) -> None:
     """``bulkops status CKPT [--json]``."""
     _checkpoint_positional(p)
-    p.add_argument("--json", action="store_true", help="machine-readable")
+    add_output_options(p)
+    p.add_argument("--show", type=positive_int, default=20, help="problems and keys listed (20)")
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -417,7 +538,7 @@ def status_command(args: argparse.Namespace) -> int:
     return _invoke(
         args,
         lambda: Invocation(
-            lambda ui, keys: commands.status(args.checkpoint_path, ui, as_json=args.json)
+            lambda ui, keys: commands.status(args.checkpoint_path, ui, show=args.show)
         ),
     )
 
@@ -427,6 +548,11 @@ def undo_arguments(p: argparse.ArgumentParser) -> None:
     _engine_options(p, writes=True, suppress=False)
     _checkpoint_positional(p)
     p.add_argument("--apply", action="store_true", help="apply the undo (default: dry run)")
+    p.add_argument(
+        "--from-damaged",
+        action="store_true",
+        help="a checkpoint damaged before its end: undo what its verified records applied",
+    )
 
 
 def undo_command(args: argparse.Namespace) -> int:

@@ -12,8 +12,17 @@ The contract other tools (CI jobs, wrappers, the soak) rely on:
          read-only or wrong-type key): nothing was sent
     5    changes are waiting for review: nothing failed, some writes opened
          reviews (the rest applied or wait behind them); resume after approval
-    130  interrupted (Ctrl-C, SIGTERM): the checkpoint is resumable
+    6    ``status``: the checkpoint has work left (resumable), or a run holds it
+    7    stopped: no space left, or a file-size limit, while writing a file;
+         the checkpoint is resumable once there is room
+    130  interrupted (Ctrl-C): the checkpoint is resumable
+    141  stdout was closed early (``bulkops plan … | head``): a quiet exit
+    143  terminated (SIGTERM): the checkpoint is resumable
     ===  =====================================================================
+
+``status`` exits 0 when the checkpoint is complete with every mutation applied or
+skipped, 1 complete with failures, conflicts or rejections, 5 only reviews are left to
+wait for, 6 incomplete or running, 3 damaged.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from ..errors import (
     BulkOpsError,
     InputError,
     JournalError,
+    NoSpaceError,
     PlanError,
     RefusedError,
     UsageError,
@@ -34,7 +44,7 @@ from ..errors import (
 if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every start
     from ..engine.runner import RunResult
 
-__all__ = ["ExitCode", "exit_code_for_error", "exit_code_for_run"]
+__all__ = ["ExitCode", "exit_code_for_error", "exit_code_for_run", "exit_code_for_status"]
 
 
 class ExitCode(IntEnum):
@@ -46,11 +56,17 @@ class ExitCode(IntEnum):
     REFUSED = 3
     API_ACCESS = 4
     REVIEW_PENDING = 5
+    INCOMPLETE = 6
+    NO_SPACE = 7
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    TERMINATED = 143
 
 
 def exit_code_for_error(exc: BulkOpsError) -> ExitCode:
     """The exit code of a command that ended with ``exc``."""
+    if isinstance(exc, NoSpaceError):
+        return ExitCode.NO_SPACE
     if isinstance(exc, UsageError | InputError | PlanError):
         return ExitCode.USAGE
     if isinstance(exc, RefusedError | JournalError):
@@ -61,15 +77,36 @@ def exit_code_for_error(exc: BulkOpsError) -> ExitCode:
 
 
 def exit_code_for_run(result: RunResult, *, applied_before: int = 0) -> ExitCode:
-    """0 all applied or skipped; 5 only reviews are left to wait for; 130 interrupted;
-    4 the key was refused (401/403) before anything applied (``applied_before``:
-    mutations the checkpoint had applied when the run started); 1 anything else."""
+    """0 all applied or skipped; 5 only reviews are left to wait for; 130 interrupted
+    (143 terminated); 7 no space left; 4 the key was refused (401/403) before anything
+    applied (``applied_before``: mutations the checkpoint had applied when the run
+    started); 1 anything else."""
     from ..engine.stopping import Stop
 
     if result.stop is Stop.INTERRUPTED:
         return ExitCode.INTERRUPTED
+    if result.stop is Stop.TERMINATED:
+        return ExitCode.TERMINATED
+    if result.stop is Stop.NO_SPACE:
+        return ExitCode.NO_SPACE
     if result.stop is Stop.UNAUTHORIZED and result.counts()["applied"] <= applied_before:
         return ExitCode.API_ACCESS
     if result.ok:
         return ExitCode.OK
     return ExitCode.REVIEW_PENDING if result.waiting_for_review else ExitCode.FAILED
+
+
+_STATUS_CODES = {
+    "complete": ExitCode.OK,
+    "complete_with_problems": ExitCode.FAILED,
+    "reviews_pending": ExitCode.REVIEW_PENDING,
+    "incomplete": ExitCode.INCOMPLETE,
+    "running": ExitCode.INCOMPLETE,
+    "damaged": ExitCode.REFUSED,
+}
+
+
+def exit_code_for_status(state: str) -> ExitCode:
+    """The exit code of ``bulkops status`` for a checkpoint in ``state`` (the ``state``
+    of :func:`bulkops.cli.reports.status_summary`)."""
+    return _STATUS_CODES[state]

@@ -37,6 +37,7 @@ from .output import Ui
 __all__ = [
     "Invocation",
     "add_connection_options",
+    "add_output_options",
     "invoke",
     "positive_float",
     "positive_int",
@@ -87,6 +88,32 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_output_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """``--json``, ``-q/--quiet`` and ``--log-format`` (``suppress``: no defaults, for
+    options that may come again after a job's name)."""
+    off: Any = argparse.SUPPRESS if suppress else False
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=off,
+        help="print one JSON document on stdout (its schema is named in it); the human "
+        "display goes to stderr",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=off,
+        help="print only errors, warnings and the final summary line",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("human", "json"),
+        default=argparse.SUPPRESS if suppress else "human",
+        help="warnings on stderr as human lines (default) or JSON lines",
+    )
+
+
 def add_connection_options(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
     """``--api-url``, ``--allow-insecure-http`` and ``--timeout`` (``default`` for each
     when not given)."""
@@ -124,6 +151,10 @@ def invoke(
     *,
     verbose: bool = False,
     log_file: Path | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
+    log_format: str = "human",
+    check: Callable[[], None] | None = None,
 ) -> int:
     """Run a command: see the module docstring for the steps.
 
@@ -133,6 +164,9 @@ def invoke(
         prepare: Reads what decides the key variables; returns the command to run.
         verbose: Info events on the console too.
         log_file: Append every event as a JSON line (0600).
+        as_json, quiet: The output contract (:meth:`bulkops.cli.output.Ui.terminal`).
+        log_format: How events reach the console: ``human`` lines or ``json``.
+        check: Checks the command's output files before anything else is done.
 
     Returns:
         The command's exit code.
@@ -141,12 +175,16 @@ def invoke(
         BulkOpsError: the command's, with the keys read taken out of its message.
     """
     refuse_key_arguments(arguments)
+    if check is not None:
+        check()
     invocation = prepare()
     keys = ApiKeys.read(invocation.key_envs)
     secrets = keys.secrets()
-    close = configure_logging(verbose=verbose, log_file=log_file, secrets=secrets)
+    close = configure_logging(
+        verbose=verbose, log_file=log_file, secrets=secrets, log_format=log_format
+    )
     try:
-        result = invocation.action(Ui.terminal(), keys)
+        result = invocation.action(Ui.terminal(as_json=as_json, quiet=quiet), keys)
         if not isinstance(result, int):
             result = asyncio.run(result)
         return int(result)

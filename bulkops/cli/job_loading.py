@@ -25,7 +25,8 @@ from ..api.client import ConsoleClient
 from ..engine.mutations import JobContext
 from ..engine.plans import Plan
 from ..engine.runner import RunResult
-from ..errors import UsageError
+from ..errors import InputError, UsageError
+from ..inputs import check_source
 from ..settings import ApiKeys
 from .run_setup import OtherClients
 
@@ -87,6 +88,7 @@ def load_job(spec: str) -> LoadedJob:
     path = Path(spec)
     if not path.is_file():
         raise UsageError(f"job file {spec} does not exist")
+    check_source(path, what="job file")
     name = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)
     module_spec = importlib.util.spec_from_file_location(f"bulkops_userjob_{name}", path)
     if module_spec is None or module_spec.loader is None:
@@ -98,6 +100,10 @@ def load_job(spec: str) -> LoadedJob:
         check_job_module(module, spec)
     except TypeError as exc:
         raise UsageError(str(exc)) from exc
+    except SyntaxError as exc:
+        raise InputError(
+            f"job file {spec}: line {exc.lineno}, column {exc.offset}: {exc.msg}; nothing was sent"
+        ) from None
     return LoadedJob(f"file:{path.name}", module)
 
 

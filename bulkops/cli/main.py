@@ -7,22 +7,30 @@ named by module (:func:`lazy`), so ``bulkops X`` imports what X needs and nothin
 the parser adds the options of the command being run only (``bulkops refs`` starts
 without aiohttp, pydantic, rich or the emulator). A handler returns the exit code;
 :func:`main` turns a :class:`~bulkops.errors.BulkOpsError` into ``FAILED: …`` (and
-``HINT: …``, and with ``-v`` ``DETAIL: …``) on stderr and its exit code, and Ctrl-C into 130 (the contract is
+``HINT: …``, and with ``-v`` ``DETAIL: …``) on stderr and its exit code (and, with
+``--json``, a ``bulkops.error/1`` document on stdout), Ctrl-C into 130, SIGTERM into 143,
+and a closed stdout (``| head``) into a quiet 141 (the contract is
 :mod:`bulkops.cli.exit_codes`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from types import FrameType
+from typing import Any
 
 from .. import __version__
 from ..errors import BulkOpsError, redact
 from .exit_codes import ExitCode, exit_code_for_error
+from .parsing import Parser
 
 __all__ = ["COMMANDS", "Command", "build_parser", "lazy", "main"]
 
@@ -36,12 +44,15 @@ class Command:
         help: Its line in ``bulkops --help``.
         arguments: Adds its options and positionals to its subparser (None: it has none).
         handler: Runs it with the parsed arguments; returns the exit code.
+        completion: Adds its arguments as shell completion sees them, when that differs
+            (``plan`` and ``run``: each job a sub-command with its own options).
     """
 
     name: str
     help: str
     handler: Callable[[argparse.Namespace], int]
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    completion: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 def lazy(module: str, name: str) -> Callable[..., Any]:
@@ -72,18 +83,25 @@ COMMANDS: tuple[Command, ...] = _table(
         lazy(".emulator", "emulator_command"),
         lazy(".emulator", "emulator_arguments"),
     ),
-    Command("jobs", "list jobs and their options", lazy(".engine", "jobs_command")),
+    Command(
+        "jobs",
+        "list jobs and their options",
+        lazy(".engine", "jobs_command"),
+        lazy(".engine", "jobs_arguments"),
+    ),
     Command(
         "plan",
         "read-only: per-object diff, counts and ETA; -o writes a plan file",
         lazy(".engine", "plan_command"),
         lazy(".engine", "plan_arguments"),
+        lazy(".engine", "plan_completion"),
     ),
     Command(
         "run",
         "plan and, with --apply, apply (dry run by default)",
         lazy(".engine", "run_command"),
         lazy(".engine", "run_arguments"),
+        lazy(".engine", "run_completion"),
     ),
     Command(
         "apply",
@@ -127,36 +145,58 @@ COMMANDS: tuple[Command, ...] = _table(
         lazy(".demo", "demo_command"),
         lazy(".demo", "demo_arguments"),
     ),
+    Command(
+        "completion",
+        "print a tab-completion script: bash, zsh or fish",
+        lazy(".completion", "completion_command"),
+        lazy(".completion", "completion_arguments"),
+    ),
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print(f"FAILED: {message}", file=sys.stderr)
-        raise SystemExit(ExitCode.USAGE)
-
-
-def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    only: Collection[str] | None = None, *, completing: bool = False
+) -> argparse.ArgumentParser:
     """The argument parser for every command of :data:`COMMANDS`, in its order.
 
     Args:
         only: The commands whose options are added (the others are listed with their
             help, which needs no import); None adds every command's.
+        completing: As shell completion sees it (see :attr:`Command.completion`).
     """
-    parser = _Parser(
-        prog="bulkops", description="Safe bulk operations for the Statsig Console API."
-    )
+    parser = Parser(prog="bulkops", description="Safe bulk operations for the Statsig Console API.")
     parser.add_argument("--version", action="version", version=f"bulkops {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the traceback of an error")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help)
-        if command.arguments is not None and (only is None or command.name in only):
-            command.arguments(p)
+        arguments = command.completion if completing and command.completion else command.arguments
+        if arguments is not None and (only is None or command.name in only):
+            arguments(p)
         p.set_defaults(func=command.handler)
     return parser
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run (a run turns it into a clean stop of its own): unwinds like
+    Ctrl-C, locks released and files closed, and exits 143."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away (``bulkops plan … | head``): no traceback, no message.
+
+    Python's advice: point stdout at /dev/null, so the flush at exit does not fail too.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return ExitCode.BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,20 +207,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser([a for a in argv if a in names][:1])
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return handler(args)
     except BulkOpsError as exc:
         if args.traceback:
             raise
-        print(f"FAILED: {redact(str(exc.message))}", file=sys.stderr)
+        message = redact(str(exc.message))
+        print(f"FAILED: {message}", file=sys.stderr)
         if exc.hint:
             print(f"HINT: {exc.hint}", file=sys.stderr)
         if exc.detail and getattr(args, "verbose", False):
             print(f"DETAIL: {redact(exc.detail)}", file=sys.stderr)
-        return exit_code_for_error(exc)
+        code = exit_code_for_error(exc)
+        if getattr(args, "json", False) is True:  # stdout still carries one document
+            from .documents import error_document
+
+            document = error_document(message, redact(exc.hint) if exc.hint else None, code)
+            print(json.dumps(document), flush=True)
+        return code
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return ExitCode.TERMINATED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

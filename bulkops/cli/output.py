@@ -4,42 +4,129 @@ Everything goes through the rich ``Console`` objects of a :class:`Ui` (stdout fo
 results, stderr for progress), never ``print``. On a terminal the progress is a live bar with
 done/total, the rate, an ETA from the quota limiter and live counts; otherwise a
 plain line every few seconds, so logs of unattended runs stay readable.
+
+Every command ends with :meth:`Ui.result`: one summary line, and one JSON document
+(``--json``: the document alone on stdout, versioned by its ``schema``; the human display
+goes to stderr). ``--quiet`` prints the summary line and errors only.
+
+The terminal decides the look (:meth:`Ui.terminal`): its width (or ``COLUMNS``) bounds
+tables and wraps long lines, and output that is not a terminal is not wrapped; ``NO_COLOR``
+(any value) removes all styling; a stream that cannot encode a character
+(``PYTHONIOENCODING=ascii``) gets a plain stand-in (``→`` becomes ``->``), never an error;
+a closed stdout (``| head``) ends the command quietly (:class:`BrokenPipeError`, exit 141).
 """
 
 from __future__ import annotations
 
+import codecs
+import io
+import json
+import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from ..engine.mutations import Mutation
-from ..engine.plans import Plan
+from ..engine.plans import ABSENT, Plan
 from ..engine.ratelimit import QuotaLimiter
 from ..engine.runner import RunResult
 from ..engine.stopping import Stop
 
 __all__ = [
+    "UNSETTLED",
     "ProgressView",
     "Ui",
+    "console_for",
     "format_duration",
+    "plain_fallback",
+    "render_notes",
     "render_plan",
     "render_summary",
 ]
 
 _RESULTS = ("applied", "skipped", "failed", "conflict", "rejected")
+UNSETTLED = "no outcome recorded: it may or may not have been applied (a read settles it)"
+
+# Stand-ins for the characters bulkops prints, on a stream that cannot encode them.
+_PLAIN = {"→": "->", "≈": "~", "…": "...", "—": "-", "–": "-", "·": ".", "×": "x", "≤": "<="}
+_FALLBACK = "bulkops-plain"
+_UNSIZED = 10_000  # the width of output with none (a pipe, a file): nothing folds
+
+
+def _plain(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    return "".join(_PLAIN.get(c, "?") for c in bad), error.end
+
+
+codecs.register_error(_FALLBACK, _plain)
+
+
+def plain_fallback(stream: IO[str]) -> None:
+    """Make ``stream`` write a stand-in for what its encoding cannot hold (``→`` as
+    ``->``, anything else as ``?``) instead of raising ``UnicodeEncodeError``."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is None:
+        return
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        "→≈…".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        reconfigure(errors=_FALLBACK)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits 1 here, which is "some items failed" in bulkops' contract; the
+        # CLI's boundary turns this into a quiet exit 141 instead.
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def console_for(stream: IO[str], environ: Mapping[str, str] | None = None) -> Console:
+    """A console on ``stream`` that follows the terminal: its width (or ``COLUMNS``)
+    wraps lines and bounds tables; output that is not a terminal (a log, a pipe) has no
+    width, so nothing is wrapped or folded unless ``COLUMNS`` is set; ``NO_COLOR`` (any
+    value: no-color.org) removes every style."""
+    env = os.environ if environ is None else environ
+    terminal = bool(getattr(stream, "isatty", lambda: False)())
+    no_color = "NO_COLOR" in env
+    sized = terminal or env.get("COLUMNS", "").isdigit()
+    return _Console(
+        file=stream,
+        width=None if sized else _UNSIZED,
+        soft_wrap=not sized,
+        no_color=no_color,
+        color_system=None if no_color else "auto",
+        highlight=False,
+        emoji=False,
+    )
 
 
 @dataclass
 class Ui:
-    """Where output goes and how the user answers."""
+    """Where output goes and how the user answers.
+
+    Attributes:
+        out: The human display (stdout; stderr with ``--json``; nothing with ``--quiet``).
+        err: Progress and notes (stderr; nothing with ``--quiet``).
+        interactive: Questions may be asked (stdin is a terminal).
+        live: A live progress bar (stderr is a terminal).
+        ask: Asks a question (the prompt on stderr) and returns the answer.
+        handle_signals: The runner turns SIGINT/SIGTERM into a clean stop.
+        results: Where :meth:`result` writes (stdout), None to drop it.
+        as_json: :meth:`result` writes the JSON document instead of the line.
+    """
 
     out: Console
     err: Console
@@ -47,17 +134,51 @@ class Ui:
     live: bool
     ask: Callable[[str], str] = field(default=input)
     handle_signals: bool = True
+    results: Console | None = None
+    as_json: bool = False
 
     @classmethod
-    def terminal(cls) -> Ui:
+    def terminal(cls, *, as_json: bool = False, quiet: bool = False) -> Ui:
         """Results on stdout, progress on stderr; questions only when stdin is a
-        terminal, and a live progress bar only when stderr is one."""
+        terminal, and a live progress bar only when stderr is one.
+
+        Args:
+            as_json: stdout carries the command's JSON document only; the human
+                display goes to stderr.
+            quiet: Only the final summary line (or document) and errors.
+        """
+        for stream in (sys.stdout, sys.stderr):
+            plain_fallback(stream)
+        stdout, stderr = console_for(sys.stdout), console_for(sys.stderr)
+        silent = Console(file=io.StringIO(), quiet=True)
+
+        def ask(prompt: str) -> str:
+            return stderr.input(escape(prompt))  # the prompt never mixes into stdout
+
         return cls(
-            out=Console(file=sys.stdout, soft_wrap=True),
-            err=Console(file=sys.stderr, soft_wrap=True),
+            out=silent if quiet else (stderr if as_json else stdout),
+            err=silent if quiet else stderr,
             interactive=sys.stdin.isatty(),
-            live=sys.stderr.isatty(),
+            live=sys.stderr.isatty() and not quiet,
+            ask=ask,
+            results=stdout,
+            as_json=as_json,
         )
+
+    def result(self, line: str, document: Mapping[str, Any]) -> None:
+        """The command's outcome: ``line`` for people (the last line of the display,
+        the only one with ``--quiet``), or with ``--json`` the ``document`` (a dict
+        with its ``schema``) as the only thing on stdout."""
+        if self.results is None:
+            return
+        if self.as_json:
+            stream = self.results.file
+            # \u escapes where the stream cannot carry every character: never a "?".
+            utf8 = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name == "utf-8"
+            stream.write(json.dumps(document, ensure_ascii=not utf8) + "\n")
+            stream.flush()
+        else:
+            self.results.print(escape(line), highlight=False)
 
 
 def format_duration(seconds: float) -> str:
@@ -80,9 +201,10 @@ def render_plan(
     project_name: str,
     show: int = 50,
     title: str = "Plan",
-) -> None:
-    """Print the per-object diff (only what changes), counts per action (and how many will
-    need review), and the ETA."""
+) -> str:
+    """Print the per-object diff (only what changes; the first ``show`` objects), the
+    counts per action (and how many will need review); return the summary line
+    (mutations, objects, project, ETA)."""
     groups: dict[str, list[Mutation]] = {}
     for m in plan.mutations:
         groups.setdefault(m.object, []).append(m)
@@ -90,18 +212,25 @@ def render_plan(
     for index, (obj, mutations) in enumerate(groups.items()):
         if index >= show:
             console.print(
-                f"… and {len(groups) - show} more objects (all are in the plan)", highlight=False
+                f"… and {len(groups) - show} more objects (all are in the plan; --show N)",
+                highlight=False,
             )
             break
         reviewed = " (needs review)" if any(m.review for m in mutations) else ""
         console.print(f"  [bold]{escape(obj)}[/]{reviewed}", highlight=False)
         for m in mutations:
+            if m.absent:
+                console.print(
+                    f"    {escape(ABSENT)} ({escape(m.method)} {escape(m.path)} is not sent)",
+                    highlight=False,
+                )
+                continue
             for what, before, after in m.diff():
                 change = f"{before} → {after}" if before else after
                 console.print(
                     f"    {escape(m.action)}: {escape(what)}: {escape(change)}", highlight=False
                 )
-    reviews = Counter(m.action for m in plan.mutations if m.review)
+    reviews = Counter(m.action for m in plan.mutations if m.review and not m.absent)
     table = Table(title="Mutations per action", show_edge=False)
     table.add_column("action")
     table.add_column("count", justify="right")
@@ -111,21 +240,43 @@ def render_plan(
         table.add_row(escape(action), str(count), *([str(reviews[action])] if reviews else []))
     if plan.mutations:
         console.print(table)
-    target = plan.target_project
-    console.print(
-        f"{len(plan.mutations)} API mutations on {len(groups)} objects in project "
-        f"{escape(project_name)} ({escape(target)}); "
-        f"ETA ≈ {format_duration(eta)} at the configured quota",
-        highlight=False,
-    )
     for action, count in reviews.items():
-        total = plan.counts()[action]
+        total = plan.counts().get(action, count)
         console.print(
             f"{total} {escape(action)}{'' if total == 1 else 's'}, {count} of them will need "
             "review: each opens a review instead of applying; once approved in the console, "
             "`bulkops resume` commits it.",
             highlight=False,
         )
+    absent = sum(1 for m in plan.mutations if m.absent)
+    nothing = f" ({absent} absent: nothing to do)" if absent else ""
+    return (
+        f"{len(plan.mutations) - absent} API mutations on {len(groups)} objects in project "
+        f"{project_name} ({plan.target_project}){nothing}; "
+        f"ETA ≈ {format_duration(eta)} at the configured quota"
+    )
+
+
+def render_notes(
+    console: Console, notes: Sequence[str], tables: Sequence[Mapping[str, Any]], *, show: int
+) -> None:
+    """Print a job's tables (the first ``show`` rows of each, fitted to the width) and
+    its notes."""
+    for found in tables:
+        rows = found["rows"]
+        table = Table(title=found["title"], title_justify="left", box=box.SIMPLE_HEAD)
+        for name in found["columns"]:
+            table.add_column(escape(name), overflow="fold")
+        for row in rows[:show]:
+            table.add_row(*(escape(c) for c in row))
+        console.print(table)
+        if len(rows) > show:
+            console.print(
+                f"  … and {len(rows) - show} more rows (--show N shows more; --json all)",
+                highlight=False,
+            )
+    for line in notes:
+        console.print(escape(line), highlight=False)
 
 
 class ProgressView:
@@ -298,7 +449,7 @@ def render_summary(console: Console, result: RunResult, plan: Plan, *, problems:
                 console.print("  … (see the report)", highlight=False)
                 break
             shown += 1
-            reason = st.reason or st.error or ""
+            reason = st.reason or st.error or UNSETTLED
             console.print(
                 f"  {escape(st.state)} {escape(m.key)}: {escape(reason)}", highlight=False
             )
@@ -312,7 +463,8 @@ def render_summary(console: Console, result: RunResult, plan: Plan, *, problems:
         )
     if len(waiting) > problems:
         console.print(f"  … and {len(waiting) - problems} more (`bulkops status`)", highlight=False)
-    if result.stop is Stop.INTERRUPTED:
-        console.print("Interrupted: the checkpoint is consistent; resume to continue.")
+    if result.stop in (Stop.INTERRUPTED, Stop.TERMINATED):
+        what = "Interrupted" if result.stop is Stop.INTERRUPTED else "Terminated"
+        console.print(f"{what}: the checkpoint is consistent; resume to continue.")
     elif result.stop is not Stop.COMPLETE:
         console.print(f"Stopped: {escape(result.reason or result.stop.value)}", highlight=False)

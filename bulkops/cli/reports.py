@@ -18,11 +18,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..engine.journal import Damage
 from ..engine.plans import Plan
-from ..engine.states import FINAL_STATES, KeyState
-from ..files import write_private
+from ..engine.states import FINAL_STATES, OK_STATES, KeyState
+from ..files import write_private, writing
+from .documents import STATUS_SCHEMA
+from .output import UNSETTLED
 
-__all__ = ["REPORT_FIELDS", "report_rows", "status_summary", "write_report"]
+__all__ = ["REPORT_FIELDS", "REPORT_SCHEMA", "report_rows", "status_summary", "write_report"]
+
+REPORT_SCHEMA = "bulkops.report/1"  # the JSON report's marker: tells the file's kind
+
 
 REPORT_FIELDS = (
     "key",
@@ -77,7 +83,12 @@ def write_report(path: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
         targets = [path.with_name(path.name + ".json"), path.with_name(path.name + ".csv")]
     for target in targets:
         if target.suffix == ".json":
-            text = json.dumps({"items": list(rows)}, indent=1, ensure_ascii=False) + "\n"
+            text = (
+                json.dumps(
+                    {"schema": REPORT_SCHEMA, "items": list(rows)}, indent=1, ensure_ascii=False
+                )
+                + "\n"
+            )
         else:
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=REPORT_FIELDS, extrasaction="ignore")
@@ -87,7 +98,8 @@ def write_report(path: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
                     {k: "" if row.get(k) is None else row.get(k) for k in REPORT_FIELDS}
                 )
             text = buffer.getvalue()
-        write_private(target, text)
+        with writing(target):
+            write_private(target, text)
     return targets
 
 
@@ -96,22 +108,30 @@ def status_summary(
     records: Sequence[Mapping[str, Any]],
     states: Mapping[str, KeyState],
     *,
+    damage: Damage | None = None,
+    running: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint says: the plan, the runs, how many mutations are in each state,
-    and the reviews still waiting (oldest first, with their age at ``now``)."""
+    the reviews still waiting (oldest first, with their age at ``now``), and where it
+    stands (``state``): ``running`` (``running`` holds the lock holder's details),
+    ``damaged`` (``damage``: records after it are not trusted; the counts are those of
+    the records before it), ``incomplete``, ``reviews_pending`` (only reviews are left to
+    wait for), ``complete_with_problems`` or ``complete``.
+    """
     counts = Counter(st.state for st in states.values())
     runs = [r for r in records if r.get("t") == "run"]
     starts = [r for r in runs if r.get("event") == "start"]
     ends = [r for r in runs if r.get("event") != "start"]
     last_end = ends[-1] if ends else None
-    # The last run record is a start: that run was killed (or is still going).
-    open_run = bool(runs) and runs[-1].get("event") == "start"
-    unsettled = counts.get("in_doubt", 0)
-    pending = counts.get("pending", 0)
+    # The last run record is a start: that run was killed, or is still going (running).
+    # (Records past a damage are not read: the end record may be among them.)
+    open_run = (
+        bool(runs) and runs[-1].get("event") == "start" and running is None and damage is None
+    )
     done = all(st.state in FINAL_STATES for st in states.values())
     problems = [
-        {"key": k, "state": st.state, "reason": st.reason or st.error}
+        {"key": k, "state": st.state, "reason": st.reason or st.error or UNSETTLED}
         for k, st in states.items()
         if st.state in ("failed", "conflict", "rejected", "in_doubt")
     ]
@@ -131,7 +151,28 @@ def status_summary(
         ),
         key=lambda r: (r["opened_at"] or 0.0, r["key"]),
     )
+    # As a run's exit 5: some wait for review, the rest applied, skipped or waiting
+    # behind them, and the last run ended (a killed one leaves work to resume).
+    only_reviews = (
+        bool(reviews)
+        and not open_run
+        and {st.state for st in states.values()} <= {*OK_STATES, "pending_review", "pending"}
+    )
+    if damage is not None:
+        state = "damaged"
+    elif running is not None:
+        state = "running"
+    elif only_reviews:
+        state = "reviews_pending"
+    elif not done:
+        state = "incomplete"
+    elif all(st.state in OK_STATES for st in states.values()):
+        state = "complete"
+    else:
+        state = "complete_with_problems"
     return {
+        "schema": STATUS_SCHEMA,
+        "state": state,
         "job": plan.header.job,
         "plan_id": plan.header.plan_id,
         "plan_hash": plan.header.hash,
@@ -146,15 +187,38 @@ def status_summary(
             "conflict": counts.get("conflict", 0),
             "rejected": counts.get("rejected", 0),
             "pending_review": counts.get("pending_review", 0),
-            "unsettled": unsettled,
-            "pending": pending,
+            "unsettled": counts.get("in_doubt", 0),
+            "pending": counts.get("pending", 0),
         },
         "reviews": reviews,
         "runs": len(starts),
         "last_run": dict(last_end) if last_end else None,
         "ended_without_record": open_run,
-        "complete": done,
-        "resumable": not done,
+        "running": _running(running),
+        "damage": None
+        if damage is None
+        else {
+            "line": damage.line,
+            "offset": damage.offset,
+            "problem": damage.problem,
+            "records_before": len(records),
+        },
+        "complete": done and damage is None,
+        "resumable": state in ("incomplete", "reviews_pending"),
+        "applied": [k for k, st in states.items() if st.state == "applied"],
         "problems": problems[:100],
+        "problems_total": len(problems),
         "records": len(records),
+    }
+
+
+def _running(holder: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if holder is None:
+        return None
+    pid = holder.get("pid")
+    return {
+        "pid": pid if isinstance(pid, int) else None,
+        "host": holder.get("host"),
+        "since": holder.get("started"),
+        "command": next((c for c in ("resume", "undo") if holder.get(c)), "run"),
     }

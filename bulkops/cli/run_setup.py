@@ -59,6 +59,7 @@ from ..errors import (
     UsageError,
 )
 from ..files import fsync_directory
+from ..inputs import FileKind, require_kind
 from ..keyguard import PATTERN_ONLY, KeyGuard
 from ..settings import (
     API_URL_ENV,
@@ -116,6 +117,7 @@ class EngineOptions:
     output: Path | None = None
     show: int = 50
     apply: bool = False
+    from_damaged: bool = False
 
 
 # -- connection --------------------------------------------------------------------------
@@ -430,13 +432,15 @@ def create_checkpoint(
 
 
 def require_checkpoint(checkpoint: Path) -> None:
-    """Check that ``checkpoint`` exists.
+    """Check that ``checkpoint`` exists and is one.
 
     Raises:
-        UsageError: it does not.
+        UsageError: it does not exist.
+        InputError: it is another kind of file (a plan, a report…), told as such.
     """
     if not checkpoint.exists():
         raise UsageError(f"checkpoint {checkpoint} does not exist")
+    require_kind(checkpoint, FileKind.CHECKPOINT)
 
 
 def checkpoint_plan(

@@ -76,12 +76,12 @@ def confirm(ui: Ui, opts: EngineOptions, project: ProjectRef, plan: Plan, eta: f
     needing = sum(1 for m in plan.mutations if m.review)
     if needing and reviews == "on":
         reviews += f" ({needing} will open reviews)"
-    ui.err.print(
-        f"About to apply {len(plan.mutations)} mutations ({escape(counts)}) to project "
-        f"[bold]{escape(project.name)}[/] ({escape(project.id)}); ETA ≈ {format_duration(eta)}; "
-        f"review header {reviews}.",
-        highlight=False,
+    about = (
+        f"About to apply {len(plan.mutations)} mutations ({counts}) to project "
+        f"{project.name} ({project.id}); ETA ≈ {format_duration(eta)}; review header {reviews}."
     )
+    if opts.yes or not ui.interactive:
+        ui.err.print(escape(about), highlight=False)
     if opts.yes:
         return
     if not ui.interactive:
@@ -89,7 +89,8 @@ def confirm(ui: Ui, opts: EngineOptions, project: ProjectRef, plan: Plan, eta: f
             "not confirmed: stdin is not a terminal, so --yes is required; nothing was sent",
             hint="re-run with --yes once you have checked the plan",
         )
-    answer = ui.ask("Type the project name or id to apply: ").strip()
+    # With the question, whatever --quiet or --json keep off the screen.
+    answer = ui.ask(f"{about}\nType the project name or id to apply: ").strip()
     if answer not in (project.id, project.name):
         raise UsageError("not confirmed; nothing was sent")
 

@@ -37,7 +37,7 @@ from ..api.client import ConsoleClient
 from ..api.paths import encode_id
 from ..emulator.state import SNAPSHOT_FORMAT
 from ..errors import BulkOpsError, RefusedError
-from ..files import write_private
+from ..files import check_output, write_private, writing
 from ..settings import API_KEY_ENV, ApiKeys
 from .exit_codes import ExitCode
 from .invocation import Invocation, add_connection_options, invoke
@@ -227,7 +227,8 @@ def write_snapshot(
         raise RefusedError(
             "the snapshot's content contains the API key it was read with; nothing was written"
         )
-    write_private(Path(path), text)
+    with writing(Path(path)):
+        write_private(Path(path), text)
     log.info(EVENT_WRITTEN, path=str(path), bytes=len(text))
 
 
@@ -279,4 +280,5 @@ def snapshot_command(args: argparse.Namespace) -> int:
         [str(args.output), args.key_env, args.api_url or ""],
         lambda: Invocation(lambda ui, keys: _snapshot(args, keys, ui), [args.key_env]),
         verbose=args.verbose,
+        check=lambda: check_output(args.output, "-o"),
     )

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..engine.quota import DEFAULT_ID_LIST_QUOTA, DEFAULT_QUOTA, ID_LIST_CLASS, QuotaWindow
+from ..inputs import FileKind, read_text, require_kind
 
 __all__ = [
     "COLLECTIONS",
@@ -384,9 +385,10 @@ class EmulatorState:
 
     def load_snapshot_file(self, path: Path) -> Project:
         """Add the project stored in a snapshot file (``--seed FILE.json``)."""
+        require_kind(path, FileKind.SNAPSHOT)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            data = json.loads(read_text(path, what="snapshot"))
+        except ValueError as exc:
             raise ValueError(f"{path}: cannot read snapshot: {exc}") from exc
         project, keys = Project.from_snapshot(data)
         return self.add_project(project, keys)

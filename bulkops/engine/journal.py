@@ -38,12 +38,14 @@ from typing import Any
 import structlog
 
 from .. import files
-from ..errors import JournalError
+from ..errors import JournalError, NoSpaceError
 from ..keyguard import PATTERN_ONLY, KeyGuard
 
 __all__ = [
     "JOURNAL_FORMAT",
+    "Damage",
     "Journal",
+    "read_prefix",
     "read_records",
 ]
 
@@ -121,6 +123,17 @@ def _looks_like_record(line: bytes) -> bool:
     return isinstance(record, dict) and isinstance(record.get("seq"), int)
 
 
+@dataclass(frozen=True)
+class Damage:
+    """Where a journal is damaged before its end: the 1-based line, its byte offset,
+    what is wrong (``CRC mismatch``…), and the whole message."""
+
+    line: int
+    offset: int
+    problem: str
+    message: str
+
+
 @dataclass
 class _Scan:
     records: list[dict[str, Any]]
@@ -128,19 +141,29 @@ class _Scan:
     good_end: int  # byte offset just after the last valid record
     torn: bool  # bytes after good_end form a torn tail to cut away
     torn_line: int  # 1-based line number where the torn tail starts
+    damage: Damage | None = None  # corruption before the end (only with keep_prefix)
 
 
-def _scan(path: Path, data: bytes) -> _Scan:
-    """Verify the whole file; raise JournalError for corruption, report a torn tail."""
+def _scan(path: Path, data: bytes, *, keep_prefix: bool = False) -> _Scan:
+    """Verify the whole file; raise JournalError for corruption (or, with
+    ``keep_prefix``, return the records before it and where it is), report a torn tail."""
     # Decoding 100,000 small dicts triggers many generation-0/1 collections that find
     # nothing (the records hold no cycles); pausing the cyclic GC saves about 20%.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _scan_unpaused(path, data)
+        scan = _scan_unpaused(path, data)
     finally:
         if gc_was_enabled:
             gc.enable()
+    if scan.damage is not None and not keep_prefix:
+        raise JournalError(
+            scan.damage.message,
+            hint=f"keep the file for inspection; `bulkops status {path}` shows what the "
+            f"records before the damage say, `bulkops undo {path} --from-damaged` undoes "
+            "what they applied",
+        )
+    return scan
 
 
 def _scan_unpaused(path: Path, data: bytes) -> _Scan:
@@ -150,6 +173,7 @@ def _scan_unpaused(path: Path, data: bytes) -> _Scan:
     prev = 0
     offset = 0
     bad_index: int | None = None
+    damage: Damage | None = None
     problem = ""
     # The hot loop inlines _parse (100,000 records must verify well under 2 s); any line
     # that fails a check goes through _parse again to name the problem. raw_decode on a
@@ -175,39 +199,53 @@ def _scan_unpaused(path: Path, data: bytes) -> _Scan:
             break
         # CRC and JSON are fine, so the seq is what failed. A line with a valid CRC cannot
         # be a torn write: a wrong seq is a gap or an edit.
-        raise JournalError(
-            f"journal {path}: line {index + 1}: sequence gap "
-            f"(expected seq {index}, found {parsed.get('seq')!r}); refusing to use it",
-            hint="the journal was edited or records were lost; keep it for inspection",
+        problem = f"sequence gap (expected seq {index}, found {parsed.get('seq')!r})"
+        message = (
+            f"journal {path}: line {index + 1} (byte offset {offset}): {problem}; the journal "
+            "was edited or records were lost, so it is not used"
         )
+        damage = Damage(index + 1, offset, problem, message)
+        break
 
-    if bad_index is not None:
+    torn, torn_line = False, 0
+    if damage is None and bad_index is not None:
         # etcd's rule: only damage at the very end is a torn write. Anything that still
         # looks like a record after the bad line means the middle of the file is damaged.
         later = lines[bad_index + 1 :]
         if any(_looks_like_record(line) for line in later) or _looks_like_record(tail):
-            raise JournalError(
-                f"journal {path}: line {bad_index + 1}: {problem}, and records follow it; "
-                "this is corruption, not a torn write, so it was not repaired",
-                hint="keep the file for inspection; a new run reconciles by reading objects back",
+            message = (
+                f"journal {path}: line {bad_index + 1} (byte offset {offset}): {problem}, and "
+                "records follow it; this is corruption, not a torn write, so it was not repaired"
             )
-        torn, torn_line = True, bad_index + 1
-    else:
+            damage = Damage(bad_index + 1, offset, problem, message)
+        else:
+            torn, torn_line = True, bad_index + 1
+    elif damage is None:
         torn, torn_line = bool(tail), len(lines) + 1
 
+    if damage is not None and not records:
+        raise JournalError(
+            damage.message, hint="its first line is damaged; keep the file for inspection"
+        )
     if not records:
+        # Only a journal's first record, cut short, proves that nothing was sent under
+        # it: every intent comes after that record. Anything else proves nothing.
+        only_first = bad_index is None or (not any(lines[1:]) and not tail)
         raise JournalError(
             f"journal {path} holds no complete record"
             + (f" (line 1: {problem})" if bad_index == 0 else ""),
-            hint="it was being created when the process stopped, so nothing was sent under "
-            "it; delete it and start again",
+            hint="its first record (the plan) was being written when the process stopped: "
+            "no intent was ever recorded after it, so nothing was sent under it"
+            if only_first
+            else "its first line is damaged, so it cannot tell what was sent; keep it for "
+            "inspection",
         )
     if records[0].get("format") != JOURNAL_FORMAT:
         raise JournalError(
             f"journal {path}: line 1: not a {JOURNAL_FORMAT} journal "
             f"(format {records[0].get('format')!r})"
         )
-    return _Scan(records, prev, offset, torn, torn_line)
+    return _Scan(records, prev, offset, torn, torn_line, damage)
 
 
 def _open(path: Path, flags: int) -> int:
@@ -256,6 +294,7 @@ class Journal:
         self._crc = crc
         self._synced_seq = next_seq  # every record below this seq is on disk
         self._failed: str | None = None
+        self._error: NoSpaceError | None = None  # no room: every later write says so too
 
     @classmethod
     def create(
@@ -287,6 +326,8 @@ class Journal:
                 f"journal {path} already exists", hint="resume it, or choose another path"
             ) from None
         except OSError as exc:
+            if exc.errno in files.NO_SPACE:
+                raise files.no_space(path, exc.strerror) from exc
             raise JournalError(f"journal {path} could not be created: {exc.strerror}") from exc
         journal = cls(path, fd, 0, 0, guard)
         try:
@@ -352,6 +393,8 @@ class Journal:
         return self._next_seq
 
     def _usable_fd(self) -> int:
+        if self._error is not None:  # the same error again: one reason for one stop
+            raise type(self._error)(self._error.message, hint=self._error.hint)
         if self._failed is not None:
             raise JournalError(f"journal {self.path} is unusable after an error: {self._failed}")
         if self._fd is None:
@@ -361,6 +404,17 @@ class Journal:
     def _fail(self, what: str, exc: OSError | None = None) -> JournalError:
         self._failed = what
         detail = f": {exc.strerror}" if exc is not None else ""
+        # A short write to a regular file means no room (the next write fails with
+        # ENOSPC or EFBIG); either way nothing can follow it.
+        if exc is None or exc.errno in files.NO_SPACE:
+            self._error = NoSpaceError(
+                f"no space left while writing {self.path} ({what}{detail}); stopped; resume "
+                "when there is room",
+                hint=f"free some space (or raise the file-size limit), then `bulkops resume "
+                f"{self.path}`: the records written are intact, and a cut last line is "
+                "repaired",
+            )
+            return self._error
         return JournalError(
             f"journal {self.path}: {what}{detail}; stopping (resume reconciles the rest)"
         )
@@ -461,6 +515,17 @@ class Journal:
         return f"Journal({str(self.path)!r}, next_seq={self._next_seq}, {state})"
 
 
+def _read(path: Path) -> bytes:
+    """A journal's bytes, read-only (never through a link; refused if not private)."""
+    fd = _open(path, os.O_RDONLY)
+    try:
+        return files.read_all(fd)
+    except OSError as exc:
+        raise JournalError(f"journal {path} could not be read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
 def read_records(path: Path, *, strict: bool = False) -> list[dict[str, Any]]:
     """Read and verify a journal without changing it.
 
@@ -477,13 +542,7 @@ def read_records(path: Path, *, strict: bool = False) -> list[dict[str, Any]]:
         JournalError: Corruption before the last record, a sequence gap, no complete
             first record, a torn tail when ``strict``, or an I/O error.
     """
-    fd = _open(path, os.O_RDONLY)
-    try:
-        data = files.read_all(fd)
-    except OSError as exc:
-        raise JournalError(f"journal {path} could not be read: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
+    data = _read(path)
     scan = _scan(path, data)
     if strict and scan.torn:
         raise JournalError(
@@ -492,3 +551,23 @@ def read_records(path: Path, *, strict: bool = False) -> list[dict[str, Any]]:
             hint="opening it for a resume repairs it",
         )
     return scan.records
+
+
+def read_prefix(path: Path) -> tuple[list[dict[str, Any]], Damage | None]:
+    """Read a journal without changing it, keeping what is verified before any damage.
+
+    Unlike :func:`read_records`, damage before the end is not an error: the records
+    before it (each one's CRC chained from the first, so none of them was changed) are
+    returned with where the damage is. What follows the damage is not trusted, so a
+    resume stays refused; ``status`` and ``undo --from-damaged`` use the prefix.
+
+    Returns:
+        The verified records (a torn tail cut, as :func:`read_records` does), and the
+        damage (None when there is none before the end).
+
+    Raises:
+        RefusedError: The file is group/other-accessible, not ours, or not a file.
+        JournalError: No verified first record, or an I/O error.
+    """
+    scan = _scan(path, _read(path), keep_prefix=True)
+    return scan.records, scan.damage

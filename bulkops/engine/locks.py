@@ -37,6 +37,7 @@ __all__ = [
     "STATE_DIR_ENV",
     "default_state_dir",
     "exclusive_lock",
+    "lock_holder",
     "lock_path_for_journal",
     "lock_path_for_project",
     "network_filesystem",
@@ -171,6 +172,57 @@ def _holder(fd: int) -> dict[str, Any]:
     return info
 
 
+def _busy(exc: OSError) -> bool:
+    return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+
+
+def _acquire(fd: int) -> dict[str, Any] | None:
+    """Take the exclusive flock on ``fd``: None once taken, else the holder's details.
+
+    A holder that wrote no details within a moment is a probe (:func:`lock_holder`
+    holds a shared lock for an instant, and writes nothing), or a holder that has just
+    won the race: the flock is tried again until the details appear.
+    """
+    deadline = time.monotonic() + _HOLDER_INFO_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None
+        except OSError as exc:
+            if not _busy(exc):
+                raise
+        info = _read_holder(fd)
+        if info.get("pid") or time.monotonic() >= deadline:
+            return info
+        time.sleep(0.01)
+
+
+def lock_holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the lock ``path`` right now: the details the holder wrote (pid, host,
+    ``started``…; ``{}`` if it wrote none yet), or None when nobody holds it.
+
+    Read-only: the file is never created, and the probe holds a shared flock for an
+    instant only (a process taking the lock meanwhile tries again: :func:`_acquire`).
+    A killed holder's details may stay in the file; the flock, not the details, tells
+    whether it is alive.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None  # no lock file (or a link, never followed): nobody holds it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if not _busy(exc):
+                raise
+            return _holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def exclusive_lock(path: Path, *, what: str, info: Mapping[str, Any]) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` for the duration of the block.
@@ -201,12 +253,8 @@ def exclusive_lock(path: Path, *, what: str, info: Mapping[str, Any]) -> Iterato
         )
     fd = files.open_or_create(path, what=f"the lock file of {what}")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            holder = _holder(fd)
+        holder = _acquire(fd)
+        if holder is not None:
             against = f", running against {holder['url']}" if holder.get("url") else ""
             raise RefusedError(
                 f"{what} is locked by pid {holder.get('pid', '?')} on "

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -413,6 +413,14 @@ class Mutation(BaseModel):
         return self
 
     @property
+    def absent(self) -> bool:
+        """Planned on an object that does not exist and is to stay so (a delete, or a
+        change, of something absent): nothing to do. Applying it only reads the object:
+        still absent, skipped; there again since planning, a conflict (never deleted or
+        changed: it is not the object the plan saw)."""
+        return self.before.exists is False and self.after.exists is False
+
+    @property
     def verifiable(self) -> bool:
         """Whether a read can tell this mutation's before-state from its after-state."""
         return self.read is not None and not (self.before.is_empty and self.after.is_empty)
@@ -421,6 +429,8 @@ class Mutation(BaseModel):
         """``(what, before, after)`` rows: only what this mutation changes."""
         if self.display:
             return list(self.display)
+        if self.absent:
+            return [("(object)", "absent", "nothing to do")]
         rows: list[tuple[str, str, str]] = []
         if self.after.exists is True and self.before.exists is False:
             return [("(object)", "absent", "created")]
@@ -524,6 +534,7 @@ class JobContext:
             whose key is in that environment variable (copy jobs); closed by the engine.
         notes: Lines the job adds with :meth:`note` (what it selected, skipped or
             refused and why); the engine prints them with the plan. Not part of the plan.
+        tables: Tables the job adds with :meth:`note_table`, printed like the notes.
         key_guard: Finds API keys (key-shaped strings and the keys the run read): a
             job may refuse an input line holding one with its line number, before the
             engine refuses the plan (which names only the mutation and field).
@@ -540,10 +551,22 @@ class JobContext:
     )
     notes: list[str] = field(default_factory=list, repr=False)
     key_guard: KeyGuard = field(default_factory=KeyGuard, repr=False)
+    tables: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def note(self, line: str) -> None:
         """Add one line to the plan's report (e.g. an object left alone and why)."""
         self.notes.append(line)
+
+    def note_table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Add a table to the plan's report (one row per object the job looked at, say):
+        shown fitted to the terminal and bounded by ``--show``, and whole in ``--json``."""
+        self.tables.append(
+            {
+                "title": title,
+                "columns": list(columns),
+                "rows": [["" if c is None else str(c) for c in row] for row in rows],
+            }
+        )
 
 
 def _no_client(env: str) -> ConsoleClient:

@@ -38,10 +38,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import __version__, files
 from ..api.paths import WRITE_METHODS
 from ..errors import PlanError, RefusedError
+from ..inputs import FileKind, not_utf8, require_kind
 from ..keyguard import PATTERN_ONLY, KeyGuard
 from .mutations import QUOTA_CLASSES, Expect, InverseCall, Mutation
 
 __all__ = [
+    "ABSENT",
     "PLAN_FORMAT",
     "Plan",
     "PlanHeader",
@@ -54,6 +56,7 @@ __all__ = [
 ]
 
 PLAN_FORMAT = "bulkops-plan/1"
+ABSENT = "absent: nothing to do"
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -216,12 +219,13 @@ class Plan(BaseModel):
         return project_id
 
     def counts(self) -> dict[str, int]:
-        """Mutations per action, in first-seen order."""
-        return dict(Counter(m.action for m in self.mutations))
+        """Mutations per action, in first-seen order; those planned on an absent object
+        (:attr:`Mutation.absent`) as ``absent: nothing to do``."""
+        return dict(Counter(ABSENT if m.absent else m.action for m in self.mutations))
 
     def quota_counts(self) -> dict[str, int]:
-        """Mutations per quota class (for the ETA)."""
-        return dict(Counter(m.quota_class for m in self.mutations))
+        """Mutations that may send a request, per quota class (for the ETA)."""
+        return dict(Counter(m.quota_class for m in self.mutations if not m.absent))
 
     def by_key(self) -> dict[str, Mutation]:
         """The mutations by key."""
@@ -508,13 +512,16 @@ def validate_mutations(mutations: Sequence[Mutation], *, project_ids: Iterable[s
 def write_plan(path: Path, plan: Plan) -> None:
     """Write ``plan`` to ``path`` (0600, atomic), indented for people to read."""
     # Serialised by pydantic straight to text: no dumped copy of every mutation.
-    files.write_private(Path(path), plan.model_dump_json(indent=1) + "\n")
+    with files.writing(Path(path)):
+        files.write_private(Path(path), plan.model_dump_json(indent=1) + "\n")
 
 
 def read_plan(path: Path) -> Plan:
     """Read and verify a plan file.
 
     Raises:
+        InputError: the file is another kind of file (a checkpoint, a report…: told as
+            such), or it is not UTF-8 (naming where).
         RefusedError: the file is not a private file of ours (see
             :func:`bulkops.files.check_private`), does not parse, or was edited.
         PlanError: the file does not exist, or holds a key-shaped string.
@@ -522,13 +529,21 @@ def read_plan(path: Path) -> Plan:
     path = Path(path)
     if not path.exists():
         raise PlanError(f"{path}: no such plan file")
+    require_kind(path, FileKind.PLAN)
     try:
         fd = files.open_private(path, os.O_RDONLY, what="plan")
         try:
-            text = files.read_all(fd).decode("utf-8")
+            raw = files.read_all(fd)
         finally:
             os.close(fd)
+    except OSError as exc:
+        raise RefusedError(f"{path}: the plan cannot be read ({exc.strerror})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise not_utf8(path, "plan", raw) from None
+    try:
         data = json.loads(text)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         raise RefusedError(f"{path}: the plan does not parse as JSON ({exc})") from exc
     return Plan.from_json(data, source=str(path))

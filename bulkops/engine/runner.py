@@ -34,7 +34,7 @@ from structlog.contextvars import bind_contextvars, bound_contextvars, reset_con
 
 from ..api.client import ConsoleClient
 from ..api.retry import RetryBudget, RetryPolicy
-from ..errors import JournalError
+from ..errors import JournalError, NoSpaceError
 from .failpoints import Failpoints
 from .journal import Journal
 from .mutations import Mutation
@@ -162,7 +162,10 @@ async def run_plan(
 
     Returns:
         The :class:`RunResult`. Bugs and cancellation propagate; a failed journal
-        write raises :class:`~bulkops.errors.JournalError`.
+        write raises :class:`~bulkops.errors.JournalError`, except for lack of room
+        (:class:`~bulkops.errors.NoSpaceError`: a full disk, a file-size limit), which
+        stops the run (:attr:`Stop.NO_SPACE`, with the message as its reason) so that
+        what it did can still be told and reported; a resume continues it.
 
     Raises:
         ValueError: a knob is out of range.
@@ -188,10 +191,15 @@ async def run_plan(
     writer.start()
     try:
         with bound_contextvars(run_id=options.run_id, job=plan.header.job):
-            await run.execute()
+            try:
+                await run.execute()
+            except BaseExceptionGroup as group:
+                raise _single(group) from None
             return run.result(started)
-    except BaseExceptionGroup as group:
-        raise _single(group) from None
+    except NoSpaceError as exc:
+        # The requests in flight were cancelled: their intents are settled on resume.
+        run.stopping.ended(Stop.NO_SPACE, exc.message)
+        return run.result(started)
     finally:
         writer.stop()
 
@@ -437,7 +445,11 @@ class _Run:
             detail = "some mutations are still unsettled"
             if waiting:
                 detail = f"{waiting} change(s) waiting for review"
-        event = {Stop.COMPLETE: "complete", Stop.INTERRUPTED: "interrupted"}.get(stop, "stop")
+        event = {
+            Stop.COMPLETE: "complete",
+            Stop.INTERRUPTED: "interrupted",
+            Stop.TERMINATED: "interrupted",
+        }.get(stop, "stop")
         try:
             await self.record_run(event, reason=detail or stop.value)
         finally:

@@ -61,6 +61,7 @@ from ..errors import (
 from .apply import created_id, send_mutation
 from .failpoints import Failpoints
 from .mutations import Mutation
+from .plans import ABSENT
 from .progress import EVENT_AMBIGUOUS, EVENT_RECONCILED, EVENT_RETRY, Observer
 from .ratelimit import QuotaLimiter
 from .reconcile import Match, Verdict, judge, note_review, observe, settle, settle_verdict
@@ -163,7 +164,8 @@ class Sender:
             return await self.record_outcome(m, Result.FAILED, attempts=st.attempts, error=error)
         match = judge(m, data)
         if match is Match.AFTER:
-            return await self.record_outcome(m, Result.SKIPPED, attempts=st.attempts)
+            reason = ABSENT if m.absent else None
+            return await self.record_outcome(m, Result.SKIPPED, attempts=st.attempts, error=reason)
         if match is Match.NEITHER:
             error = _conflict(m, data)
             return await self.record_outcome(m, Result.CONFLICT, attempts=st.attempts, error=error)

@@ -3,8 +3,9 @@
 A stop ends dispatching: no mutation starts after it, and no attempt is sent after a
 wait it interrupts (a backoff pause, a quota window), while requests already in flight
 finish and their outcomes reach the journal. Ctrl-C (SIGINT/SIGTERM) stops the run the
-same way; a second one cancels the requests in flight too (their intents are
-reconciled on resume).
+same way (told apart: :attr:`Stop.INTERRUPTED`, :attr:`Stop.TERMINATED`, so the exit
+code can follow the convention, 130 and 143); a second one cancels the requests in
+flight too (their intents are reconciled on resume).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ class Stop(enum.Enum):
     """Why a run ended."""
 
     COMPLETE = "complete"
-    INTERRUPTED = "interrupted"
+    INTERRUPTED = "interrupted"  # SIGINT (Ctrl-C)
+    TERMINATED = "terminated"  # SIGTERM
     UNAUTHORIZED = "unauthorized"
     BUDGET = "retry budget exhausted"
+    NO_SPACE = "no space"  # the journal could not be written: a full disk, a size limit
 
 
 class Stopping:
@@ -62,14 +65,25 @@ class Stopping:
         log.warning(EVENT_RUN_STOPPING, reason=reason.value, detail=detail)
         self._observer.stop()
 
+    def ended(self, reason: Stop, detail: str) -> None:
+        """Record why a run that has already stopped did (an error it ended with, told
+        by the caller: no warning here)."""
+        self.requested = True
+        self.reason = reason
+        self.detail = detail
+
     async def watch_signals(self, scope: CancelScope) -> None:
-        """Turn SIGINT/SIGTERM into a stop; a second one while interrupted cancels ``scope``."""
+        """Turn SIGINT/SIGTERM into a stop; a second one while stopping for a signal
+        cancels ``scope``."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _signum in signals:
-                if self.requested and self.reason is Stop.INTERRUPTED:
+            async for signum in signals:
+                if self.requested and self.reason in (Stop.INTERRUPTED, Stop.TERMINATED):
                     scope.cancel()
                     return
-                self.request(Stop.INTERRUPTED, "interrupted: finishing the requests in flight")
+                if signum == signal.SIGTERM:
+                    self.request(Stop.TERMINATED, "terminated: finishing the requests in flight")
+                else:
+                    self.request(Stop.INTERRUPTED, "interrupted: finishing the requests in flight")
 
     async def pause(self, delay: float) -> bool:
         """Sleep ``delay`` unless the run stops first; True if it is stopping."""

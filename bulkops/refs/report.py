@@ -32,7 +32,7 @@ __all__ = [
     "render_table",
 ]
 
-REPORT_FORMAT = "bulkops-refs/1"
+REPORT_FORMAT = "bulkops.refs/1"  # the --json document's "schema" (bulkops/cli/schemas)
 TABLE_TEXT = 100
 # A name built at run time is tied to the objects its fixed start could begin, when
 # that start is at least this long (``f"{x}"`` could be anything: a warning only).
@@ -208,7 +208,7 @@ def render_json(report: RefsReport) -> str:
     found nowhere, warnings, constants, what was scanned and what was skipped."""
     scan = report.scan
     document = {
-        "format": REPORT_FORMAT,
+        "schema": REPORT_FORMAT,
         "objects": [
             {
                 "kind": o.object.kind,

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bulkops.api.paths import WRITE_METHODS, normalize_path
 from bulkops.errors import InputError
+from bulkops.inputs import read_text
 from bulkops.job import JobContext, Mutation
 from bulkops.keyguard import PATTERN_ONLY, KeyGuard
 
@@ -105,10 +106,7 @@ def load_calls(path: Path, guard: KeyGuard = PATTERN_ONLY) -> list[tuple[int, Ra
             their numbers: a line holding an API key or calling ``/keys`` is bad), or
             two calls share a key.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the calls file: {exc}") from exc
+    text = read_text(Path(path), what="calls file")
     calls: list[tuple[int, RawCall, str]] = []
     problems: list[str] = []
     seen: dict[str, int] = {}

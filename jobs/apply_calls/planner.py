@@ -10,6 +10,8 @@ class. Shapes it knows:
 * ``PUT …/{id}/archive|unarchive|enable|disable|launch``: status fields;
 * full (``POST /{kind}/{id}``) and partial (``PATCH``) updates: the fields sent;
 * ``DELETE /{kind}/{id}``: gone;
+* any of these on an object the plan-time read finds absent (and no earlier call of
+  the file creates): "absent: nothing to do", shown, counted and never sent;
 * overrides of gates, holdouts and experiments (POST replace, PATCH add, DELETE
   remove): the ids each list holds or lacks;
 * segment id lists (PATCH add, DELETE remove, POST reset);
@@ -100,6 +102,22 @@ def _copy(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def _nothing_to_do(m: Mutation) -> Mutation:
+    """``m`` on an object that does not exist: planned as "absent: nothing to do" (its
+    read at apply time skips it; an object there again by then is a conflict, never
+    deleted or changed: it is not the one planned on)."""
+    return m.model_copy(
+        update={
+            "before": Expect(exists=False),
+            "after": Expect(exists=False),
+            "before_image": None,
+            "inverse": (),
+            "display": (),
+            "idempotent": True,
+        }
+    )
+
+
 class CallPlanner:
     """Turns raw calls into mutations, reading each object once and predicting the rest.
 
@@ -128,7 +146,11 @@ class CallPlanner:
         body = call.body
         mutation: Mutation | None = None
         if parts and parts[0] in _KINDS:
+            # The object as the plan-time read (or an earlier call of the file) leaves it.
+            absent = len(parts) >= 2 and await self._image(f"/{parts[0]}/{parts[1]}") is None
             mutation = await self._known(method, path, parts, body, key)
+            if mutation is not None and absent and mutation.after.exists is not True:
+                mutation = _nothing_to_do(mutation)
         if mutation is None:
             mutation = Mutation(
                 key=key,

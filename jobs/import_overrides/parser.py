@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkops.errors import InputError
+from bulkops.inputs import utf8_errors
 
 __all__ = [
     "DEFAULT_UNIT_TYPE",
@@ -129,7 +130,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]
         handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InputError(f"{path}: cannot read overrides file: {exc.strerror}") from exc
-    with handle:
+    with handle, utf8_errors(path, what="overrides file"):
         if path.suffix in (".jsonl", ".ndjson", ".json"):
             for line_no, text in enumerate(handle, 1):
                 if not text.strip():

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bulkops.errors import InputError
+from bulkops.inputs import check_source, read_text
 
 __all__ = [
     "KINDS",
@@ -382,10 +383,7 @@ def load_rewrite_file(path: Path) -> RewriteSpec:
         InputError: unreadable file, bad syntax, unknown ``op`` or field, bad values;
             every message names the file and the operation's position.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read rewrite file: {exc.strerror}") from exc
+    text = read_text(path, what="rewrite file")
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
@@ -434,6 +432,7 @@ def load_rule_function(spec: str) -> RuleFunction:
     path = Path(file_name)
     if not path.is_file():
         raise InputError(f"--python {spec!r}: no such file {path}")
+    check_source(path, what="--python file")
     module_spec = importlib.util.spec_from_file_location(f"bulkops_user_rewrite_{path.stem}", path)
     if module_spec is None or module_spec.loader is None:
         raise InputError(f"--python {spec!r}: cannot load {path}")

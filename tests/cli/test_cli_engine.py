@@ -277,7 +277,7 @@ def test_the_key_never_reaches_output_or_files(seed: EmulatorState, tmp_path: Pa
             calls = _calls(
                 tmp_path,
                 {"method": "PUT", "path": "/gates/seed_gate_0/archive", "body": {}},
-                {"method": "PUT", "path": "/gates/no_such_gate/archive", "body": {}},
+                {"method": "PATCH", "path": "/gates/seed_gate_1", "body": {"isEnabled": "no"}},
             )
             plan, ck = tmp_path / "plan.json", tmp_path / "ck"
             common = ["--log-file", str(tmp_path / "log.jsonl"), "-v"]
@@ -313,7 +313,8 @@ def test_the_key_never_reaches_output_or_files(seed: EmulatorState, tmp_path: Pa
             ]
     finally:
         del state.keys[canary]
-    assert [r.code for r in runs] == [0, 1, 0, 4]  # 4: the API refused the last key
+    # status 1: complete with a failure; 4: the API refused the last key
+    assert [r.code for r in runs] == [0, 1, 1, 4]
     forms = {canary, urllib.parse.quote(canary), base64.b64encode(canary.encode()).decode()[:-4]}
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "requests.log"]
     written = [p for p in files if p.name not in ("calls.jsonl",)]
@@ -329,7 +330,7 @@ def test_the_key_never_reaches_output_or_files(seed: EmulatorState, tmp_path: Pa
     events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     applied = [e for e in events if e["event"] == "mutation.applied"]
     assert len(applied) == 1 and applied[0]["run_id"] and applied[0]["key"]
-    assert any(e["event"] == "mutation.conflict" and "does not exist" in e["error"] for e in events)
+    assert any(e["event"] == "mutation.failed" and "isEnabled" in e["error"] for e in events)
     sendlogs = list((tmp_path / "state" / "sends").glob("*.json"))
     assert sendlogs and all(os.stat(p).st_mode & 0o777 == 0o600 for p in sendlogs)
 
@@ -345,11 +346,11 @@ def test_job_help_and_unknown_jobs(env: dict[str, str], tmp_path: Path) -> None:
 def test_a_failing_item_makes_exit_1_and_the_rest_applies(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
-    """One bad call is reported (exit 1); the others are applied."""
+    """One bad call (a name too short: 400) is reported (exit 1); the others are applied."""
     calls = _calls(
         tmp_path,
         {"method": "PUT", "path": "/gates/seed_gate_0/archive", "body": {}},
-        {"method": "PUT", "path": "/gates/nope_gate/archive", "body": {}},
+        {"method": "POST", "path": "/gates", "body": {"name": "no"}, "key": "nope_gate"},
     )
     run = fork_cli(
         ["run", "apply-calls", "--file", str(calls), "--apply", "--yes"], env, tmp_path, "f"

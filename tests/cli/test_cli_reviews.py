@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from engine_support import seeded_state
 
+from bulkops.cli.documents import schema_path
 from bulkops.emulator import EmulatorState
 from bulkops.emulator.seed import EMPTY_KEY
 from bulkops.engine.journal import read_records
@@ -166,6 +168,11 @@ def test_a_rejected_review_is_reported_and_never_retried(
         run = run_cli(argv, env, tmp_path, "run")
         assert run.code == 5, run.stderr()
         assert "10 change(s) are waiting for review" in run.stderr()
+        waiting = run_cli(["status", str(ck), "--json"], env, tmp_path, "waiting")
+        assert waiting.code == 5  # status: only reviews are left to wait for
+        summary = json.loads(waiting.stdout())
+        jsonschema.validate(summary, json.loads(schema_path(summary["schema"]).read_text()))
+        assert summary["state"] == "reviews_pending" and len(summary["reviews"]) == 10
         reviews = emulator.reviews("pending")
         refused = reviews[0]
         emulator.decide([refused["review_id"]], approve=False, reason="not this one")
@@ -174,8 +181,10 @@ def test_a_rejected_review_is_reported_and_never_retried(
         assert run.code == 1, run.stderr()
         why = f"review {refused['review_id']} was rejected: not this one"
         assert f"rejected gate:archive:{refused['object_id']}: {why}" in run.stdout()
-        status = run_cli(["status", str(ck)], env, tmp_path, "status").stdout()
+        done = run_cli(["status", str(ck)], env, tmp_path, "status")
+        status = done.stdout()
         assert "applied 9" in status and "rejected 1" in status and why in status
+        assert done.code == 1  # complete, with a rejection
         sent = len(_writes(emulator))
         again = run_cli(["resume", str(ck)], env, tmp_path, "again")
         assert again.code == 1 and len(_writes(emulator)) == sent

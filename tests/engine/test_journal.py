@@ -15,7 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bulkops.engine.journal import JOURNAL_FORMAT, Journal, read_records
-from bulkops.errors import JournalError, RefusedError
+from bulkops.errors import JournalError, NoSpaceError, RefusedError
 from bulkops.keyguard import KeyGuard
 
 PLAN = {"t": "plan", "plan": {"job": "archive-gates", "project": "p1", "sha256": "ab" * 32}}
@@ -163,14 +163,15 @@ def test_close_syncs_pending_appends_and_is_idempotent(path: Path, monkeypatch):
 
 
 def test_short_write_makes_the_journal_unusable(path: Path, monkeypatch):
-    """A short write raises JournalError and every later append is refused."""
+    """A short write (a full disk, a file-size limit) raises NoSpaceError, and every
+    later append is refused with the same error: one reason for the stop."""
     journal = Journal.create(path, PLAN)
     real_write = os.write
     monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:10]))
-    with pytest.raises(JournalError, match="short write"):
+    with pytest.raises(NoSpaceError, match=r"no space left while writing .*short write"):
         journal.append(intent(0))
     monkeypatch.setattr(os, "write", real_write)
-    with pytest.raises(JournalError, match="unusable"):
+    with pytest.raises(NoSpaceError, match="short write"):
         journal.append(intent(1))
     journal.close()
     # What reached the disk is a torn tail, which the next open repairs.
@@ -330,7 +331,9 @@ def test_seq_gap_is_refused(path: Path):
         line, prev = frame(seq, record, prev)
         lines.append(line)
     put(path, b"".join(lines))
-    with pytest.raises(JournalError, match=r"line 3: sequence gap \(expected seq 2, found 3\)"):
+    with pytest.raises(
+        JournalError, match=r"line 3 \(byte offset \d+\): sequence gap \(expected seq 2, found 3\)"
+    ):
         Journal.open(path)
     assert path.read_bytes() == b"".join(lines)
     assert broken_files(path) == []

@@ -17,7 +17,7 @@ from bulkops.engine.plans import (
     validate_mutations,
     write_plan,
 )
-from bulkops.errors import BulkOpsError, PlanError, RefusedError
+from bulkops.errors import BulkOpsError, InputError, PlanError, RefusedError
 from bulkops.keyguard import KeyGuard
 
 PROJECT = ProjectRef(id="p1", name="Project One")
@@ -97,11 +97,15 @@ def test_a_plan_others_can_read_is_refused(tmp_path: Path) -> None:
 
 
 def test_garbage_and_missing_plans(tmp_path: Path) -> None:
-    """A file that is not a plan is refused; a missing one is a usage problem."""
+    """A file that is not a plan says what it is; a plan that does not parse is refused;
+    a missing one is a usage problem."""
     path = tmp_path / "plan.json"
     path.write_text("{not json")
     path.chmod(0o600)
-    with pytest.raises(RefusedError):
+    with pytest.raises(InputError, match="is a JSON file that bulkops did not write, not a "):
+        read_plan(path)
+    path.write_text('{"header": {"format": "bulkops-plan/1", "job": ')
+    with pytest.raises(RefusedError, match="the plan does not parse as JSON"):
         read_plan(path)
     with pytest.raises(PlanError):
         read_plan(tmp_path / "nope.json")

@@ -319,17 +319,17 @@ async def test_mutations_and_the_plan_report(
             ["unarchive", "launch"] if gate["status"] == "Launched" else ["unarchive"]
         )
         assert undo[-1].after.matches(gate)
-    notes = demo_ctx.notes
+    (table,) = demo_ctx.tables
     selected = 260  # the seed's stale gates
-    assert len(notes) == selected + 2  # header, one line per gate, totals
-    assert notes[0].split() == ["gate", "status", "stale", "reason", "last", "modified", "action"]
-    assert notes[-1].startswith(
+    assert len(table["rows"]) == selected  # one row per gate, then the totals line
+    assert table["columns"] == ["gate", "status", "stale reason", "last modified", "action"]
+    assert demo_ctx.notes[-1].startswith(
         f"archive-gates: {selected} gates selected: {len(mutations)} to archive"
     )
     first = gates[mutations[0].object.removeprefix("gate/")]
-    line = next(n for n in notes if n.split()[0] == first["id"])
+    row = next(r for r in table["rows"] if r[0] == first["id"])
     day = dt.datetime.fromtimestamp(first["lastModifiedTime"] / 1000, dt.UTC).date().isoformat()
-    assert line.split()[1:] == [*first["status"].split(), first["typeReason"], day, "archive"]
+    assert row[1:] == [first["status"], first["typeReason"], day, "archive"]
 
 
 # -- the command line against a forked emulator -----------------------------------------------
@@ -493,6 +493,7 @@ def test_code_refs_block_gates_code_still_checks(
     not in code; `--include-referenced` archives them and says what it overrides."""
     plan_file = tmp_path / "plan.json"
     argv = ["plan", "archive-gates", "--stale", "--code-refs", str(APP), "-o", str(plan_file)]
+    argv += ["--show", "1000"]  # every selected gate's row (the table is bounded by --show)
     run = run_cli(argv, env, tmp_path, "code")
     assert run.code == 0, run.stderr()
     out = run.stdout()

@@ -127,15 +127,17 @@ APP_GATES = {
 
 async def _plan_with_code(ctx: DemoContext) -> None:
     app = EXAMPLES / "app"
-    run = await bulkops(
-        ctx, "plan", "archive-gates", "--stale", "--code-refs", str(app),
-        "--time-scale", ctx.scale, "-o", "archive-code.plan", keep=40,
-    )  # fmt: skip
+    argv = ["plan", "archive-gates", "--stale", "--code-refs", str(app), "--time-scale", ctx.scale]
+    run = await bulkops(ctx, *argv, "-o", "archive-code.plan", keep=40)
     planned = read_plan(ctx.workdir / "archive-code.plan").mutations
     archived = {m.object.removeprefix("gate/") for m in planned}
+    # The table wraps to the terminal; its rows, whole, are in the plan's JSON document.
+    document = json.loads((await bulkops(ctx, *argv, "--json", "-q", show=False)).output)
+    actions = {row[0]: row[-1] for table in document["tables"] for row in table["rows"]}
     missing = [
         gate for gate, path in APP_GATES.items()
-        if gate in archived or not re.search(rf"{gate}\b.*blocked: .*in code: \S*{re.escape(path)}", run.output)
+        if gate in archived or not re.search(rf"blocked: .*in code: \S*{re.escape(path)}",
+                                             actions.get(gate, ""))
     ]  # fmt: skip
     if missing:
         raise DemoFailed(f"plan --code-refs did not block {', '.join(missing)} with its file")
@@ -238,7 +240,7 @@ async def _apply_kill_resume(ctx: DemoContext) -> None:
         "\n`status` reads only the checkpoint. An intent without an outcome is "
         "[italic]unsettled[/italic]: its request may or may not have reached the server."
     )
-    await bulkops(ctx, "status", "archive.ckpt")
+    await bulkops(ctx, "status", "archive.ckpt", expect=(6,))
     ctx.say(
         "\n`resume` reads each unsettled gate back to learn whether its archive landed, "
         "skips every mutation already applied and sends only the rest, under the same quota."
@@ -295,10 +297,11 @@ async def _apply_kill_resume(ctx: DemoContext) -> None:
 
 
 async def _status(ctx: DemoContext) -> None:
-    await bulkops(ctx, "status", "archive.ckpt")
+    await bulkops(ctx, "status", "archive.ckpt", expect=(5,))
     ctx.say(
         "\nThe checkpoint stays: `bulkops undo archive.ckpt` would unarchive exactly these "
-        "gates (we undo a later step instead). The reviews it lists wait for a person."
+        "gates (we undo a later step instead). The reviews it lists wait for a person: "
+        "`status` exits 5, only reviews are left (0 complete, 6 work left, 3 damaged)."
     )
 
 
@@ -524,12 +527,14 @@ def checkpoint_status(path: Path) -> dict[str, Any]:
     """What ``bulkops status PATH --json`` prints, parsed (the same command, in process)."""
     out = io.StringIO()
     ui = Ui(
-        out=Console(file=out, no_color=True, soft_wrap=True),
+        out=Console(file=io.StringIO()),
         err=Console(file=io.StringIO()),
         interactive=False,
         live=False,
+        results=Console(file=out),
+        as_json=True,
     )
-    status(path, ui, as_json=True)
+    status(path, ui)
     found: dict[str, Any] = json.loads(out.getvalue())
     return found
 
