@@ -141,7 +141,7 @@ COMMANDS: tuple[Command, ...] = _table(
     ),
     Command(
         "demo",
-        "everything, end to end, on a local emulator (3 minutes)",
+        "everything, end to end, on a local emulator (about a minute)",
         lazy(".demo", "demo_command"),
         lazy(".demo", "demo_arguments"),
     ),
