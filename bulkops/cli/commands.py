@@ -44,7 +44,7 @@ from ..engine.states import FINAL_STATES, OK_STATES, KeyState, State
 from ..engine.stopping import Stop
 from ..errors import NoSpaceError, RefusedError, UsageError
 from ..keyguard import KeyGuard
-from ..settings import ApiKeys, Settings
+from ..settings import TARGET_KEY_ENV_OPTION, ApiKeys, Settings
 from .documents import counts_of, jobs_document, plan_document, run_document
 from .exit_codes import ExitCode, exit_code_for_run, exit_code_for_status
 from .job_loading import LoadedJob, Verifier, builtin_jobs, job_verifier, plan_verifier
@@ -696,6 +696,8 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
                 "checkpoint": str(checkpoint),
                 "plan_hash": plan.header.hash,
                 **({"damaged_at_line": damage.line} if damage is not None else {}),
+                # The undo writes to the plan's project: a resume of it reads the same key.
+                **_target_key_option(plan.header.params),
             },
             projects=plan.header.projects,
             mutations=await _planned(client, mutations, ui),
@@ -736,3 +738,9 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
             guard=guard,
             recorded=recorded,
         )
+
+
+def _target_key_option(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The option naming the target's key variable, where the plan's job has one."""
+    value = params.get(TARGET_KEY_ENV_OPTION)
+    return {TARGET_KEY_ENV_OPTION: value} if isinstance(value, str) and value else {}

@@ -589,11 +589,20 @@ def test_kill_9_mid_copy_then_resume_then_undo(demo_seed: EmulatorState, tmp_pat
         after = _target_listing(emulator)
         assert len(after["/gates"]) == len(before["/gates"]) + creates["/gates"]
 
-        undo = run_cli(
-            ["undo", str(ck), "--apply", "--yes", "--time-scale", "1000"], env, tmp_path, "undo"
+        # The undo is killed too, and resumed: its checkpoint names the target's key
+        # variable (there is no STATSIG_CONSOLE_API_KEY here to fall back on).
+        undo_argv = ["undo", str(ck), "--apply", "--yes", "--time-scale", "1000"]
+        undo_ck = tmp_path / "undo.ckpt"
+        killed = run_cli(
+            [*undo_argv, "--checkpoint", str(undo_ck)],
+            {**env, "BULKOPS_FAILPOINT": "after-send:10"},
+            tmp_path,
+            "undo",
         )
-        assert undo.code == 0, undo.stderr()[-3000:]
-        assert "cannot undo" not in undo.stdout()
+        assert killed.code == 137, killed.stderr()[-3000:]
+        assert "cannot undo" not in killed.stdout()
+        undone = run_cli(["resume", str(undo_ck), "--time-scale", "1000"], env, tmp_path, "ur")
+        assert undone.code == 0, undone.stderr()[-3000:]
         assert _target_listing(emulator) == before
 
 
