@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
+import os
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import BulkOpsError, UsageError, redact
+from ..keyguard import KeyGuard
 from ..logging import configure_logging
 from ..settings import API_KEY_ENV, ApiKeys
 from .output import Ui
@@ -45,8 +46,6 @@ __all__ = [
 ]
 
 # A Console API key or server secret pasted into argv (visible in `ps` and shell history).
-_KEY_ARG = re.compile(r"(^|[=\s,:])(console|secret)-[A-Za-z0-9_\-]{6,}")
-
 Action = Callable[[Ui, ApiKeys], Coroutine[Any, Any, int] | int]
 
 
@@ -63,8 +62,11 @@ def refuse_key_arguments(values: Sequence[str]) -> None:
     Raises:
         UsageError: naming the argument's position only.
     """
+    # Key-shaped tokens, as the key guard sees them (a name such as ``console-v2-rollout``
+    # or a pattern ``console-*`` is not one), and the key this environment holds.
+    guard = KeyGuard.of(v for v in (os.environ.get(API_KEY_ENV, ""),) if v)
     for index, value in enumerate(values, start=1):
-        if isinstance(value, str) and _KEY_ARG.search(value):
+        if isinstance(value, str) and guard.holds_key(value):
             raise UsageError(
                 f"argument {index} looks like an API key; keys are never taken from the "
                 "command line (they show in `ps` and shell history)",

@@ -194,6 +194,21 @@ def test_a_key_on_the_command_line_is_refused(
     assert emulator.log() == []
 
 
+def test_a_name_that_starts_like_a_key_is_an_argument_not_a_key(
+    env: dict[str, str], emulator: Emulator, tmp_path: Path
+) -> None:
+    """Gate ids and patterns such as ``console-v2-rollout*`` are taken; the key this environment
+    holds is refused even when it is not key-shaped (``console-emulator-empty``)."""
+    named = run_cli(["plan", "archive-gates", "--id", "console-v2-rollout*"], env, tmp_path, "n")
+    assert named.code == 0, named.stderr()
+    assert "looks like an API key" not in named.stderr()
+    key = env["STATSIG_CONSOLE_API_KEY"]
+    pasted = run_cli(["plan", "archive-gates", "--id", key], env, tmp_path, "p")
+    assert pasted.code == 2
+    assert "looks like an API key" in pasted.stderr()
+    assert key not in pasted.stdout() + pasted.stderr()
+
+
 def test_bad_calls_are_all_listed_and_nothing_is_sent(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
