@@ -19,18 +19,20 @@ The argument parsing in front of them is :mod:`bulkops.cli.engine`.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 import structlog
 from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 
-from ..api.client import ConsoleClient
+from ..api.client import ConsoleClient, read_object
 from ..engine.failpoints import Failpoints
 from ..engine.journal import Journal, read_prefix, read_records
 from ..engine.locks import default_state_dir, lock_holder, lock_path_for_journal
@@ -42,7 +44,7 @@ from ..engine.reviews import forecast
 from ..engine.runner import RunOptions, RunResult, run_plan
 from ..engine.states import FINAL_STATES, OK_STATES, KeyState, State
 from ..engine.stopping import Stop
-from ..errors import NoSpaceError, RefusedError, UsageError
+from ..errors import ApiError, NoSpaceError, RefusedError, UsageError
 from ..keyguard import KeyGuard
 from ..settings import TARGET_KEY_ENV_OPTION, ApiKeys, Settings
 from .documents import counts_of, jobs_document, plan_document, run_document
@@ -271,6 +273,31 @@ def _say_waiting(ui: Ui, result: RunResult, checkpoint: Path) -> None:
         f"{checkpoint}` commits them (`bulkops status {checkpoint}` lists them).",
         highlight=False,
     )
+
+
+# Reads in flight while an undo is planned (reads spend no mutation quota).
+_PLAN_READS = 8
+
+
+async def _absent_marked(client: ConsoleClient, mutations: list[Mutation]) -> list[Mutation]:
+    """The undo's mutations, each whose object is already gone (and that does not create
+    it) planned as "absent: nothing to do": an undo plan never shows ``exists → deleted``
+    for an object someone deleted since. A read that fails leaves the mutation as it
+    is (the read before its write settles it)."""
+    gone: set[str] = set()
+    todo = iter([m for m in mutations if m.read is not None and m.after.exists is not True])
+
+    async def reader() -> None:
+        for m in todo:  # a few readers take from one list: no task per mutation
+            assert m.read is not None
+            with contextlib.suppress(ApiError):
+                if await read_object(client, m.read) is None:
+                    gone.add(m.key)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(_PLAN_READS):
+            tg.start_soon(reader)
+    return [m.on_absent_object() if m.key in gone else m for m in mutations]
 
 
 async def _planned(client: ConsoleClient, mutations: list[Mutation], ui: Ui) -> list[Mutation]:
@@ -700,7 +727,7 @@ async def undo(checkpoint: Path, keys: ApiKeys, opts: EngineOptions, ui: Ui) -> 
                 **_target_key_option(plan.header.params),
             },
             projects=plan.header.projects,
-            mutations=await _planned(client, mutations, ui),
+            mutations=await _planned(client, await _absent_marked(client, mutations), ui),
             respect_reviews=settings.respect_reviews,
             guard=guard,
         )

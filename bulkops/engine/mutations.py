@@ -420,6 +420,22 @@ class Mutation(BaseModel):
         changed: it is not the object the plan saw)."""
         return self.before.exists is False and self.after.exists is False
 
+    def on_absent_object(self) -> Mutation:
+        """This mutation as planned on an object a plan-time read found absent: "absent:
+        nothing to do" (:attr:`absent`; its read at apply time skips it, and an object
+        there again by then is a conflict, never deleted or changed: it is not the one
+        planned on)."""
+        return self.model_copy(
+            update={
+                "before": Expect(exists=False),
+                "after": Expect(exists=False),
+                "before_image": None,
+                "inverse": (),
+                "display": (),
+                "idempotent": True,
+            }
+        )
+
     @property
     def verifiable(self) -> bool:
         """Whether a read can tell this mutation's before-state from its after-state."""

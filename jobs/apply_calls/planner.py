@@ -102,22 +102,6 @@ def _copy(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _nothing_to_do(m: Mutation) -> Mutation:
-    """``m`` on an object that does not exist: planned as "absent: nothing to do" (its
-    read at apply time skips it; an object there again by then is a conflict, never
-    deleted or changed: it is not the one planned on)."""
-    return m.model_copy(
-        update={
-            "before": Expect(exists=False),
-            "after": Expect(exists=False),
-            "before_image": None,
-            "inverse": (),
-            "display": (),
-            "idempotent": True,
-        }
-    )
-
-
 class CallPlanner:
     """Turns raw calls into mutations, reading each object once and predicting the rest.
 
@@ -150,7 +134,7 @@ class CallPlanner:
             absent = len(parts) >= 2 and await self._image(f"/{parts[0]}/{parts[1]}") is None
             mutation = await self._known(method, path, parts, body, key)
             if mutation is not None and absent and mutation.after.exists is not True:
-                mutation = _nothing_to_do(mutation)
+                mutation = mutation.on_absent_object()
         if mutation is None:
             mutation = Mutation(
                 key=key,

@@ -140,6 +140,35 @@ def test_plan_apply_status_resume_and_undo(
     assert (tmp_path / "ck.undo").exists()
 
 
+def test_an_undo_of_an_object_someone_deleted_since_is_nothing_to_do(
+    env: dict[str, str], emulator: Emulator, tmp_path: Path
+) -> None:
+    """The undo plan reads each object: one deleted since the run is "absent: nothing to
+    do" in the plan (never ``exists → deleted``), and the undo sends nothing for it."""
+    created = _calls(tmp_path, {"method": "POST", "path": "/gates", "body": {"name": "undo gone"}})
+    ck = tmp_path / "ck"
+    run = run_cli(
+        ["run", "apply-calls", "--file", str(created), "--apply", "--yes", "--checkpoint", str(ck)],
+        env,
+        tmp_path,
+        "c",
+    )
+    assert run.code == 0, run.stderr()
+    gone = _calls(tmp_path, {"method": "DELETE", "path": "/gates/undo_gone"}, name="gone.jsonl")
+    run = run_cli(
+        ["run", "apply-calls", "--file", str(gone), "--apply", "--yes"], env, tmp_path, "d"
+    )
+    assert run.code == 0, run.stderr()
+    before_undo = len(_writes(emulator))
+    run = run_cli(["undo", str(ck)], env, tmp_path, "u")
+    assert run.code == 0, run.stderr()
+    assert "absent: nothing to do" in run.stdout()
+    assert "deleted" not in run.stdout()
+    run = run_cli(["undo", str(ck), "--apply", "--yes"], env, tmp_path, "ua")
+    assert run.code == 0, run.stderr()
+    assert len(_writes(emulator)) == before_undo
+
+
 @pytest.mark.parametrize(
     ("case", "argv_extra", "code"),
     [
