@@ -47,7 +47,7 @@ from ..engine.stopping import Stop
 from ..errors import ApiError, NoSpaceError, RefusedError, UsageError
 from ..keyguard import KeyGuard
 from ..settings import TARGET_KEY_ENV_OPTION, ApiKeys, Settings
-from .documents import counts_of, jobs_document, plan_document, run_document
+from .documents import counts_of, counts_text, jobs_document, plan_document, run_document
 from .exit_codes import ExitCode, exit_code_for_run, exit_code_for_status
 from .job_loading import LoadedJob, Verifier, builtin_jobs, job_verifier, plan_verifier
 from .output import ProgressView, Ui, format_duration, render_notes, render_plan, render_summary
@@ -121,17 +121,8 @@ def list_jobs(ui: Ui, options: Callable[[LoadedJob], list[dict[str, Any]]]) -> E
 
 
 def _run_line(states: Mapping[str, KeyState], checkpoint: Path | None, code: int) -> str:
-    c = counts_of(states)
-    left = (
-        f", {c['unsettled']} unsettled, {c['pending']} not yet sent"
-        if (c["unsettled"] or c["pending"])
-        else ""
-    )
     where = f"; checkpoint {checkpoint}" if checkpoint is not None else ""
-    return (
-        f"applied {c['applied']}, skipped {c['skipped']}, failed {c['failed']}, "
-        f"conflict {c['conflict']}{left}{where} (exit {int(code)})"
-    )
+    return f"{counts_text(counts_of(states), settled_only=True)}{where} (exit {int(code)})"
 
 
 def _tell_run(
@@ -570,37 +561,22 @@ def status(checkpoint: Path, ui: Ui, *, show: int = 20) -> ExitCode:
     code = exit_code_for_status(summary["state"])
     summary["exit_code"] = int(code)
     _print_status(ui, checkpoint, summary, show)
-    c = summary["counts"]
-    reviews = (
-        f", waiting for review {c['pending_review']}, rejected {c['rejected']}"
-        if c["pending_review"] or c["rejected"]
-        else ""
-    )
     ui.result(
-        f"{summary['state'].replace('_', ' ')}: applied {c['applied']}, skipped "
-        f"{c['skipped']}, failed {c['failed']}, conflict {c['conflict']}{reviews}, unsettled "
-        f"{c['unsettled']}, not yet sent {c['pending']} (exit {int(code)})",
+        f"{summary['state'].replace('_', ' ')}: {counts_text(summary['counts'])} "
+        f"(exit {int(code)})",
         summary,
     )
     return code
 
 
 def _print_status(ui: Ui, checkpoint: Path, summary: Mapping[str, Any], show: int) -> None:
-    c = summary["counts"]
     path = escape(str(checkpoint))
-    reviews = (
-        f", waiting for review {c['pending_review']}, rejected {c['rejected']}"
-        if c["pending_review"] or c["rejected"]
-        else ""
-    )
     ui.out.print(
         f"checkpoint {path}\n"
         f"  job {escape(summary['job'])}, plan {summary['plan_hash'][:12]}, created {summary['created']}\n"
         f"  project {escape(summary['target_project'])}, {summary['mutations']} mutations, "
         f"{summary['runs']} run(s)\n"
-        f"  applied {c['applied']}, skipped {c['skipped']}, failed {c['failed']}, "
-        f"conflict {c['conflict']}{reviews}, unsettled {c['unsettled']}, "
-        f"not yet sent {c['pending']}",
+        f"  {counts_text(summary['counts'])}",
         highlight=False,
     )
     damage, running = summary["damage"], summary["running"]

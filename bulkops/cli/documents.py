@@ -35,6 +35,7 @@ __all__ = [
     "RUN_SCHEMA",
     "SCHEMAS",
     "counts_of",
+    "counts_text",
     "error_document",
     "jobs_document",
     "plan_document",
@@ -125,6 +126,23 @@ def counts_of(states: Mapping[str, KeyState]) -> dict[str, int]:
         "unsettled": found[State.IN_DOUBT],
         "pending": found[State.PENDING],
     }
+
+
+def counts_text(c: Mapping[str, int], *, settled_only: bool = False) -> str:
+    """The counts of :func:`counts_of` as people read them, in one order everywhere.
+
+    Reviews are named only when some are waiting or were rejected; with ``settled_only``
+    what is left (unsettled, not yet sent) is named only when something is.
+    """
+    text = (
+        f"applied {c['applied']}, skipped {c['skipped']}, failed {c['failed']}, "
+        f"conflict {c['conflict']}"
+    )
+    if c["pending_review"] or c["rejected"]:
+        text += f", waiting for review {c['pending_review']}, rejected {c['rejected']}"
+    if not settled_only or c["unsettled"] or c["pending"]:
+        text += f", unsettled {c['unsettled']}, not yet sent {c['pending']}"
+    return text
 
 
 def run_document(
