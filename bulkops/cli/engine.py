@@ -435,7 +435,12 @@ def run_completion(p: argparse.ArgumentParser) -> None:
 
 
 def _checkpoint_positional(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint_path", type=Path, metavar="CKPT")
+    p.add_argument(
+        "checkpoint_path",
+        type=Path,
+        metavar="CKPT",
+        help="a checkpoint written by apply, run --apply, resume or undo --apply",
+    )
 
 
 def jobs_arguments(p: argparse.ArgumentParser) -> None:
@@ -487,7 +492,9 @@ def run_command(args: argparse.Namespace) -> int:
 def apply_arguments(p: argparse.ArgumentParser) -> None:
     """``bulkops apply [engine options] PLAN``."""
     _engine_options(p, writes=True, suppress=False)
-    p.add_argument("plan", type=Path)
+    p.add_argument(
+        "plan", type=Path, metavar="PLAN", help="a plan file written by `bulkops plan -o PLAN`"
+    )
 
 
 def apply_command(args: argparse.Namespace) -> int:
