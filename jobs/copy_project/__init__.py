@@ -147,8 +147,10 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     source_client = ctx.open_client(params.source_key_env)
     work = await analyze(source_client, ctx.client, params)
     if work.errors:
+        # One reference met twice (a layer's override per environment, say) is one problem.
+        problems = list(dict.fromkeys(work.errors))
         raise PlanError(
-            _listing(f"copy-project: {len(work.errors)} problem(s); nothing was sent", work.errors)
+            _listing(f"copy-project: {len(problems)} problem(s); nothing was sent", problems)
         )
     conflicts = [e for e in work.entries if e.existing is not None]
     if conflicts and params.on_conflict == "fail":

@@ -475,6 +475,19 @@ async def test_a_missing_dependency_is_an_error_naming_both_objects(demo: Demo) 
     _sample_exchanges(demo.state)
 
 
+async def test_one_missing_reference_met_in_several_overrides_is_one_problem(demo: Demo) -> None:
+    """The checkout layer overrides an experiment in several places; left out, that
+    experiment is named once, not once per override."""
+    with pytest.raises(PlanError) as error:
+        await _plan(demo.context(), _params(id=["checkout_*"], with_overrides=True))
+    lines = error.value.message.splitlines()[1:]
+    assert len(lines) == len(set(lines))
+    missing = [line for line in lines if "references experiment checkout_button_color" in line]
+    assert len(missing) == 1 and "add --include experiments" in missing[0]
+    assert error.value.message.startswith(f"copy-project: {len(lines)} problem(s)")
+    _sample_exchanges(demo.state)
+
+
 async def test_a_reference_cycle_is_created_in_two_steps(demo: Demo, tmp_path: Path) -> None:
     """Gates that reference each other are created without rules, then given their rules."""
     source = demo.client(DEMO_SOURCE_KEY)
