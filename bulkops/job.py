@@ -23,6 +23,7 @@ See ``examples/my_job.py`` for a whole job in one file, and
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from types import ModuleType
 
 from pydantic import BaseModel
@@ -68,7 +69,11 @@ __all__ = [
     "delete_created",
     "encode_id",
     "job_name",
+    "listing",
 ]
+
+LISTED = 50
+"""How many problems an error lists before it says how many more there are."""
 
 
 def delete_created(path: str) -> InverseCall:
@@ -81,6 +86,14 @@ def delete_created(path: str) -> InverseCall:
         idempotent=True,
         action="delete",
     )
+
+
+def listing(title: str, lines: Sequence[str], *, limit: int = LISTED) -> str:
+    """``title:`` and the first ``limit`` lines, one per line, then how many more there are:
+    a job's refusal names every kind of problem without flooding the terminal."""
+    shown = lines[:limit]
+    more = f"\n  … and {len(lines) - len(shown):,} more" if len(lines) > len(shown) else ""
+    return f"{title}:\n  " + "\n  ".join(shown) + more
 
 
 def job_name(module: ModuleType) -> str:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bulkops.api.paths import WRITE_METHODS, normalize_path
 from bulkops.errors import InputError
 from bulkops.inputs import read_text
-from bulkops.job import JobContext, Mutation
+from bulkops.job import JobContext, Mutation, listing
 from bulkops.keyguard import PATTERN_ONLY, KeyGuard
 
 from .planner import CallPlanner, RawCall
@@ -43,7 +43,6 @@ from .planner import CallPlanner, RawCall
 __all__ = ["Params", "load_calls", "plan"]
 
 _FIELDS = frozenset({"method", "path", "body", "key"})
-_MAX_LISTED = 50
 _KEYS_ENDPOINT = "/keys"
 
 
@@ -125,13 +124,8 @@ def load_calls(path: Path, guard: KeyGuard = PATTERN_ONLY) -> list[tuple[int, Ra
         seen[key] = lineno
         calls.append((lineno, call, key))
     if problems:
-        listed = problems[:_MAX_LISTED]
-        more = len(problems) - len(listed)
-        tail = f"\n  … and {more} more" if more else ""
         raise InputError(
-            f"{path}: {len(problems)} bad line(s); nothing was sent:\n  "
-            + "\n  ".join(listed)
-            + tail
+            listing(f"{path}: {len(problems)} bad line(s); nothing was sent", problems)
         )
     if not calls:
         raise InputError(f"{path}: no calls in the file")

@@ -44,7 +44,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bulkops.errors import PlanError, RefusedError
-from bulkops.job import JobContext, Mutation
+from bulkops.job import JobContext, Mutation, listing
 
 from .builder import Builder
 from .canonical import DEFAULT_INCLUDE, KINDS, check_prefix, diff
@@ -59,8 +59,6 @@ EVENT_SELECTED = "copy.selected"
 Kind = Literal[
     "tags", "unit_id_types", "segments", "gates", "dynamic_configs", "layers", "experiments"
 ]
-
-_MAX_LISTED = 200
 
 
 class Params(BaseModel):
@@ -128,13 +126,6 @@ class Params(BaseModel):
         return {s.strip(): t.strip() for s, _, t in (item.partition("=") for item in self.env_map)}
 
 
-def _listing(title: str, lines: Sequence[str]) -> str:
-    shown = list(lines[:_MAX_LISTED])
-    more = len(lines) - len(shown)
-    tail = f"\n  … and {more} more" if more else ""
-    return f"{title}:\n  " + "\n  ".join(shown) + tail
-
-
 async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     """Read both projects, check everything, then yield the copy's mutations in order.
 
@@ -150,12 +141,12 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
         # One reference met twice (a layer's override per environment, say) is one problem.
         problems = list(dict.fromkeys(work.errors))
         raise PlanError(
-            _listing(f"copy-project: {len(problems)} problem(s); nothing was sent", problems)
+            listing(f"copy-project: {len(problems)} problem(s); nothing was sent", problems)
         )
     conflicts = [e for e in work.entries if e.existing is not None]
     if conflicts and params.on_conflict == "fail":
         raise RefusedError(
-            _listing(
+            listing(
                 f"--on-conflict fail: {len(conflicts)} object(s) already exist in the target; "
                 "nothing was sent",
                 [e.object for e in conflicts],
@@ -166,7 +157,7 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     losses = [line for e in writing for line in e.losses]
     if losses and not params.accept_loss:
         raise RefusedError(
-            _listing(
+            listing(
                 f"{len(losses)} thing(s) cannot be carried over faithfully; nothing was sent",
                 losses,
             ),

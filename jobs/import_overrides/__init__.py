@@ -31,8 +31,9 @@ Modes (``--mode``):
 The whole file is checked before anything is sent: unknown kind, empty id or unit
 id, a target, group, environment or unit type the project does not have, one unit
 id given two values in one scope, a segment that is not an id list, a list that
-would exceed the API's limit. Any problem stops the job with every bad line listed
-(exit 2); ``--skip-invalid`` sends the valid rows and lists the skipped lines.
+would exceed the API's limit. Any problem stops the job with every bad row named by its
+line, rows with the same problem on one line in ranges (exit 2); ``--skip-invalid`` sends
+the valid rows and lists the skipped lines.
 
 Ids are grouped per target and chunked to the API's limits: 2,000 per gate or
 holdout list, 1,000 per experiment or layer group entry, 1,000 per segment id-list
@@ -49,7 +50,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from bulkops.errors import InputError
-from bulkops.job import JobContext, Mutation
+from bulkops.job import JobContext, Mutation, listing
 
 from .parser import RowProblem, read_overrides_file
 from .planning import Mode, plan_chunks
@@ -78,7 +79,28 @@ class Params(BaseModel):
 
 
 def _problem_lines(problems: Sequence[RowProblem]) -> list[str]:
-    return [str(p) for p in sorted(problems, key=lambda p: (p.line, p.message))]
+    """One line per kind of problem, naming every row it was found on (in ranges): 98,000
+    rows over a list's limit are one line, not 98,000."""
+    rows: dict[str, list[int]] = {}
+    for p in sorted(problems, key=lambda p: (p.line, p.message)):
+        rows.setdefault(p.message, []).append(p.line)
+    return [f"{_rows(lines)}: {message}" for message, lines in rows.items()]
+
+
+def _rows(lines: Sequence[int], *, most: int = 10) -> str:
+    """``line 7``, ``lines 3, 9-12`` or, past ``most`` ranges, the first ones and a count."""
+    if len(lines) == 1:
+        return f"line {lines[0]}"
+    spans: list[list[int]] = []
+    for line in lines:
+        if spans and line <= spans[-1][1] + 1:
+            spans[-1][1] = line
+        else:
+            spans.append([line, line])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans[:most])
+    if len(spans) > most:
+        text += ", …"
+    return f"lines {text} ({len(lines):,} rows)"
 
 
 async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
@@ -93,13 +115,14 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     mutations, more = plan_chunks(
         targets, current, catalog, mode=params.mode, project=ctx.project_id
     )
-    lines = _problem_lines([*problems, *more])
-    if lines and not params.skip_invalid:
+    found = [*problems, *more]
+    bad = len({p.line for p in found})
+    if found and not params.skip_invalid:
         raise InputError(
-            f"{params.file}: {len(lines)} bad row(s); nothing was sent:\n  " + "\n  ".join(lines),
+            listing(f"{params.file}: {bad:,} bad row(s); nothing was sent", _problem_lines(found)),
             hint="fix those rows, or pass --skip-invalid to send the valid ones",
         )
-    if lines:
-        ctx.note(f"{params.file}: skipped {len(lines)} invalid row(s):\n  " + "\n  ".join(lines))
+    if found:
+        ctx.note(listing(f"{params.file}: skipped {bad:,} invalid row(s)", _problem_lines(found)))
     for mutation in mutations:
         yield mutation

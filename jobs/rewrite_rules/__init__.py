@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from bulkops.errors import InputError, PlanError
-from bulkops.job import ROUTES, Expect, InverseCall, JobContext, Mutation
+from bulkops.job import ROUTES, Expect, InverseCall, JobContext, Mutation, listing
 
 from .diff import rule_rows
 from .language import (
@@ -61,7 +61,6 @@ _REFERENCED = {"segment": "segments", "gate": "gates"}
 # percentage changes the ``id``; none of them tells a rewritten list from the old one.
 _PROJECTED = ("name", "passPercentage", "environments", "returnValue", "variants")
 _CONDITION_KEYS = ("type", "operator", "targetValue", "field", "customID")
-_MAX_LISTED = 30
 
 # What becomes of every rule of one object, in rule order.
 Pairs = list[RuleChange]
@@ -159,14 +158,8 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     if params.function is not None:
         problems += await _missing_new_references(ctx, params, changed)
     if problems:
-        listed = problems[:_MAX_LISTED]
-        more = (
-            f"\n  … and {len(problems) - len(listed)} more" if len(problems) > len(listed) else ""
-        )
         raise InputError(
-            f"{len(problems)} problem(s) in the rewrite; nothing was sent:\n  "
-            + "\n  ".join(listed)
-            + more
+            listing(f"{len(problems)} problem(s) in the rewrite; nothing was sent", problems)
         )
     for kind, obj, pairs in changed:
         yield _mutation(ctx, kind, obj, pairs)

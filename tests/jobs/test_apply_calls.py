@@ -55,6 +55,17 @@ def test_every_bad_line_is_listed_with_its_number(tmp_path: Path) -> None:
     assert "also used on line 7" in message
 
 
+def test_a_file_of_bad_lines_lists_fifty_and_says_how_many_more(tmp_path: Path) -> None:
+    """A thousand bad lines do not flood the terminal, and none goes unmentioned."""
+    path = _file(tmp_path, '{"method": "GET", "path": "/gates"}\n' * 1000)
+    with pytest.raises(InputError) as info:
+        apply_calls.load_calls(path)
+    lines = info.value.message.splitlines()
+    assert lines[0].endswith("1000 bad line(s); nothing was sent:")
+    assert lines[1].startswith("  line 1:") and lines[50].startswith("  line 50:")
+    assert lines[51:] == ["  … and 950 more"]
+
+
 def test_good_lines_get_default_keys(tmp_path: Path) -> None:
     """A call without a key is named by its line, method and path."""
     path = _file(

@@ -428,23 +428,25 @@ async def test_ids_are_chunked_to_the_api_limits(
 async def test_a_full_list_refuses_the_rows_beyond_the_limit(
     client: ConsoleClient, tmp_path: Path
 ) -> None:
-    """The 2,001st id of a gate list (and the 1,001st of an experiment group) is a row
-    problem with its line; with --skip-invalid the rest is still planned."""
+    """The ids past 2,000 in a gate list (and the 1,001st of an experiment group) are row
+    problems, one line per problem naming its rows; with --skip-invalid the rest is still
+    planned."""
     await _setup_empty(client)
-    rows = [f"gate,big_gate,p{i},pass,," for i in range(2001)]
+    rows = [f"gate,big_gate,p{i},pass,," for i in range(2010)]
     rows += [f"experiment,big_exp,e{i},Control,," for i in range(1001)]
     file = _csv(tmp_path, rows)
-    with pytest.raises(Exception, match="2 bad row") as info:
+    with pytest.raises(Exception, match="11 bad row") as info:
         await _plan(client, "empty", file)
-    message = str(info.value)
-    assert (
-        "line 2002: gate big_gate: passing userID overrides (all environments) would hold more than 2,000 ids"
-        in message
+    listed = str(info.value).splitlines()[1:]
+    assert listed[0] == (
+        "  lines 2002-2011 (10 rows): gate big_gate: passing userID overrides (all "
+        "environments) would hold more than 2,000 ids, the API's limit per list"
     )
-    assert "line 3003: experiment big_exp: group" in message and "1,000" in message
+    assert listed[1].startswith("  line 3012: experiment big_exp: group") and "1,000" in listed[1]
+    assert len(listed) == 2
     mutations, ctx = await _plan(client, "empty", file, skip=True)
     assert [_sizes(m.body) for m in mutations] == [[2000, 0], [1000]]
-    assert "skipped 2 invalid row(s)" in ctx.notes[0]
+    assert "skipped 11 invalid row(s)" in ctx.notes[0] and "lines 2002-2011" in ctx.notes[0]
 
 
 def _sizes(body: dict[str, Any]) -> list[int]:
