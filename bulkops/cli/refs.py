@@ -36,7 +36,7 @@ _KEY_HINTS = ("console-", "secret-")
 
 
 def refs_arguments(p: argparse.ArgumentParser) -> None:
-    """``bulkops refs PATH… [--kind K] [--snapshot FILE] [--archived] [--context N]
+    """``bulkops refs PATH… [--kind K] [--snapshot FILE] [--archived] [--context N] [--show N]
     [--json|--csv|--sarif] [-o FILE] [--config FILE] [--no-git] [--workers N]``."""
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="source trees to scan")
     p.add_argument(
@@ -57,6 +57,13 @@ def refs_arguments(p: argparse.ArgumentParser) -> None:
         help="look for archived objects only (dead checks); exit 1 when code references one",
     )
     p.add_argument("--context", type=int, default=0, metavar="N", help="lines around each hit")
+    p.add_argument(
+        "--show",
+        type=int,
+        default=50,
+        metavar="N",
+        help="objects found nowhere listed in the table (default 50; 0 lists them all)",
+    )
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="JSON: every object and reference")
     shape.add_argument("--csv", action="store_true", help="CSV: one row per reference")
@@ -95,6 +102,8 @@ def run_refs(args: argparse.Namespace, objects: Sequence[FlagObject]) -> int:
             raise UsageError(f"{path}: no such file or directory")
     if args.context < 0:
         raise UsageError("--context must be 0 or more")
+    if args.show < 0:
+        raise UsageError("--show must be 0 or more")
     selected = _select(objects, args.archived)
     configs = [
         load_config(path if path.is_dir() else path.parent, args.config) for path in args.paths
@@ -145,7 +154,7 @@ def _render(report: RefsReport, args: argparse.Namespace) -> str:
     if args.sarif:
         return render_sarif(report, dead=args.archived)
     # Archived objects found nowhere are as they should be: counted, not listed.
-    text = render_table(report, context=args.context > 0, missing=not args.archived)
+    text = render_table(report, context=args.context > 0, missing=not args.archived, show=args.show)
     if args.archived:
         text += _verdict(report) + "\n"
     return text

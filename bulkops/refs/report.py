@@ -141,10 +141,13 @@ def _cut(text: str) -> str:
     return text if len(text) <= TABLE_TEXT else text[: TABLE_TEXT - 1] + "…"
 
 
-def render_table(report: RefsReport, *, context: bool = False, missing: bool = True) -> str:
+def render_table(
+    report: RefsReport, *, context: bool = False, missing: bool = True, show: int = 0
+) -> str:
     """The people's rendering: per object in code its references; then the objects in
-    code nowhere (listed when ``missing``, else counted), the warnings, and what was
-    scanned and left out."""
+    code nowhere (listed when ``missing``, else counted; the first ``show`` of them, one
+    per line, and how many more, unless ``show`` is 0), the warnings, and what was scanned
+    and left out."""
     out: list[str] = []
     for refs in report.found():
         obj = refs.object
@@ -166,7 +169,12 @@ def render_table(report: RefsReport, *, context: bool = False, missing: bool = T
         ]
     nowhere = report.not_found()
     if nowhere and missing:
-        out.append(f"not in code ({len(nowhere):,}): " + ", ".join(o.object.label for o in nowhere))
+        listed = nowhere[:show] if show else nowhere
+        out.append(f"not in code ({len(nowhere):,}):")
+        out += [f"  {o.object.label}" for o in listed]
+        if len(listed) < len(nowhere):
+            out.append(f"  … and {len(nowhere) - len(listed):,} more (--show 0 lists them all; "
+                       "--json names every one)")  # fmt: skip
     if report.scan.warnings:
         out.append(f"warnings ({len(report.scan.warnings):,}): names built at run time in SDK "
                    "calls (the objects they name cannot be known):")  # fmt: skip

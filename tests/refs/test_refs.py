@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -293,4 +294,24 @@ def test_a_long_minified_line_is_read_whole_and_a_fifo_is_counted(tmp_path: Path
     assert (hit.name, hit.line, hit.column, hit.kind) == ("pay_v2", 1, 320_014, "sdk_call")
     assert [(p.rsplit("/", 1)[-1], why) for p, why in found.skipped] == [
         ("pipe", "not a regular file")
+    ]
+
+
+def test_the_table_lists_objects_found_nowhere_one_per_line_up_to_show(tmp_path: Path, capsys):
+    """The objects in code nowhere are what a clean-up is after: one per line, the first
+    --show of them and how many more, so a project of thousands does not flood the screen."""
+    snapshot = write_snapshot(tmp_path / "snap.json")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["refs", str(empty), "--snapshot", str(snapshot), "--show", "0"]) == 0
+    whole = capsys.readouterr().out.splitlines()
+    assert whole[0].startswith("not in code (")
+    nowhere = list(itertools.takewhile(lambda line: line.startswith("  "), whole[1:]))
+    assert "  gate unused_gate" in nowhere and "  gate pay" in nowhere
+    assert whole[0] == f"not in code ({len(nowhere)}):"
+    assert main(["refs", str(empty), "--snapshot", str(snapshot), "--show", "2"]) == 0
+    bounded = capsys.readouterr().out.splitlines()
+    assert bounded[1:4] == [
+        *nowhere[:2],
+        f"  … and {len(nowhere) - 2} more (--show 0 lists them all; --json names every one)",
     ]
