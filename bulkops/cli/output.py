@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from rich import box
 from rich.console import Console
@@ -93,6 +93,39 @@ class _Console(Console):
         raise BrokenPipeError
 
 
+class _TrimmedLines(io.TextIOBase):
+    """``stream`` with each whole line's trailing blanks dropped: a table with no width to
+    fit pads every row to its widest cell, which a file or a pipe (grep, less) only carries
+    as noise. What is not yet a whole line passes on a flush, as written."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        if lines:
+            self._stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._stream.write(self._partial)
+            self._partial = ""
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
 def console_for(stream: IO[str], environ: Mapping[str, str] | None = None) -> Console:
     """A console on ``stream`` that follows the terminal: its width (or ``COLUMNS``)
     wraps lines and bounds tables; output that is not a terminal (a log, a pipe) has no
@@ -103,7 +136,7 @@ def console_for(stream: IO[str], environ: Mapping[str, str] | None = None) -> Co
     no_color = "NO_COLOR" in env
     sized = terminal or env.get("COLUMNS", "").isdigit()
     return _Console(
-        file=stream,
+        file=stream if sized else cast(IO[str], _TrimmedLines(stream)),
         width=None if sized else _UNSIZED,
         soft_wrap=not sized,
         no_color=no_color,

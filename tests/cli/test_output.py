@@ -164,7 +164,8 @@ def test_tables_and_lines_fit_columns_and_show_bounds_them(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
     """COLUMNS=60: no line of `jobs` or of an archive-gates plan (whose selected-gates
-    table has a very long id) is wider than 60; --show 2 bounds the table and the diff."""
+    table has a very long id) is wider than 60; --show 2 bounds the table and the diff.
+    Into a pipe without COLUMNS nothing is folded, and no line ends in padding."""
     for name, argv in {
         "jobs": ["jobs"],
         "plan": ["plan", "archive-gates", "--id", "*", "--show", "2"],
@@ -178,6 +179,8 @@ def test_tables_and_lines_fit_columns_and_show_bounds_them(
     assert f"… and {GATES + 1 - 2} more objects" in out
     wide = run_cli(["plan", "archive-gates", "--id", "*"], env, tmp_path, "wide").stdout()
     assert LONG in wide  # a pipe without COLUMNS folds nothing
+    # … and pads nothing: no row is filled out with blanks to the widest cell.
+    assert [line for line in wide.splitlines() if line.endswith(" ")] == []
 
 
 def _on_a_terminal(argv: list[str], env: Mapping[str, str]) -> str:
