@@ -25,6 +25,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -44,6 +45,9 @@ from .api.paths import (
 )
 from .engine.mutations import CREATED_ID, Expect, InverseCall, JobContext, JobModule, Mutation
 from .engine.quota import ID_LIST_CLASS, MUTATION_CLASS
+
+if TYPE_CHECKING:
+    from .api.client import ConsoleClient
 
 __all__ = [
     "CREATED_ID",
@@ -70,6 +74,7 @@ __all__ = [
     "encode_id",
     "job_name",
     "listing",
+    "unknown_tags",
 ]
 
 LISTED = 50
@@ -94,6 +99,22 @@ def listing(title: str, lines: Sequence[str], *, limit: int = LISTED) -> str:
     shown = lines[:limit]
     more = f"\n  … and {len(lines) - len(shown):,} more" if len(lines) > len(shown) else ""
     return f"{title}:\n  " + "\n  ".join(shown) + more
+
+
+async def unknown_tags(client: ConsoleClient, tags: Sequence[str], project: str) -> list[str]:
+    """A line per tag of ``tags`` the project behind ``client`` (``project``: how the line
+    names it) does not have, naming the tags it has: a mistyped ``--tag`` selects nothing,
+    and a plan should say why rather than look like a project with nothing to do."""
+    if not tags:
+        return []
+    names = sorted({str(tag.get("name")) async for tag in client.tags.items()})
+    shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
+    return [
+        f"tag {tag!r}: {project} has no such tag, so nothing carries it "
+        f"(its tags: {shown or 'none'})"
+        for tag in tags
+        if tag not in names
+    ]
 
 
 def job_name(module: ModuleType) -> str:

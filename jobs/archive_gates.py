@@ -51,7 +51,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bulkops.job import GATES, Expect, InverseCall, JobContext, Mutation
+from bulkops.job import GATES, Expect, InverseCall, JobContext, Mutation, unknown_tags
 
 __all__ = [
     "NAME",
@@ -599,6 +599,8 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
     if rows:
         ctx.note_table("Selected gates", REPORT_COLUMNS, rows)
     for line in report_lines(selection):
+        ctx.note(line)
+    for line in await unknown_tags(ctx.client, params.tag, f"project {ctx.project_name}"):
         ctx.note(line)
     ctx.log.info(
         EVENT_SELECTED,

@@ -44,7 +44,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bulkops.errors import PlanError, RefusedError
-from bulkops.job import JobContext, Mutation, listing
+from bulkops.job import JobContext, Mutation, listing, unknown_tags
 
 from .builder import Builder
 from .canonical import DEFAULT_INCLUDE, KINDS, check_prefix, diff
@@ -136,6 +136,8 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
             something would be dropped and ``--accept-loss`` was not given.
     """
     source_client = ctx.open_client(params.source_key_env)
+    for line in await unknown_tags(source_client, params.tag, "the source project"):
+        ctx.note(line)
     work = await analyze(source_client, ctx.client, params)
     if work.errors:
         # One reference met twice (a layer's override per environment, say) is one problem.
@@ -190,6 +192,8 @@ async def verify(ctx: JobContext, params: Params, done: Sequence[Mutation]) -> l
     if not touched:
         return []
     source_client = ctx.open_client(params.source_key_env)
+    for line in await unknown_tags(source_client, params.tag, "the source project"):
+        ctx.note(line)
     work = await analyze(source_client, ctx.client, params, touched=frozenset(touched))
     problems: list[str] = []
     for e in work.entries:

@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from bulkops.errors import InputError, PlanError
-from bulkops.job import ROUTES, Expect, InverseCall, JobContext, Mutation, listing
+from bulkops.job import ROUTES, Expect, InverseCall, JobContext, Mutation, listing, unknown_tags
 
 from .diff import rule_rows
 from .language import (
@@ -141,6 +141,8 @@ async def plan(ctx: JobContext, params: Params) -> AsyncIterator[Mutation]:
             segment or gate the project does not have.
     """
     select = params.select()
+    for line in await unknown_tags(ctx.client, select.tags, f"project {ctx.project_name}"):
+        ctx.note(line)
     rewrite = _rewriter(params)
     problems = await _missing_references(ctx, params)
     changed: list[tuple[str, dict[str, Any], Pairs]] = []

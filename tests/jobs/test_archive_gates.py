@@ -332,6 +332,19 @@ async def test_mutations_and_the_plan_report(
     assert row[1:] == [first["status"], first["typeReason"], day, "archive"]
 
 
+async def test_a_tag_the_project_does_not_have_is_named_in_the_plan(
+    demo_ctx: JobContext,
+) -> None:
+    """A mistyped --tag selects nothing: the plan says the project has no such tag (and
+    which tags it has) instead of looking like a project with nothing to archive."""
+    before = len(demo_ctx.notes)
+    mutations = await _plan(demo_ctx, Params(tag=["payments", "paymnets"]))
+    assert mutations  # the real tag still selects its gates
+    (note,) = [n for n in demo_ctx.notes[before:] if n.startswith("tag ")]
+    assert note.startswith(f"tag 'paymnets': project {demo_ctx.project_name} has no such tag")
+    assert "payments" in note.partition("its tags: ")[2]
+
+
 # -- the command line against a forked emulator -----------------------------------------------
 
 

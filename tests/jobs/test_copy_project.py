@@ -488,6 +488,17 @@ async def test_one_missing_reference_met_in_several_overrides_is_one_problem(dem
     _sample_exchanges(demo.state)
 
 
+async def test_a_tag_the_source_does_not_have_is_named_in_the_plan(demo: Demo) -> None:
+    """--tag with a typo copies nothing, and the plan says the source has no such tag."""
+    ctx = demo.context()
+    plan = await _plan(ctx, _params(tag=["paymnets"]))
+    assert plan.mutations == []
+    (note,) = [n for n in ctx.notes if n.startswith("tag ")]
+    assert note.startswith("tag 'paymnets': the source project has no such tag")
+    assert "payments" in note.partition("its tags: ")[2]
+    assert not demo.target.store("gates")
+
+
 async def test_a_reference_cycle_is_created_in_two_steps(demo: Demo, tmp_path: Path) -> None:
     """Gates that reference each other are created without rules, then given their rules."""
     source = demo.client(DEMO_SOURCE_KEY)

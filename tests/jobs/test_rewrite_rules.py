@@ -218,6 +218,19 @@ async def test_a_change_that_only_removes_keys_is_told_apart(
     assert await _plan(ctx, python=f"{hook}:drop_b", kind=["dynamic_configs"]) == []
 
 
+async def test_a_tag_the_project_does_not_have_is_named_in_the_plan(
+    client: ConsoleClient, tmp_path: Path
+) -> None:
+    """A rewrite selected by a tag nobody has changes nothing, and the plan says why."""
+    hook = tmp_path / "hook.py"
+    hook.write_text("def same(rule, obj):\n    return rule\n")
+    ctx = job_context(client, "empty")
+    assert await _plan(ctx, python=f"{hook}:same", tag=["paymnets"]) == []
+    assert ctx.notes == [
+        "tag 'paymnets': project empty has no such tag, so nothing carries it (its tags: none)"
+    ]
+
+
 async def test_the_diff_is_rule_by_rule(make_client: Callable[..., ConsoleClient]) -> None:
     """diff() names each rule and what changes in it; the undo shows the same rows reversed."""
     pairs = [
