@@ -93,13 +93,13 @@ class _Console(Console):
         raise BrokenPipeError
 
 
-class _TrimmedLines(io.TextIOBase):
+class _TrimmedLines:
     """``stream`` with each whole line's trailing blanks dropped: a table with no width to
     fit pads every row to its widest cell, which a file or a pipe (grep, less) only carries
-    as noise. What is not yet a whole line passes on a flush, as written."""
+    as noise. What is not yet a whole line passes on a flush, as written. (Not an IOBase:
+    nothing to close or to flush again when it is collected; the stream stays the caller's.)"""
 
     def __init__(self, stream: IO[str]) -> None:
-        super().__init__()
         self._stream = stream
         self._partial = ""
 
@@ -122,7 +122,7 @@ class _TrimmedLines(io.TextIOBase):
         return self._stream.fileno()
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:
         return getattr(self._stream, "encoding", None) or "utf-8"
 
 
