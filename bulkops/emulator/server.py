@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import select
 import signal
@@ -116,6 +117,9 @@ def fork_emulator(
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the emulator process
+        # The parent's objects are never collected here: a collection would walk (and
+        # copy, page by page) the whole inherited heap and stall every request meanwhile.
+        gc.freeze()
         code = 0
         try:
             os.close(read_end)
