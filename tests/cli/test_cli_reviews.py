@@ -145,6 +145,8 @@ def test_archive_100_gates_through_10_kills_one_review_each_committed_once(
         kills, run = _kill_while_sending(emulator, first, ck, env, tmp_path, kills=10, tag="open")
         assert kills == 10
         assert run.code == 5, run.stderr()[-2000:]
+        # The run's last line says what it waits for, as status does.
+        assert "waiting for review 100, rejected 0" in run.stdout().splitlines()[-1]
         reviews = emulator.reviews()
         per_gate = Counter(r["object_id"] for r in reviews)
         assert len(per_gate) == 100 and set(per_gate.values()) == {1}
