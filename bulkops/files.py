@@ -51,7 +51,6 @@ __all__ = [
     "write_all",
     "no_space",
     "write_private",
-    "writing",
 ]
 
 # What a write meets on a full disk, over a disk quota, or past a file-size limit
@@ -248,24 +247,27 @@ def write_private(path: Path, data: str | bytes, *, durable: bool = True) -> Non
             new version also survives an OS crash.
 
     Raises:
-        OSError: The file could not be written (the temporary file is removed).
+        NoSpaceError: No room: a full disk, a quota or a file-size limit (naming
+            ``path``; the temporary file is removed).
+        OSError: The file could not be written otherwise (the temporary file is removed).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = create_private(tmp)
-    try:
+    with _writing(path):
+        fd = create_private(tmp)
         try:
-            write_all(fd, data.encode() if isinstance(data, str) else data)
-            if durable:
-                fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_directory(path.parent)
+            try:
+                write_all(fd, data.encode() if isinstance(data, str) else data)
+                if durable:
+                    fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if durable:
+            fsync_directory(path.parent)
 
 
 def no_space(path: Path, strerror: str | None) -> NoSpaceError:
@@ -278,7 +280,7 @@ def no_space(path: Path, strerror: str | None) -> NoSpaceError:
 
 
 @contextmanager
-def writing(path: Path) -> Iterator[None]:
+def _writing(path: Path) -> Iterator[None]:
     """Turn a full disk, a quota or a file-size limit met while writing ``path`` into
     :class:`~bulkops.errors.NoSpaceError` naming it (other ``OSError``s pass)."""
     try:

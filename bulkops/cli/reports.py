@@ -21,7 +21,7 @@ from typing import Any
 from ..engine.journal import Damage
 from ..engine.plans import Plan
 from ..engine.states import FINAL_STATES, OK_STATES, KeyState
-from ..files import write_private, writing
+from ..files import write_private
 from .documents import STATUS_SCHEMA
 from .output import UNSETTLED
 
@@ -98,8 +98,7 @@ def write_report(path: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
                     {k: "" if row.get(k) is None else row.get(k) for k in REPORT_FIELDS}
                 )
             text = buffer.getvalue()
-        with writing(target):
-            write_private(target, text)
+        write_private(target, text)
     return targets
 
 

@@ -37,7 +37,7 @@ from ..api.client import ConsoleClient
 from ..api.paths import encode_id
 from ..emulator.state import SNAPSHOT_FORMAT
 from ..errors import BulkOpsError, RefusedError
-from ..files import check_output, write_private, writing
+from ..files import check_output, write_private
 from ..settings import API_KEY_ENV, ApiKeys
 from .exit_codes import ExitCode
 from .invocation import Invocation, add_connection_options, invoke
@@ -227,8 +227,7 @@ def write_snapshot(
         raise RefusedError(
             "the snapshot's content contains the API key it was read with; nothing was written"
         )
-    with writing(Path(path)):
-        write_private(Path(path), text)
+    write_private(Path(path), text)
     log.info(EVENT_WRITTEN, path=str(path), bytes=len(text))
 
 

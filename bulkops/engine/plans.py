@@ -512,8 +512,7 @@ def validate_mutations(mutations: Sequence[Mutation], *, project_ids: Iterable[s
 def write_plan(path: Path, plan: Plan) -> None:
     """Write ``plan`` to ``path`` (0600, atomic), indented for people to read."""
     # Serialised by pydantic straight to text: no dumped copy of every mutation.
-    with files.writing(Path(path)):
-        files.write_private(Path(path), plan.model_dump_json(indent=1) + "\n")
+    files.write_private(Path(path), plan.model_dump_json(indent=1) + "\n")
 
 
 def read_plan(path: Path) -> Plan:

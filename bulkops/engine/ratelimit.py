@@ -530,7 +530,8 @@ class SendLog:
         """Replace the file with these send times atomically, mode 0600 (no fsync).
 
         Raises:
-            OSError: The directory or file could not be written.
+            NoSpaceError: No room left to write it.
+            OSError: The directory or file could not be written otherwise.
         """
         files.private_directory(self.path.parent)
         payload = json.dumps(

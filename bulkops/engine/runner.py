@@ -265,7 +265,10 @@ class _SendTimes:
         if self._sendlog is not None:
             try:
                 self._sendlog.save(history)
-            except OSError as exc:  # pacing data only; the journal holds the intents
+            except (
+                OSError,
+                NoSpaceError,
+            ) as exc:  # pacing data only; the journal holds the intents
                 log.warning("run.sendlog_failed", error=str(exc))
 
 
