@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.mutations import Mutation
-from ..engine.plans import Plan, ProjectRef
+from ..engine.plans import ABSENT, Plan, ProjectRef
 from ..engine.runner import RunResult
 from ..engine.states import KeyState, State
 
@@ -89,7 +89,8 @@ def plan_document(
 ) -> dict[str, Any]:
     """``bulkops.plan/1``: the plan ``command`` made (or would apply), every mutation
     with its changes (not bounded by ``--show``), the job's notes and tables."""
-    absent = sum(1 for m in plan.mutations if m.absent)
+    counts = plan.counts()
+    absent = counts.get(ABSENT, 0)
     return {
         "schema": PLAN_SCHEMA,
         "command": command,
@@ -101,7 +102,7 @@ def plan_document(
         "mutations": len(plan.mutations) - absent,
         "absent": absent,
         "objects": len({m.object for m in plan.mutations}),
-        "counts": plan.counts(),
+        "counts": counts,
         "eta_seconds": round(eta, 3),
         "plan_file": str(plan_file) if plan_file is not None else None,
         "notes": list(notes),

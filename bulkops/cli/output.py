@@ -263,26 +263,27 @@ def render_plan(
                 console.print(
                     f"    {escape(m.action)}: {escape(what)}: {escape(change)}", highlight=False
                 )
+    counts = plan.counts()
     reviews = Counter(m.action for m in plan.mutations if m.review and not m.absent)
     table = Table(title="Mutations per action", show_edge=False)
     table.add_column("action")
     table.add_column("count", justify="right")
     if reviews:
         table.add_column("need review", justify="right")
-    for action, count in plan.counts().items():
+    for action, count in counts.items():
         table.add_row(escape(action), str(count), *([str(reviews[action])] if reviews else []))
     if plan.mutations:
         console.print(table)
     for action, count in reviews.items():
-        total = plan.counts().get(action, count)
+        total = counts.get(action, count)
         console.print(
             f"{total} {escape(action)}{'' if total == 1 else 's'}, {count} of them will need "
             "review: each opens a review instead of applying; once approved in the console, "
             "`bulkops resume` commits it.",
             highlight=False,
         )
-    absent = sum(1 for m in plan.mutations if m.absent)
-    nothing = f" ({absent} absent: nothing to do)" if absent else ""
+    absent = counts.get(ABSENT, 0)
+    nothing = f" ({absent} {ABSENT})" if absent else ""
     return (
         f"{len(plan.mutations) - absent} API mutations on {len(groups)} objects in project "
         f"{project_name} ({plan.target_project}){nothing}; "
