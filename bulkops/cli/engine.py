@@ -44,7 +44,6 @@ __all__ = [
     "add_job_options",
     "apply_arguments",
     "apply_command",
-    "job_option_lines",
     "job_options",
     "jobs_arguments",
     "jobs_command",
@@ -274,11 +273,6 @@ def job_options(job: LoadedJob) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def job_option_lines(job: LoadedJob) -> list[str]:
-    """``--name TYPE  description`` lines (the options of :func:`job_options`)."""
-    return [f"{o['usage']}  {o['description']}".rstrip() for o in job_options(job)]
 
 
 # -- the commands --------------------------------------------------------------------------

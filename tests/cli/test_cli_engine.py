@@ -26,7 +26,7 @@ from engine_support import writes as _writes
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from bulkops.cli.engine import add_job_options, job_option_lines
+from bulkops.cli.engine import add_job_options, job_options
 from bulkops.cli.job_loading import LoadedJob, parse_params
 from bulkops.cli.output import ProgressView, Ui
 from bulkops.cli.run_setup import EngineOptions
@@ -475,10 +475,13 @@ def test_job_options_come_from_the_params_model() -> None:
     with pytest.raises((argparse.ArgumentError, SystemExit)):
         parser.parse_args(["--pattern", "b", "--mode", "other"])
     job = LoadedJob("t", types.SimpleNamespace(Params=_Params))  # type: ignore[arg-type]
-    lines = job_option_lines(job)
-    assert lines[0] == "--pattern TEXT (required)  which"
-    assert "(repeatable)" in lines[1]
-    assert any(line.startswith("--mode {add,replace}") for line in lines), lines
+    options = job_options(job)
+    assert (options[0]["usage"], options[0]["description"]) == (
+        "--pattern TEXT (required)",
+        "which",
+    )
+    assert "(repeatable)" in options[1]["usage"]
+    assert any(o["usage"].startswith("--mode {add,replace}") for o in options), options
     with pytest.raises(UsageError, match="--limit"):
         parse_params(job, {"pattern": "p", "limit": "x"})
 
