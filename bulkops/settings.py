@@ -39,7 +39,7 @@ __all__ = [
     "DEFAULT_PAGE_LIMIT",
     "KEY_ENV_SUFFIX",
     "TARGET_KEY_ENV_OPTION",
-    "API_PATH",
+    "API_PREFIX",
     "ApiKeys",
     "Settings",
     "api_base_url",
@@ -51,7 +51,7 @@ __all__ = [
 API_KEY_ENV = "STATSIG_CONSOLE_API_KEY"
 API_URL_ENV = "STATSIG_API_URL"
 DEFAULT_BASE_URL = "https://statsigapi.net/console/v1"
-API_PATH = "/console/v1"  # where the Console API lives on its host
+API_PREFIX = "/console/v1"  # where the Console API lives on its host
 API_VERSION = "20240601"
 DEFAULT_PAGE_LIMIT = 100
 DEFAULT_TIMEOUT = 30.0
@@ -119,7 +119,7 @@ def api_base_url(url: str, *, allow_insecure_http: bool = False) -> str:
                 hint=f"use https://{parts.netloc}{parts.path}, or add --allow-insecure-http "
                 "if every network between here and that host is yours",
             )
-    path = parts.path.rstrip("/") or API_PATH
+    path = parts.path.rstrip("/") or API_PREFIX
     return f"{parts.scheme.lower()}://{parts.netloc}{path}"
 
 

@@ -43,7 +43,7 @@ from ..errors import (
 )
 from ..settings import Settings, is_loopback
 from . import resources
-from .paths import WRITE_METHODS
+from .paths import API_PREFIX, WRITE_METHODS
 from .retry import read_retry_delay
 from .transport import AiohttpTransport, ApiRequest, ApiResponse, Transport
 
@@ -365,7 +365,7 @@ class ConsoleClient:
             link if "://" in link else "//" + link if not link.startswith("/") else link
         )
         link_path = parts.path
-        marker = self._base_path or "/console/v1"
+        marker = self._base_path or API_PREFIX
         if marker and marker in link_path:
             link_path = link_path.split(marker, 1)[1] or "/"
         query: dict[str, Any] = {}

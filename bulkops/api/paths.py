@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from ..settings import API_PREFIX  # where the Console API lives on its host
+
 __all__ = [
     "API_PREFIX",
     "DYNAMIC_CONFIGS",
@@ -39,7 +41,6 @@ __all__ = [
     "normalize_path",
 ]
 
-API_PREFIX = "/console/v1"
 # The methods that change something (and spend the mutation quota); GET reads.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

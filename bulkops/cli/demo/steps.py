@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ...api.client import ConsoleClient
-from ...api.paths import WRITE_METHODS
+from ...api.paths import API_PREFIX, WRITE_METHODS
 from ...engine.plans import read_plan
 from ..census import tour
 from ..commands import status
@@ -64,7 +64,7 @@ _ARCHIVE = re.compile(r"/gates/(?P<id>[^/]+)/archive$")
 
 async def _pending_reviews(ctx: DemoContext, project: str) -> list[dict[str, Any]]:
     """The reviews of ``project`` waiting for a person, from the emulator's admin surface."""
-    root = ctx.base_url.removesuffix("/console/v1")
+    root = ctx.base_url.removesuffix(API_PREFIX)
     found = await ctx.source.data("GET", f"{root}/_emulator/reviews?status=pending")
     return [r for r in found or [] if r.get("project") == project]
 
@@ -72,7 +72,7 @@ async def _pending_reviews(ctx: DemoContext, project: str) -> list[dict[str, Any
 async def _approve(ctx: DemoContext, reviews: Sequence[dict[str, Any]], reason: str) -> None:
     """Approve ``reviews``, as a reviewer does in the console (here: the emulator's
     admin surface, which stands in for the console)."""
-    root = ctx.base_url.removesuffix("/console/v1")
+    root = ctx.base_url.removesuffix(API_PREFIX)
     for review in reviews:
         await ctx.source.call(
             "POST", f"{root}/_emulator/reviews/{review['review_id']}/approve", {"reason": reason}
