@@ -32,10 +32,14 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from pathspec import PathSpec
 
 __all__ = ["CONFIG_PATH", "DEFAULT_DELIMITERS", "AliasPattern", "RefsConfig", "load_config"]
 
@@ -56,6 +60,17 @@ class AliasPattern:
 
     regex: re.Pattern[bytes]
     paths: tuple[str, ...] = ()
+
+    @cached_property
+    def _spec(self) -> PathSpec[Any]:
+        import pathspec  # only a config with paths needs it
+
+        return pathspec.GitIgnoreSpec.from_lines(list(self.paths))
+
+    def applies_to(self, rel: str) -> bool:
+        """Whether the pattern is used in the file ``rel`` (every file, without ``paths``;
+        the gitignore-style spec is compiled once, on first use)."""
+        return not self.paths or self._spec.match_file(rel)
 
     def names(self, data: bytes) -> list[tuple[int, bytes]]:
         """(offset, name) of every match in ``data``."""

@@ -245,7 +245,7 @@ def _scan_file(
     if matcher.patterns:
         found_all = [(s, e, entries[i]) for i, s, e in found]
         for pattern in matcher.patterns:
-            if pattern.paths and not _matches_paths(rel, pattern.paths):
+            if not pattern.applies_to(rel):
                 continue
             for offset, text in pattern.names(data):
                 targets = matcher.lookup.get(text)
@@ -348,12 +348,6 @@ def _dynamic(
                 Warning(index, line_no, column, name, prefix.decode("utf-8", "replace"), text)
             )
             return
-
-
-def _matches_paths(rel: str, patterns: Sequence[str]) -> bool:
-    import pathspec
-
-    return pathspec.GitIgnoreSpec.from_lines(list(patterns)).match_file(rel)
 
 
 _Result = tuple[int, list[Hit], list[Warning], str | None, int]
