@@ -2,9 +2,10 @@
 
 Every reader of an input file (import-overrides CSV and JSON lines, apply-calls JSON
 lines, rewrite files and ``--python`` functions, job files, snapshots given to the
-emulator, plans) decodes through here, so bytes that are not UTF-8 are one clear
-error, :class:`~bulkops.errors.InputError` (exit 2), naming the file, the line, the
-column and the byte offset, never a ``UnicodeDecodeError`` traceback:
+emulator or to ``refs``, ``refs`` settings files, plans) decodes through here, so bytes
+that are not UTF-8 are one clear error, :class:`~bulkops.errors.InputError` (exit 2),
+naming the file, the line, the column and the byte offset, never a
+``UnicodeDecodeError`` traceback:
 
 * :func:`read_text` reads a whole file;
 * :func:`utf8_errors` wraps a reader that streams (a 100,000-row CSV is never held

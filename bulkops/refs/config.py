@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ..inputs import read_text
 
 if TYPE_CHECKING:
     from pathspec import PathSpec
@@ -171,18 +172,17 @@ def load_config(root: Path, explicit: Path | None = None) -> RefsConfig:
     the file at the top of the git checkout holding ``root``; defaults when there is none.
 
     Raises:
-        InputError: the file is unreadable, not TOML, or has an unknown key or a wrong
-            type (the message names the file and the key).
+        InputError: the file is unreadable, not UTF-8 (naming the line and byte offset),
+            not TOML, or has an unknown key or a wrong type (the message names the file
+            and the key).
     """
     candidates = [explicit] if explicit is not None else _candidates(root)
     for path in candidates:
         if explicit is None and not path.is_file():
             continue
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(f"{path}: {exc.strerror or exc}") from exc
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            document = tomllib.loads(read_text(path, what="code-reference settings"))
+        except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{path}: not valid TOML: {exc}") from exc
         return _parse(document, path)
     return RefsConfig()

@@ -4,7 +4,8 @@ A :class:`FlagObject` holds what a reference report needs about one object: its 
 id, status and (for gates) the API's stale reason, which decides the clean-up hint. The
 objects come from the Console API (the ``refs`` command reads them) or, offline, from a
 snapshot file (:func:`read_snapshot`, ``bulkops snapshot``'s format), so CI can scan
-without a key. Reading a snapshot imports nothing but :mod:`json`.
+without a key. Reading a snapshot imports nothing but :mod:`json` and
+:mod:`bulkops.inputs` (which decodes every file a user gives).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import InputError
+from ..inputs import read_text
 
 __all__ = ["KINDS", "KIND_LABELS", "FlagObject", "objects_from_collections", "read_snapshot"]
 
@@ -98,12 +100,11 @@ def read_snapshot(path: Path, kinds: Iterable[str] = KINDS) -> list[FlagObject]:
     """The objects of ``kinds`` in a ``bulkops snapshot`` file.
 
     Raises:
-        InputError: the file is missing, not JSON, or not a snapshot (names the file).
+        InputError: the file is missing, not UTF-8 (naming the line and byte offset), not
+            JSON, or not a snapshot (names the file).
     """
     try:
-        document = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise InputError(f"snapshot {path}: {exc.strerror or exc}") from exc
+        document = json.loads(read_text(path, what="snapshot"))
     except ValueError as exc:
         raise InputError(f"snapshot {path}: not JSON ({exc})") from exc
     collections = document.get("collections") if isinstance(document, dict) else None

@@ -315,3 +315,21 @@ def test_the_table_lists_objects_found_nowhere_one_per_line_up_to_show(tmp_path:
         *nowhere[:2],
         f"  … and {len(nowhere) - 2} more (--show 0 lists them all; --json names every one)",
     ]
+
+
+def test_a_settings_file_or_snapshot_that_is_not_utf8_names_the_byte(
+    tree: Path, tmp_path: Path, capsys
+):
+    """A Latin-1 byte in .bulkops/coderefs.toml or in the snapshot: exit 2 naming the file,
+    the line and the byte offset, as every other file a user gives."""
+    snapshot = write_snapshot(tmp_path / "snap.json")
+    (tree / ".bulkops" / "coderefs.toml").write_bytes(b"[match]\n# caf\xe9\n")
+    assert main(["refs", str(tree), "--snapshot", str(snapshot)]) == 2
+    err = capsys.readouterr().err
+    assert "coderefs.toml: line 2, column 6 (byte offset 13): byte 0xe9 is not UTF-8" in err
+    (tree / ".bulkops" / "coderefs.toml").unlink()
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes(snapshot.read_bytes().replace(b"unused_gate", b"unused_g\xe9te", 1))
+    assert main(["refs", str(tree), "--snapshot", str(latin1)]) == 2
+    err = capsys.readouterr().err
+    assert f"snapshot {latin1}: line " in err and "byte 0xe9 is not UTF-8" in err
