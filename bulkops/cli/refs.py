@@ -180,6 +180,7 @@ def _online(args: argparse.Namespace) -> int:
     from ..settings import ApiKeys
     from .invocation import Invocation, invoke
     from .output import Ui
+    from .run_setup import key_project
     from .snapshot import COLLECTION_SOURCES, read_collection
 
     def action(ui: Ui, keys: ApiKeys) -> int:
@@ -190,6 +191,7 @@ def _online(args: argparse.Namespace) -> int:
             from ..refs import objects_from_collections
 
             async with ConsoleClient(settings) as client:
+                await key_project(client)  # a wrong URL or key is told as such (exit 4)
                 collections = {
                     kind: await read_collection(client, COLLECTION_SOURCES[kind])
                     for kind in _kinds(args)

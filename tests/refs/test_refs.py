@@ -333,3 +333,16 @@ def test_a_settings_file_or_snapshot_that_is_not_utf8_names_the_byte(
     assert main(["refs", str(tree), "--snapshot", str(latin1)]) == 2
     err = capsys.readouterr().err
     assert f"snapshot {latin1}: line " in err and "byte 0xe9 is not UTF-8" in err
+
+
+def test_online_a_url_that_cannot_be_reached_is_exit_4_naming_it(
+    tree: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    """Without --snapshot, refs reads the project first, as every command does: a URL
+    where nothing listens is exit 4 naming the URL and the setting, not a failed read."""
+    monkeypatch.setenv("STATSIG_CONSOLE_API_KEY", "console-refs0test0key")
+    monkeypatch.setenv("STATSIG_API_URL", "http://127.0.0.1:1")
+    assert main(["refs", str(tree)]) == 4
+    err = capsys.readouterr().err
+    assert "cannot reach the Console API at http://127.0.0.1:1/console/v1" in err
+    assert "STATSIG_API_URL" in err
