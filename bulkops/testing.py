@@ -39,6 +39,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from .api.client import ConsoleClient
+from .api.paths import WRITE_METHODS
 from .emulator.handlers.reviews import require_reviews as project_requires_reviews
 from .emulator.server import ForkedEmulator, fork_emulator, running_emulator
 from .emulator.state import EmulatorState, Faults
@@ -51,6 +52,7 @@ __all__ = [
     "Call",
     "CliRun",
     "Emulator",
+    "RequestLogTail",
     "applied_counts",
     "cli_env",
     "fork_cli",
@@ -364,6 +366,37 @@ def read_request_log(path: Path) -> list[dict[str, Any]]:
         with contextlib.suppress(ValueError):
             entries.append(json.loads(line))
     return entries
+
+
+class RequestLogTail:
+    """The emulator's request log read as it grows: each :meth:`poll` reads only what was
+    appended since the last (a partial last line waits for the rest), so polling it every
+    few milliseconds costs what the new lines cost, not the whole log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.rest = b""
+        self.entries: list[dict[str, Any]] = []
+        self.writes = 0  # entries of a write method (POST, PUT, PATCH, DELETE)
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Every entry so far (the same list, grown)."""
+        if not self.path.exists():
+            return self.entries
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        lines = (self.rest + data).split(b"\n")
+        self.rest = lines.pop()
+        for line in lines:
+            if line.strip():
+                entry = json.loads(line)
+                self.entries.append(entry)
+                if entry["method"] in WRITE_METHODS:
+                    self.writes += 1
+        return self.entries
 
 
 def applied_counts(entries: Sequence[Mapping[str, Any]]) -> Counter[tuple[str, str]]:

@@ -64,6 +64,7 @@ from bulkops.errors import JournalError
 from bulkops.testing import (
     Call,
     Emulator,
+    RequestLogTail,
     cli_env,
     fork_cli,
     run_cli,
@@ -233,35 +234,6 @@ def write_inputs(sizes: Sizes, work: Path) -> list[Job]:
 
 
 # -- the request log ------------------------------------------------------------------
-
-
-class LogTail:
-    """Reads the emulator's request log incrementally (a partial last line waits)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.rest = b""
-        self.entries: list[dict[str, Any]] = []
-        self.writes = 0
-
-    def poll(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return self.entries
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            data = f.read()
-        self.offset += len(data)
-        data = self.rest + data
-        lines = data.split(b"\n")
-        self.rest = lines.pop()
-        for line in lines:
-            if line.strip():
-                entry = json.loads(line)
-                self.entries.append(entry)
-                if entry["method"] in WRITE_METHODS:
-                    self.writes += 1
-        return self.entries
 
 
 def _bare(path: str) -> str:
@@ -494,7 +466,7 @@ def applied_through_reviews(
 @dataclass
 class Context:
     emulator: Emulator
-    tail: LogTail
+    tail: RequestLogTail
     work: Path
     env: dict[str, str]
     time_scale: float
@@ -719,7 +691,9 @@ def kill_storm(
     say(f"== kill storm: {kills} kills over {len(jobs)} jobs (time scale {time_scale:g})")
     results: list[JobResult] = []
     with emulator_for(state, work, time_scale=time_scale, faults=None, seed=seed) as emulator:
-        ctx = Context(emulator, LogTail(emulator.log_path), work, _env(emulator, work), time_scale)
+        ctx = Context(
+            emulator, RequestLogTail(emulator.log_path), work, _env(emulator, work), time_scale
+        )
         ctx.rng.seed(seed)
         shares = _kill_shares(jobs, kills)
         carry = 0
@@ -762,7 +736,9 @@ def fault_mix(
     with emulator_for(
         state, work, time_scale=time_scale, faults=FAULTS, seed=seed, reviews=reviews
     ) as emulator:
-        ctx = Context(emulator, LogTail(emulator.log_path), work, _env(emulator, work), time_scale)
+        ctx = Context(
+            emulator, RequestLogTail(emulator.log_path), work, _env(emulator, work), time_scale
+        )
         ctx.timeout = 0.5
         ctx.reviews = reviews
         for job in jobs:

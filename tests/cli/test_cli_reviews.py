@@ -29,6 +29,7 @@ from bulkops.engine.reconcile import replay
 from bulkops.testing import (
     CliRun,
     Emulator,
+    RequestLogTail,
     applied_counts,
     cli_env,
     fork_cli,
@@ -69,26 +70,6 @@ def _opened(emulator: Emulator) -> Counter[str]:
     )
 
 
-class _WriteCount:
-    """Writes in the request log so far, read incrementally: the kill loops poll it every
-    few milliseconds, and re-reading the whole log each time would itself be the CPU hog
-    that delays the emulator and the CLI."""
-
-    def __init__(self, emulator: Emulator) -> None:
-        self._path, self._offset, self._count = emulator.log_path, 0, 0
-
-    def __call__(self) -> int:
-        with self._path.open("rb") as f:
-            f.seek(self._offset)
-            chunk = f.read()
-        whole = chunk[: chunk.rfind(b"\n") + 1]
-        self._offset += len(whole)
-        for line in whole.splitlines():
-            entry = json.loads(line)
-            self._count += entry["method"] != "GET" and entry["path"].startswith(V1)
-        return self._count
-
-
 def _kill_while_sending(
     emulator: Emulator,
     first: list[str],
@@ -102,15 +83,19 @@ def _kill_while_sending(
     """Run ``first`` (then ``resume ck``) and SIGKILL it ``kills`` times while it sends;
     then let one resume finish. The kills made, and that last run."""
     rng = random.Random(f"{tag}-20261205")
-    writes = _WriteCount(emulator)
+    # Polled every few milliseconds: read as it grows, not whole each time (which would
+    # itself be a CPU hog delaying the emulator and the CLI).
+    tail = RequestLogTail(emulator.log_path)
     made = 0
     for cycle in range(kills * 4):
         argv = ["resume", str(ck)] if ck.exists() else first
-        sent = writes()
+        tail.poll()
+        sent = tail.writes
         run = fork_cli(argv, env, tmp_path, f"{tag}{cycle}")
         deadline = time.monotonic() + 15
-        while writes() == sent and time.monotonic() < deadline and not run.poll():
+        while tail.writes == sent and time.monotonic() < deadline and not run.poll():
             time.sleep(0.005)
+            tail.poll()
         if run.code is not None:
             break  # finished before a write could be interrupted: nothing left to kill
         time.sleep(rng.uniform(0.0, 0.12))
