@@ -17,7 +17,7 @@ from bulkops.emulator.seed import EMPTY_KEY, apply_seed
 from bulkops.emulator.state import KeyInfo
 from bulkops.testing import Call, Emulator, seed_over_api
 
-__all__ = ["calls_file", "seeded_state", "writes"]
+__all__ = ["archive_calls", "calls_file", "seeded_state", "writes"]
 
 
 def seeded_state(
@@ -53,6 +53,16 @@ def calls_file(tmp_path: Path, *calls: Mapping[str, Any], name: str = "calls.jso
     path = tmp_path / name
     path.write_text("".join(json.dumps(c) + "\n" for c in calls))
     return path
+
+
+def archive_calls(tmp_path: Path, *indexes: int, name: str = "calls.jsonl") -> Path:
+    """An apply-calls file archiving ``seed_gate_<i>`` (of :func:`seeded_state`) for each
+    index."""
+    return calls_file(
+        tmp_path,
+        *({"method": "PUT", "path": f"/gates/seed_gate_{i}/archive"} for i in indexes),
+        name=name,
+    )
 
 
 def writes(emulator: Emulator) -> list[dict[str, Any]]:

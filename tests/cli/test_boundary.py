@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from engine_support import archive_calls, seeded_state
 from engine_support import calls_file as _calls
-from engine_support import seeded_state
 from engine_support import writes as _writes
 
 from bulkops.cli.main import main
@@ -107,11 +107,7 @@ def _this_machines_address() -> str:
 
 
 def _archive(tmp_path: Path, *gates: int) -> Path:
-    return _calls(
-        tmp_path,
-        *({"method": "PUT", "path": f"/gates/seed_gate_{i}/archive"} for i in gates),
-        name=f"archive{'-'.join(map(str, gates))}.jsonl",
-    )
+    return archive_calls(tmp_path, *gates, name=f"archive{'-'.join(map(str, gates))}.jsonl")
 
 
 def _failed(run: CliRun, code: int) -> str:

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_support import archive_calls, seeded_state
 from engine_support import calls_file as _calls
-from engine_support import seeded_state
 from engine_support import writes as _writes
 
 from bulkops.cli.main import main
@@ -40,14 +40,6 @@ PYTHON_WORDS = re.compile(r"Traceback|\w+Error\b|Errno")
 def _seed() -> EmulatorState:
     """The empty project with eight gates."""
     return seeded_state(gates=GATES)
-
-
-def _archives(tmp_path: Path, *indexes: int, name: str = "calls.jsonl") -> Path:
-    return _calls(
-        tmp_path,
-        *({"method": "PUT", "path": f"/gates/seed_gate_{i}/archive"} for i in indexes),
-        name=name,
-    )
 
 
 def _failed(run: CliRun, code: int) -> str:
@@ -193,7 +185,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_anything_is_sen
         "file": notadir / "out.json",
         "directory": tmp_path / "adir",
     }[where]
-    calls = str(_archives(tmp_path, 0))
+    calls = str(archive_calls(tmp_path, 0))
     if option == "-o":
         argv = ["plan", "apply-calls", "--file", calls, "-o", str(path)]
     else:
@@ -223,7 +215,7 @@ def test_a_file_given_where_another_kind_is_expected_says_what_it_is(
     apply or status, a random JSON file, an apply-calls file: exit 2 naming what the file
     is and what to do with it; nothing is sent."""
     plan, ck, report = tmp_path / "p.plan", tmp_path / "c.ckpt", tmp_path / "rep.json"
-    calls = _archives(tmp_path, 0)
+    calls = archive_calls(tmp_path, 0)
     assert run_cli(["plan", "apply-calls", "--file", str(calls), "-o", str(plan)], env,
                    tmp_path, "mk-plan").code == 0  # fmt: skip
     argv = ["run", "apply-calls", "--file", str(calls), "--apply", "--yes"]
@@ -266,7 +258,7 @@ def test_a_damaged_first_line_never_claims_nothing_was_sent(
     refused, and it does not say that nothing was sent (it cannot know); one whose only
     content is a cut-short first record may say it, as the journal proves it."""
     ck = tmp_path / "c.ckpt"
-    made = run_cli(["run", "apply-calls", "--file", str(_archives(tmp_path, 0, 1)), "--apply",
+    made = run_cli(["run", "apply-calls", "--file", str(archive_calls(tmp_path, 0, 1)), "--apply",
                     "--yes", "--checkpoint", str(ck)], env, tmp_path, "mk")  # fmt: skip
     assert made.code == 0, made.stderr()
     data = bytearray(ck.read_bytes())
@@ -291,7 +283,7 @@ def test_status_of_a_live_run_says_running_and_of_a_killed_one_resumable(
     "ended without a record" nor "resumable", exits 6, and --json says state running;
     after a SIGKILL: "ended without a record (killed?)" and resumable, still exit 6."""
     ck = tmp_path / "c.ckpt"
-    argv = ["run", "apply-calls", "--file", str(_archives(tmp_path, *range(GATES))), "--apply",
+    argv = ["run", "apply-calls", "--file", str(archive_calls(tmp_path, *range(GATES))), "--apply",
             "--yes", "--checkpoint", str(ck), "--quota", "1/2s"]  # fmt: skip
     run = fork_cli(argv, env, tmp_path, "live")
     try:
@@ -325,7 +317,7 @@ def test_mid_file_damage_shows_the_verified_prefix_and_undo_from_damaged_undoes_
     3); resume stays refused and sends nothing; `undo --from-damaged` undoes every gate
     the run archived (the ones past the damage too: each is read first)."""
     ck = tmp_path / "c.ckpt"
-    argv = ["run", "apply-calls", "--file", str(_archives(tmp_path, 0, 1, 2, 3)), "--apply",
+    argv = ["run", "apply-calls", "--file", str(archive_calls(tmp_path, 0, 1, 2, 3)), "--apply",
             "--yes", "--checkpoint", str(ck), "--max-in-flight", "1"]  # fmt: skip
     assert run_cli(argv, env, tmp_path, "mk").code == 0
     records = read_records(ck)
@@ -418,7 +410,7 @@ def test_a_file_size_limit_stops_the_run_with_exit_7_and_it_resumes(
     """RLIMIT_FSIZE hit while the checkpoint grows: one clear message naming the
     checkpoint, exit 7, the per-item report still written; a resume once there is room
     finishes the job, every gate archived exactly once."""
-    calls = _archives(tmp_path, *range(GATES))
+    calls = archive_calls(tmp_path, *range(GATES))
     argv = ["run", "apply-calls", "--file", str(calls), "--apply", "--yes", "--max-in-flight", "1"]
     dry = run_cli(["plan", "apply-calls", "--file", str(calls), "-o", str(tmp_path / "p.plan")],
                   env, tmp_path, "plan")  # fmt: skip
@@ -456,7 +448,7 @@ def test_sigterm_stops_cleanly_with_exit_143_and_resumes(
 ) -> None:
     """SIGTERM: no new sends, the journal is finished, exit 143 (SIGINT stays 130)."""
     ck = tmp_path / "c.ckpt"
-    argv = ["run", "apply-calls", "--file", str(_archives(tmp_path, *range(6))), "--apply",
+    argv = ["run", "apply-calls", "--file", str(archive_calls(tmp_path, *range(6))), "--apply",
             "--yes", "--checkpoint", str(ck), "--quota", "2/1s"]  # fmt: skip
     run = fork_cli(argv, env, tmp_path, "term")
     _wait_for_applied(emulator)

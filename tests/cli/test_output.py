@@ -21,8 +21,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from engine_support import calls_file as _calls
-from engine_support import seeded_state
+from engine_support import archive_calls, seeded_state
 
 from bulkops import __version__
 from bulkops.cli.documents import SCHEMAS, schema_path
@@ -37,14 +36,6 @@ LONG = "checkout_" + "very_long_name_" * 6  # a gate id far wider than half a te
 def _seed() -> EmulatorState:
     """The empty project with six gates, one of them with a very long id."""
     return seeded_state(gates=GATES, calls=[("POST", "/gates", {"name": LONG})])
-
-
-def _archives(tmp_path: Path, *indexes: int, name: str = "calls.jsonl") -> Path:
-    return _calls(
-        tmp_path,
-        *({"method": "PUT", "path": f"/gates/seed_gate_{i}/archive"} for i in indexes),
-        name=name,
-    )
 
 
 def _document(run: CliRun) -> dict[str, Any]:
@@ -94,7 +85,7 @@ def test_every_command_prints_one_json_document_that_its_schema_validates(
         docs[name] = _document(run)
         return docs[name]
 
-    calls = str(_archives(tmp_path, 0, 1))
+    calls = str(archive_calls(tmp_path, 0, 1))
     assert json_run("plan", ["plan", "apply-calls", "--file", calls, "-o", str(plan)])[
         "plan_file"
     ] == str(plan)
@@ -106,7 +97,7 @@ def test_every_command_prints_one_json_document_that_its_schema_validates(
     json_run("resume", ["resume", str(ck)])
     json_run("undo-dry", ["undo", str(ck)])
     json_run("undo", ["undo", str(ck), "--apply", "--yes"])
-    other = str(_archives(tmp_path, 2, name="other.jsonl"))
+    other = str(archive_calls(tmp_path, 2, name="other.jsonl"))
     json_run("run", ["run", "apply-calls", "--file", other, "--apply", "--yes", "--report",
                      str(tmp_path / "r.csv")])  # fmt: skip
     json_run("jobs", ["jobs"])
@@ -140,7 +131,7 @@ def test_quiet_prints_only_the_summary_line(
 ) -> None:
     """--quiet: one line on stdout (the summary), no progress, no diff, no table on
     stderr; an error still shows."""
-    calls = str(_archives(tmp_path, 3))
+    calls = str(archive_calls(tmp_path, 3))
     for name, argv in {
         "plan": ["plan", "apply-calls", "--file", calls],
         "run": ["run", "apply-calls", "--file", calls, "--apply", "--yes", "--checkpoint",
@@ -207,7 +198,7 @@ def test_no_color_removes_every_style_on_a_terminal(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
     """On a terminal the plan is styled (escape sequences); with NO_COLOR none at all."""
-    argv = ["plan", "apply-calls", "--file", str(_archives(tmp_path, 0))]
+    argv = ["plan", "apply-calls", "--file", str(archive_calls(tmp_path, 0))]
     assert "\x1b[" in _on_a_terminal(argv, env)
     plain = _on_a_terminal(argv, {**env, "NO_COLOR": "1"})
     assert "\x1b[" not in plain and "Plan: job apply-calls" in plain
@@ -217,7 +208,7 @@ def test_an_ascii_only_stream_gets_plain_stand_ins_not_a_crash(
     env: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
     """PYTHONIOENCODING=ascii: the plan prints with `->` and `~` for `→` and `≈`, exit 0."""
-    argv = ["plan", "apply-calls", "--file", str(_archives(tmp_path, 0))]
+    argv = ["plan", "apply-calls", "--file", str(archive_calls(tmp_path, 0))]
     process = _python(argv, {**env, "PYTHONIOENCODING": "ascii"}, stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE)  # fmt: skip
     out, err = process.communicate(timeout=60)
@@ -233,7 +224,7 @@ def test_warnings_are_human_lines_unless_asked_for_json(
     with --log-format json it is a JSON line; the --log-file is JSON either way."""
     for fmt in ("human", "json"):
         ck = tmp_path / f"{fmt}.ckpt"
-        calls = str(_archives(tmp_path, 4, name=f"{fmt}.jsonl"))
+        calls = str(archive_calls(tmp_path, 4, name=f"{fmt}.jsonl"))
         made = run_cli(["run", "apply-calls", "--file", calls, "--apply", "--yes",
                         "--checkpoint", str(ck)], env, tmp_path, f"mk-{fmt}")  # fmt: skip
         assert made.code == 0
@@ -263,7 +254,7 @@ def test_options_that_would_be_ignored_or_given_twice_are_errors(
     name), --report or --checkpoint on a dry run, --from-damaged on a sound checkpoint:
     exit 2 naming the option, nothing sent; -o still writes the plan file."""
     ck = tmp_path / "c.ckpt"
-    calls = str(_archives(tmp_path, 5))
+    calls = str(archive_calls(tmp_path, 5))
     made = run_cli(["run", "apply-calls", "--file", calls, "--apply", "--yes", "--checkpoint",
                     str(ck)], env, tmp_path, "mk")  # fmt: skip
     assert made.code == 0
